@@ -1,0 +1,149 @@
+"""The medimg exception hierarchy.
+
+Every error medimg raises on purpose is a :class:`MedimgError`. Each class also subclasses
+the nearest builtin, so ``except ValueError`` / ``except OSError`` keep working::
+
+    MedimgError (Exception)
+    ├── ConfigError (ValueError)            a config file, key or value is wrong
+    ├── UnknownComponentError (LookupError) a registry has no component of that name
+    ├── ImageReadError (OSError)            a file or folder cannot be read as an image
+    │   └── DicomError                      DICOM-specific read problem
+    │       └── DicomSeriesError            a series cannot be assembled into a correct volume
+    ├── ImageWriteError (OSError)           an image cannot be written
+    ├── GeometryError (ValueError)          shapes/affines disagree (image vs label, ...)
+    ├── DataError (ValueError)              a manifest, case or dataset is wrong
+    ├── TransformError (ValueError)         a transform cannot be applied or inverted
+    ├── CheckpointError (ValueError)        a checkpoint is missing, corrupt or incompatible
+    └── MissingDependencyError (ImportError) an optional extra is not installed
+
+Messages follow one pattern: what went wrong, where (file, case, key), what was expected,
+what was found, and how to fix it. The optional ``hint`` is appended as "hint: ...".
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "MedimgError",
+    "ConfigError",
+    "UnknownComponentError",
+    "ImageReadError",
+    "ImageWriteError",
+    "DicomError",
+    "DicomSeriesError",
+    "GeometryError",
+    "DataError",
+    "TransformError",
+    "CheckpointError",
+    "MissingDependencyError",
+]
+
+
+class MedimgError(Exception):
+    """Base class of all errors raised by medimg.
+
+    Args:
+        message: one or more sentences: what, where, expected, found.
+        hint: optional advice on how to fix it, shown on its own line.
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        self.message = message
+        self.hint = hint
+        super().__init__(message if hint is None else f"{message}\n  hint: {hint}")
+
+
+class ConfigError(MedimgError, ValueError):
+    """A configuration file, key or value is invalid.
+
+    ``problems`` holds every problem found (so all can be reported at once), each a
+    ``(location, key, message)`` tuple where location is ``file:line:col`` or ``""``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        problems: list[tuple[str, str, str]] | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.problems = list(problems or [])
+        super().__init__(message, hint=hint)
+
+
+class UnknownComponentError(MedimgError, LookupError):
+    """A registry lookup failed; the message lists close matches and all known names."""
+
+    def __str__(self) -> str:  # LookupError/KeyError would repr() the message
+        return self.args[0] if self.args else ""
+
+
+class ImageReadError(MedimgError, OSError):
+    """A file or folder could not be read as an image (missing, truncated, wrong format)."""
+
+
+class DicomError(ImageReadError):
+    """A DICOM file or folder could not be read."""
+
+
+class DicomSeriesError(DicomError):
+    """A DICOM series cannot be assembled into a geometrically correct volume.
+
+    Attributes:
+        series_uid: SeriesInstanceUID of the series concerned (or None).
+        files: the files concerned (may be a subset of the series).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        series_uid: str | None = None,
+        files: list[str] | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.series_uid = series_uid
+        self.files = list(files or [])
+        super().__init__(message, hint=hint)
+
+
+class ImageWriteError(MedimgError, OSError):
+    """An image could not be written."""
+
+
+class GeometryError(MedimgError, ValueError):
+    """Spatial metadata disagree: shapes, spacings or affines that must match do not."""
+
+
+class DataError(MedimgError, ValueError):
+    """A manifest, a case or a dataset is invalid."""
+
+
+class TransformError(MedimgError, ValueError):
+    """A transform cannot be applied to, or inverted on, the given input."""
+
+
+class CheckpointError(MedimgError, ValueError):
+    """A checkpoint is missing, unreadable or incompatible."""
+
+
+class MissingDependencyError(MedimgError, ImportError):
+    """An optional dependency is missing; the hint gives the pip install line."""
+
+
+def require(module: str, extra: str, purpose: str):
+    """Import an optional dependency or raise :class:`MissingDependencyError`.
+
+    Args:
+        module: importable module name, e.g. ``"highdicom"``.
+        extra: the medimg extra that installs it, e.g. ``"dicom-seg"``.
+        purpose: what it is needed for, e.g. ``"writing DICOM SEG"``.
+    """
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"{purpose} needs the optional package '{module}', which is not installed",
+            hint=f"pip install 'medimg[{extra}]'",
+        ) from exc

@@ -1,0 +1,103 @@
+"""A typed name -> component registry with did-you-mean lookups and plugin entry points."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar, overload
+
+from .errors import UnknownComponentError
+
+T = TypeVar("T")
+
+__all__ = ["Registry"]
+
+
+class Registry(Generic[T]):
+    """Maps names to components (classes or factories).
+
+    Third-party packages add components through the entry-point group
+    ``medimg.<kind>`` (e.g. ``medimg.models``): each entry point's name is the component
+    name and its object the component. They are loaded on the first lookup miss or
+    listing, never at import time.
+
+    Example:
+        >>> MODELS = Registry("models")
+        >>> @MODELS.register("tiny")
+        ... class Tiny: ...
+        >>> MODELS.get("tiny") is Tiny
+        True
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._items: dict[str, T] = {}
+        self._plugins_loaded = False
+
+    @overload
+    def register(self, name: str) -> Callable[[T], T]: ...
+    @overload
+    def register(self, name: str, obj: T) -> T: ...
+
+    def register(self, name: str, obj: T | None = None):
+        """Register ``obj`` under ``name``; usable as a decorator when ``obj`` is omitted."""
+        key = name.lower()
+
+        def _add(item: T) -> T:
+            if key in self._items and self._items[key] is not item:
+                raise ValueError(f"{self.kind} registry already has a component named '{key}'")
+            self._items[key] = item
+            return item
+
+        return _add if obj is None else _add(obj)
+
+    def _load_plugins(self) -> None:
+        if self._plugins_loaded:
+            return
+        self._plugins_loaded = True
+        from importlib.metadata import entry_points
+
+        for ep in entry_points(group=f"medimg.{self.kind}"):
+            if ep.name.lower() not in self._items:
+                self._items[ep.name.lower()] = ep.load()
+
+    def get(self, name: str) -> T:
+        """Return the component named ``name`` (case-insensitive).
+
+        Raises:
+            UnknownComponentError: no such name; the message suggests close matches.
+        """
+        key = str(name).lower()
+        if key not in self._items:
+            self._load_plugins()
+        if key not in self._items:
+            close = difflib.get_close_matches(key, list(self._items), n=3, cutoff=0.6)
+            hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else None
+            raise UnknownComponentError(
+                f"unknown {self.kind[:-1] if self.kind.endswith('s') else self.kind} "
+                f"'{name}'; known: {', '.join(sorted(self._items)) or '(none)'}",
+                hint=hint,
+            )
+        return self._items[key]
+
+    def suggest(self, name: str) -> list[str]:
+        """Close matches of ``name`` among the registered names."""
+        self._load_plugins()
+        return difflib.get_close_matches(str(name).lower(), list(self._items), n=3, cutoff=0.6)
+
+    def list(self) -> list[str]:
+        """All registered names, sorted."""
+        self._load_plugins()
+        return sorted(self._items)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.list())
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return f"Registry({self.kind!r}, {len(self._items)} items)"

@@ -1,0 +1,28 @@
+"""Shared fixtures: the real-data folder and small synthetic volumes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+#: ../shared/data beside the checkout (override with MEDIMG_SHARED_DATA, optional).
+SHARED_DATA = Path(os.environ.get("MEDIMG_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The project's real data sets; tests using it skip with a reason where it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data not found at {SHARED_DATA} (see README: data layout)")
+    return SHARED_DATA
+
+
+def shared_path(*parts: str) -> Path:
+    """A path inside the shared data, skipping the test if it does not exist."""
+    p = SHARED_DATA.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"real data file not found: {p}")
+    return p
