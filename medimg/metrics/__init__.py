@@ -1,1 +1,71 @@
-"""(being built)"""
+"""Evaluation metrics a study can cite: per case, per class, with confidence intervals.
+
+Functional, fast, numpy or torch in: :func:`dice_per_class` and :func:`confusion_counts`
+(one ``bincount`` over all classes), surface distances in mm (:func:`hausdorff_per_class`,
+:func:`assd_per_class`, :func:`nsd_per_class`) with MONAI 1.6.1's definitions. The
+:data:`METRICS` registry names them (``dice``, ``jaccard``, ``precision``, ``recall``,
+``specificity``, ``hd95``, ``hd``, ``assd``, ``nsd``, ``volume_ml``, ``volume_ref_ml``,
+``volume_diff_ml``); :func:`compute_case_metrics` scores two label :class:`Image`;
+:func:`evaluate_folders` scores folders and writes ``metrics.csv``, ``summary.json``
+(bootstrap confidence intervals) and ``dice_boxplot.png``.
+
+Definitions, units and the empty-mask conventions are in
+:mod:`medimg.metrics.segmentation`.
+"""
+
+from .bootstrap import bootstrap_ci, summarize
+from .evaluate import (
+    CSV_COLUMNS,
+    DEFAULT_METRICS,
+    EvaluationReport,
+    case_id_from_path,
+    compute_case_metrics,
+    evaluate_folders,
+    find_cases,
+    load_label_names,
+    write_metrics_csv,
+)
+from .segmentation import (
+    METRICS,
+    ConfusionCounts,
+    SegmentationMetric,
+    assd_per_class,
+    compute_metrics,
+    confusion_counts,
+    confusion_matrix,
+    dice_per_class,
+    hausdorff_per_class,
+    jaccard_per_class,
+    metric_params_defaults,
+    nsd_per_class,
+    surface_distances,
+    surface_points,
+)
+
+__all__ = [
+    "METRICS",
+    "SegmentationMetric",
+    "ConfusionCounts",
+    "confusion_matrix",
+    "confusion_counts",
+    "dice_per_class",
+    "jaccard_per_class",
+    "surface_points",
+    "surface_distances",
+    "hausdorff_per_class",
+    "assd_per_class",
+    "nsd_per_class",
+    "compute_metrics",
+    "metric_params_defaults",
+    "bootstrap_ci",
+    "summarize",
+    "CSV_COLUMNS",
+    "DEFAULT_METRICS",
+    "EvaluationReport",
+    "case_id_from_path",
+    "compute_case_metrics",
+    "evaluate_folders",
+    "find_cases",
+    "load_label_names",
+    "write_metrics_csv",
+]
