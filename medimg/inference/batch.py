@@ -1,0 +1,225 @@
+"""Batch prediction over files and folders: :func:`predict_folder`.
+
+One bad case is reported and the others go on; every run writes, into the output folder,
+``<case_id>.nii.gz`` label maps, ``labels.json`` (class value -> name, read by
+``medimg evaluate``) and ``predictions.csv`` (case_id, status, error, seconds).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..core.errors import DataError
+from .predictor import Predictor
+
+__all__ = ["BatchReport", "find_cases", "predict_folder", "NIFTI_SUFFIXES"]
+
+NIFTI_SUFFIXES = (".nii.gz", ".nii")
+
+
+@dataclass
+class BatchReport:
+    """Outcome of :func:`predict_folder`.
+
+    Attributes:
+        output_dir: where the label maps went.
+        ok: case ids predicted and written.
+        failed: ``(case_id, message)`` for each case that could not be predicted.
+        seconds: wall time per case id.
+    """
+
+    output_dir: Path
+    ok: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def all_ok(self) -> bool:
+        return not self.failed
+
+
+def _is_nifti(p: Path) -> bool:
+    return p.is_file() and p.name.lower().endswith(NIFTI_SUFFIXES)
+
+
+def _case_id(p: Path) -> str:
+    name = p.name
+    for suf in NIFTI_SUFFIXES:
+        if name.lower().endswith(suf):
+            return name[: -len(suf)]
+    return name
+
+
+def _channel_file(folder: Path, key: str) -> Path | None:
+    """The file of channel ``key`` in a case folder: ``key`` itself or ``key`` + .nii(.gz)."""
+    for cand in (key, f"{key}.nii.gz", f"{key}.nii"):
+        p = folder / cand
+        if p.is_file():
+            return p
+    return None
+
+
+def find_cases(
+    input: str | os.PathLike, image_keys: list[str] | None = None, in_channels: int = 1
+) -> list[tuple[str, list[Path] | Exception]]:
+    """List the cases under ``input`` as ``(case_id, channel paths or the problem)``.
+
+    Accepted layouts:
+
+    - a NIfTI file: one case, id = file name without ``.nii(.gz)``;
+    - a folder of NIfTI files: one case per file (single-channel models, or files that
+      hold all channels as a 4D volume);
+    - a folder of case folders, each holding the channel files named as the model's
+      ``data.images`` (e.g. ``brats6/test/<case>/Flair_....nii.gz``): one case per folder.
+      A case folder missing a channel is reported as a failed case.
+
+    Raises:
+        DataError: ``input`` does not exist or holds no case in any of these layouts.
+    """
+    root = Path(input)
+    if not root.exists():
+        raise DataError(f"prediction input not found: '{root}'", hint="pass a NIfTI file or a folder")
+    if root.is_file():
+        if not _is_nifti(root):
+            raise DataError(f"'{root}' is not a NIfTI file (.nii or .nii.gz)")
+        return [(_case_id(root), [root])]
+    keys = list(image_keys or [])
+    subdirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    files = sorted(p for p in root.iterdir() if _is_nifti(p))
+    cases: list[tuple[str, list[Path] | Exception]] = []
+    # Case folders: any subfolder holding at least one of the channel files (or any NIfTI).
+    for d in subdirs:
+        if keys:
+            found = {k: _channel_file(d, k) for k in keys}
+            if not any(found.values()):
+                continue
+            missing = [k for k, v in found.items() if v is None]
+            if missing:
+                cases.append((d.name, DataError(f"case folder '{d}' lacks channel file(s) {missing}")))
+            else:
+                cases.append((d.name, [found[k] for k in keys]))  # type: ignore[misc]
+        else:
+            inner = sorted(p for p in d.iterdir() if _is_nifti(p))
+            if len(inner) == 1:
+                cases.append((d.name, inner))
+    if cases:
+        return cases
+    if files:
+        return [(_case_id(p), [p]) for p in files]
+    layout = f"case folders holding {keys}" if keys else "case folders"
+    raise DataError(
+        f"no cases found in '{root}': expected NIfTI files (.nii/.nii.gz) or {layout}",
+        hint=f"the model takes {in_channels} channel(s)"
+        + (f" named {keys}" if keys else "")
+        + "; pass a split folder such as data/test",
+    )
+
+
+def predict_folder(
+    checkpoint: str | os.PathLike | Predictor,
+    input: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    device: str | torch.device = "auto",
+    progress: bool = True,
+    **overrides: Any,
+) -> BatchReport:
+    """Predict every case under ``input`` and write label maps on each input's own grid.
+
+    Args:
+        checkpoint: a medimg checkpoint path (or a ready :class:`Predictor`).
+        input: a NIfTI file, a folder of NIfTI files, or a folder of case folders
+            (see :func:`find_cases`).
+        output_dir: created if needed; receives ``<case_id>.nii.gz``, ``labels.json``
+            and ``predictions.csv``.
+        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``...
+        progress: show a progress bar with ETA.
+        **overrides: inference settings replacing the checkpoint's (``roi_size``,
+            ``overlap``, ``sw_batch_size``, ``blend``, ``tta_flips``, ``amp``).
+
+    Returns:
+        A :class:`BatchReport`; failures do not raise, they are listed there and in
+        ``predictions.csv``.
+
+    Raises:
+        CheckpointError: the checkpoint cannot be loaded.
+        DataError: ``input`` holds no case.
+    """
+    from ..io import write_image
+
+    predictor = (
+        checkpoint if isinstance(checkpoint, Predictor) else Predictor.from_checkpoint(checkpoint, device, **overrides)
+    )
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    in_ch = predictor.in_channels or 1
+    keys = predictor.image_keys if in_ch > 1 else None
+    cases = find_cases(input, keys, in_ch)
+    names = predictor.label_names or [f"class_{i}" for i in range(_num_classes(predictor))]
+    (out / "labels.json").write_text(json.dumps({str(i): n for i, n in enumerate(names)}, indent=2) + "\n")
+
+    report = BatchReport(output_dir=out)
+    rows: list[dict[str, Any]] = []
+    with _progress(progress) as bar:
+        task = bar.add_task("predict", total=len(cases)) if bar is not None else None
+        for case_id, paths in cases:
+            t0 = time.perf_counter()
+            try:
+                if isinstance(paths, Exception):
+                    raise paths
+                label = predictor.predict(paths, case_id=case_id)
+                write_image(label, out / f"{case_id}.nii.gz")
+            except Exception as exc:  # one bad case must not stop the batch
+                msg = f"{type(exc).__name__}: {exc}".replace("\n", " ")
+                report.failed.append((case_id, msg))
+                rows.append({"case_id": case_id, "status": "failed", "error": msg, "seconds": ""})
+            else:
+                dt = time.perf_counter() - t0
+                report.ok.append(case_id)
+                report.seconds[case_id] = dt
+                rows.append({"case_id": case_id, "status": "ok", "error": "", "seconds": f"{dt:.3f}"})
+            if bar is not None:
+                bar.update(task, advance=1, description=f"predict {case_id}")
+    with open(out / "predictions.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=["case_id", "status", "error", "seconds"])
+        w.writeheader()
+        w.writerows(rows)
+    return report
+
+
+def _num_classes(predictor: Predictor) -> int:
+    if predictor.checkpoint is not None:
+        return int(predictor.checkpoint["out_channels"])
+    return 2
+
+
+class _NullContext:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _progress(enabled: bool):
+    """A rich progress bar with ETA (or a no-op context when disabled)."""
+    if not enabled:
+        return _NullContext()
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        transient=False,
+    )

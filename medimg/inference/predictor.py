@@ -1,0 +1,341 @@
+"""The :class:`Predictor`: one case in, a label map on the case's own grid out.
+
+Pipeline (ARCHITECTURE §2): load channels -> deterministic preprocessing, recorded ->
+sliding window over batched tiles, Gaussian blend -> optional flip TTA -> softmax
+probabilities -> inverse of the recorded preprocessing *on the probabilities* (as
+nnU-Net does before argmax: resampling one-hot probabilities, never label values) ->
+argmax -> ``Image(kind="label")`` with the source's shape and affine exactly.
+
+Training validates with this same class, so what is measured is what ships.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..core.errors import CheckpointError, GeometryError, TransformError
+from ..core.image import Image
+from ..core.sample import Sample
+from ..transforms import TRANSFORMS, Compose, Transform, invert_history
+from .checkpoint import build_model, load_checkpoint
+from .sliding import sliding_window
+
+__all__ = ["Predictor", "resolve_device", "build_preprocess", "INFERENCE_DEFAULTS"]
+
+#: Sliding-window settings used when a checkpoint or caller does not give them.
+INFERENCE_DEFAULTS: dict[str, Any] = {
+    "roi_size": [96, 96, 96],
+    "overlap": 0.25,
+    "sw_batch_size": 4,
+    "blend": "gaussian",
+    "tta_flips": [],
+}
+
+InputLike = Image | str | os.PathLike | Sequence[Image | str | os.PathLike]
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; anything else as ``torch.device``."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device '{device}' requested but CUDA is not available; use device: auto or cpu")
+    return dev
+
+
+def build_preprocess(specs: Sequence[Mapping[str, Any]]) -> list[Transform]:
+    """Build deterministic transforms from plain specs ``{"name": ..., **params}``.
+
+    Raises:
+        TransformError: a spec names a random transform (augmentation belongs in
+            ``augment``, never in what is replayed at prediction time).
+    """
+    out: list[Transform] = []
+    for i, spec in enumerate(specs):
+        spec = dict(spec)
+        name = spec.pop("name")
+        cls = TRANSFORMS.get(name)
+        if getattr(cls, "random", False):
+            raise TransformError(
+                f"preprocess[{i}] '{name}' is a random transform; preprocessing is replayed at "
+                "prediction time and must be deterministic",
+                hint="move it to the 'augment' list",
+            )
+        out.append(cls(**spec))
+    return out
+
+
+def _restrict(transforms: Sequence[Transform], available: Sequence[str]) -> Compose:
+    """Keep each transform's action on the images present (prediction has no label)."""
+    kept: list[Transform] = []
+    for t in transforms:
+        if t.keys is None:
+            kept.append(t)
+            continue
+        keys = tuple(k for k in t.keys if k in available)
+        if not keys:
+            continue  # e.g. map_labels on the label only
+        if keys != t.keys:
+            import copy
+
+            t = copy.copy(t)
+            t.keys = keys
+        kept.append(t)
+    return Compose(kept)
+
+
+class Predictor:
+    """Segment whole volumes with a trained network.
+
+    Args:
+        model: network mapping ``(B, C, *roi)`` to logits ``(B, K, *roi)``.
+        preprocess: deterministic transforms (objects) or their plain specs, applied to
+            the input image and inverted on the probabilities.
+        label_names: class names, index = class value; defaults to ``class_0..``.
+        roi_size: sliding-window tile size, voxels per spatial axis.
+        overlap: tile overlap fraction in [0, 1).
+        sw_batch_size: tiles per forward pass (>= 2 on CPU: PERFORMANCE.md).
+        blend: ``"gaussian"`` or ``"constant"``.
+        tta_flips: spatial axes to mirror for test-time augmentation; every combination
+            of them is averaged (``[0, 1, 2]`` -> 8 passes).
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
+        amp: autocast the network on CUDA (``True``/``"fp16"`` or ``"bf16"``); ignored on CPU.
+        in_channels: expected input channels (checked); taken from the model if omitted.
+        image_keys: channel names (file names of a case folder), for messages and folders.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        preprocess: Sequence[Transform | Mapping[str, Any]] = (),
+        label_names: Sequence[str] | None = None,
+        roi_size: Sequence[int] = (96, 96, 96),
+        overlap: float = 0.25,
+        sw_batch_size: int = 4,
+        blend: str = "gaussian",
+        tta_flips: Sequence[int] = (),
+        device: str | torch.device = "auto",
+        amp: bool | str = False,
+        in_channels: int | None = None,
+        image_keys: Sequence[str] | None = None,
+    ) -> None:
+        self.device = resolve_device(device)
+        self.model = model.to(self.device).eval()
+        specs = [p for p in preprocess if isinstance(p, Mapping)]
+        objs = [p for p in preprocess if not isinstance(p, Mapping)]
+        if specs and objs:
+            raise TypeError("preprocess must be all transform objects or all plain specs, not a mix")
+        self.preprocess: list[Transform] = build_preprocess(specs) if specs else list(objs)
+        self.label_names = list(label_names) if label_names is not None else None
+        self.roi_size = [int(r) for r in roi_size]
+        self.overlap = float(overlap)
+        self.sw_batch_size = int(sw_batch_size)
+        self.blend = blend
+        self.tta_flips = [int(a) for a in tta_flips]
+        self.amp = amp
+        self.in_channels = in_channels
+        self.image_keys = list(image_keys) if image_keys is not None else None
+        self.checkpoint: dict[str, Any] | None = None
+
+    # -- construction -------------------------------------------------------------------
+    @classmethod
+    def from_checkpoint(
+        cls, path: str | os.PathLike, device: str | torch.device = "auto", **overrides: Any
+    ) -> "Predictor":
+        """Load a medimg checkpoint (``weights_only=True``) and build its predictor.
+
+        ``overrides`` replace the checkpoint's inference settings (``roi_size``,
+        ``overlap``, ``sw_batch_size``, ``blend``, ``tta_flips``, ``amp``); None values are ignored.
+        """
+        ckpt = load_checkpoint(path)
+        settings = {**INFERENCE_DEFAULTS, **ckpt.get("inference", {})}
+        unknown = set(overrides) - set(INFERENCE_DEFAULTS) - {"amp"}
+        if unknown:
+            raise TypeError(f"unknown inference override(s) {sorted(unknown)}; known: {sorted(INFERENCE_DEFAULTS)} and amp")
+        settings.update({k: v for k, v in overrides.items() if v is not None})
+        spatial_dims = int(ckpt.get("spatial_dims", 3))
+        roi = list(settings["roi_size"])
+        if len(roi) != spatial_dims:
+            raise CheckpointError(
+                f"checkpoint '{path}': roi_size {roi} has {len(roi)} values for a {spatial_dims}D model"
+            )
+        pred = cls(
+            build_model(ckpt),
+            preprocess=ckpt["preprocess"],
+            label_names=ckpt["label_names"],
+            roi_size=roi,
+            overlap=settings["overlap"],
+            sw_batch_size=settings["sw_batch_size"],
+            blend=settings["blend"],
+            tta_flips=settings["tta_flips"],
+            device=device,
+            amp=settings.get("amp", False),
+            in_channels=int(ckpt["in_channels"]),
+            image_keys=(ckpt.get("data") or {}).get("images"),
+        )
+        pred.checkpoint = {k: v for k, v in ckpt.items() if k not in ("state_dict", "optimizer_state")}
+        return pred
+
+    # -- inputs -------------------------------------------------------------------------
+    def load_inputs(self, inputs: InputLike) -> Image:
+        """Turn an Image, a path, or a list of channel Images/paths into one ``(C, ...)`` Image.
+
+        Channels given separately must share one grid (shape and affine).
+
+        Raises:
+            GeometryError: channels on different grids, or the wrong channel count.
+        """
+        if isinstance(inputs, (Image, str, os.PathLike)):
+            items: list[Any] = [inputs]
+        else:
+            items = list(inputs)
+            if not items:
+                raise ValueError("Predictor: no input images given")
+        images: list[Image] = []
+        for it in items:
+            if isinstance(it, Image):
+                images.append(it)
+            else:
+                from ..io import read_image
+
+                images.append(read_image(it))
+        first = images[0]
+        for name, im in zip(items[1:], images[1:]):
+            if not first.same_grid(im, atol=1e-3):
+                raise GeometryError(
+                    f"channel '{name}' is not on the grid of the first channel '{items[0]}': shape "
+                    f"{im.spatial_shape} vs {first.spatial_shape}, affines differ by "
+                    f"{np.abs(im.affine - first.affine).max():.4g} mm",
+                    hint="resample the channels onto one grid (co-register them) before prediction",
+                )
+        if len(images) == 1:
+            image = first
+        else:
+            image = first.new(torch.cat([im.data for im in images], dim=0))
+        if not torch.is_floating_point(image.data):
+            image = image.new(image.data.float())
+        image = image.new(kind="intensity")
+        expected = self.in_channels if self.in_channels is not None else _model_in_channels(self.model)
+        if expected is not None and image.num_channels != expected:
+            names = f" ({', '.join(self.image_keys)})" if self.image_keys else ""
+            raise GeometryError(
+                f"the model expects {expected} input channel(s){names}, got {image.num_channels} "
+                f"from {[str(i) if not isinstance(i, Image) else 'Image' for i in items]}",
+                hint="pass one file per channel in the model's order, or a 4D file with all channels",
+            )
+        return image
+
+    # -- prediction ---------------------------------------------------------------------
+    def _forward(self, batch: torch.Tensor) -> torch.Tensor:
+        if self.device.type == "cuda" and self.amp:
+            dtype = torch.bfloat16 if self.amp == "bf16" else torch.float16
+            with torch.autocast("cuda", dtype=dtype):
+                return self.model(batch).float()
+        return self.model(batch)
+
+    def _probabilities_on_preprocessed(self, x: torch.Tensor) -> torch.Tensor:
+        """Softmax probabilities ``(K, *spatial)`` for a preprocessed ``(C, *spatial)`` tensor."""
+        nd = x.ndim - 1
+        bad = [a for a in self.tta_flips if not 0 <= a < nd]
+        if bad:
+            raise ValueError(f"tta_flips axes {bad} out of range for {nd} spatial axes (0..{nd - 1})")
+        combos = [()]
+        for r in range(1, len(self.tta_flips) + 1):
+            combos += list(itertools.combinations(sorted(set(self.tta_flips)), r))
+        total: torch.Tensor | None = None
+        for combo in combos:
+            dims = [a + 1 for a in combo]  # skip the channel axis
+            xi = torch.flip(x, dims) if dims else x
+            logits = sliding_window(
+                xi,
+                self._forward,
+                self.roi_size,
+                overlap=self.overlap,
+                sw_batch_size=self.sw_batch_size,
+                blend=self.blend,
+            )
+            probs = torch.softmax(logits, dim=0)
+            if dims:
+                probs = torch.flip(probs, dims)
+            total = probs if total is None else total + probs
+        assert total is not None
+        return total / len(combos)
+
+    def predict_probabilities(self, inputs: InputLike | Sample, case_id: str | None = None) -> Image:
+        """Class probabilities on the input's own grid.
+
+        Args:
+            inputs: a :class:`~medimg.core.Sample` (its ``"image"`` is used), an Image
+                ``(C, *spatial)``, a path, or a list of single-channel Images/paths.
+            case_id: for messages.
+
+        Returns:
+            ``Image(kind="probabilities")``, ``(K, *spatial)`` float32 on CPU, with the
+            input's spatial shape and affine.
+        """
+        if isinstance(inputs, Sample):
+            case_id = case_id or inputs.case_id
+            source = self.load_inputs(inputs["image"])
+        else:
+            source = self.load_inputs(inputs)
+        if len(self.roi_size) != source.spatial_ndim:
+            raise GeometryError(
+                f"roi_size {self.roi_size} has {len(self.roi_size)} axes but case "
+                f"'{case_id or '?'}' is {source.spatial_ndim}D"
+            )
+        sample = Sample(images={"image": source}, case_id=case_id or "")
+        pre = _restrict(self.preprocess, ["image"])(sample)
+        x = pre["image"].data.to(self.device, torch.float32)
+        with torch.inference_mode():
+            probs = self._probabilities_on_preprocessed(x).float().cpu()
+        prob_img = Image(probs, pre["image"].affine, kind="probabilities")
+        back = invert_history(prob_img, pre.history)
+        if back.spatial_shape != source.spatial_shape or not np.allclose(
+            back.affine, source.affine, atol=1e-3, rtol=0
+        ):
+            raise GeometryError(
+                f"case '{case_id or '?'}': inverting the preprocessing gave grid "
+                f"{back.spatial_shape} (affine off by {np.abs(back.affine - source.affine).max():.3g} mm), "
+                f"expected the input's {source.spatial_shape}",
+                hint="a preprocessing transform does not invert exactly; report this as a bug",
+            )
+        meta = {"case_id": case_id, "label_names": self.label_names}
+        return Image(back.data.float(), source.affine.copy(), kind="probabilities", meta=meta)
+
+    def predict(self, inputs: InputLike | Sample, case_id: str | None = None) -> Image:
+        """Label map on the input's own grid: ``(1, *spatial)`` uint8 (int16 over 255 classes).
+
+        The returned image has the input's spatial shape and affine exactly.
+        """
+        probs = self.predict_probabilities(inputs, case_id)
+        k = probs.num_channels
+        labels = torch.argmax(probs.data, dim=0, keepdim=True)
+        labels = labels.to(torch.uint8 if k <= 256 else torch.int16)
+        return Image(labels, probs.affine.copy(), kind="label", meta=dict(probs.meta))
+
+    def __repr__(self) -> str:
+        return (
+            f"Predictor(model={type(self.model).__name__}, device={self.device}, roi_size={self.roi_size}, "
+            f"overlap={self.overlap}, sw_batch_size={self.sw_batch_size}, tta_flips={self.tta_flips}, "
+            f"preprocess={[t.name for t in self.preprocess]})"
+        )
+
+
+def _model_in_channels(model: nn.Module) -> int | None:
+    """Input channels of the first convolution, if any (None when unknown)."""
+    for m in model.modules():
+        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+            return int(m.in_channels)
+    return None

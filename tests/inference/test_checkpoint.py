@@ -1,0 +1,124 @@
+"""Checkpoints: plain data loadable with weights_only=True, round trip, clear errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from medimg.core.errors import CheckpointError
+from medimg.inference import build_model, load_checkpoint, save_checkpoint
+from medimg.models import create_model
+
+PARAMS = {"in_channels": 2, "out_channels": 3, "spatial_dims": 3, "channels": [4, 8], "strides": [2]}
+
+
+def _save(path, **kw):
+    torch.manual_seed(0)
+    model = create_model("unet", **PARAMS)
+    args = dict(
+        model_name="unet",
+        model_params=PARAMS,
+        label_names=["background", "oedema", "tumour"],
+        preprocess=[{"name": "orient", "axcodes": "RAS"}, {"name": "resample", "spacing": [1.0, 1.0, 1.0]}],
+        inference={"roi_size": [16, 16, 16], "overlap": 0.25, "sw_batch_size": 2},
+        data={"images": ["flair.nii.gz", "t1c.nii.gz"], "label": "seg.nii.gz", "label_map": {1: 1, 2: 2, 4: 2}},
+        training={"epoch": 3, "metric_name": "dice", "metric": 0.5},
+    )
+    args.update(kw)
+    save_checkpoint(path, model, **args)
+    return model
+
+
+def test_round_trip_weights_only(tmp_path):
+    p = tmp_path / "sub" / "best.pt"
+    model = _save(p)
+    raw = torch.load(p, weights_only=True)  # plain data only: no pickled classes
+    assert raw["format"] == "medimg-checkpoint" and raw["format_version"] == 1
+    assert raw["model"] == {"name": "unet", "params": PARAMS}
+    assert raw["in_channels"] == 2 and raw["out_channels"] == 3 and raw["spatial_dims"] == 3
+    assert raw["label_names"] == ["background", "oedema", "tumour"]
+    assert raw["preprocess"][1] == {"name": "resample", "spacing": [1.0, 1.0, 1.0]}
+    assert raw["data"]["label_map"] == {1: 1, 2: 2, 4: 2}
+    assert {"medimg", "torch", "monai"} <= set(raw["versions"])
+    ckpt = load_checkpoint(p)
+    rebuilt = build_model(ckpt)
+    x = torch.randn(2, 2, 16, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(model.eval()(x), rebuilt(x))
+    assert not list(tmp_path.rglob("*.tmp"))  # atomic write left nothing behind
+
+
+def test_config_objects_become_plain(tmp_path):
+    from pathlib import Path
+
+    from medimg.config.schema import InferenceSection
+
+    p = tmp_path / "c.pt"
+    _save(p, inference=InferenceSection(roi_size=[16, 16, 16]), data={"root": Path("/x"), "images": ("a",)})
+    raw = torch.load(p, weights_only=True)
+    assert raw["inference"]["roi_size"] == [16, 16, 16] and raw["data"] == {"root": "/x", "images": ["a"]}
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(CheckpointError, match="checkpoint not found: '.*nope.pt'"):
+        load_checkpoint(tmp_path / "nope.pt")
+    with pytest.raises(CheckpointError, match="it is a folder"):
+        load_checkpoint(tmp_path)
+
+
+def test_corrupt_and_truncated(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"this is not a torch file")
+    with pytest.raises(CheckpointError, match="cannot read checkpoint .*bad.pt") as exc:
+        load_checkpoint(bad)
+    assert "corrupt or truncated" in str(exc.value)
+    good = tmp_path / "good.pt"
+    _save(good)
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="cannot read checkpoint"):
+        load_checkpoint(cut)
+
+
+def test_foreign_files(tmp_path):
+    sd = tmp_path / "state_dict.pt"
+    torch.save(create_model("unet", **PARAMS).state_dict(), sd)
+    with pytest.raises(CheckpointError, match="is not a medimg checkpoint") as exc:
+        load_checkpoint(sd)
+    assert "bare state_dict" in str(exc.value)
+
+    from pathlib import PurePosixPath
+
+    pk = tmp_path / "pickled.pt"  # a pickled class instance: refused by weights_only loading
+    torch.save({"format": "medimg-checkpoint", "format_version": 1, "obj": PurePosixPath("x")}, pk)
+    with pytest.raises(CheckpointError, match="cannot read checkpoint"):
+        load_checkpoint(pk)
+
+
+def test_newer_version_and_missing_entries(tmp_path):
+    p = tmp_path / "a.pt"
+    _save(p)
+    raw = torch.load(p, weights_only=True)
+    raw["format_version"] = 99
+    torch.save(raw, p)
+    with pytest.raises(CheckpointError, match="format_version 99; this medimg reads up to 1"):
+        load_checkpoint(p)
+    raw["format_version"] = 1
+    del raw["preprocess"]
+    torch.save(raw, p)
+    with pytest.raises(CheckpointError, match=r"lacks required entries \['preprocess'\]"):
+        load_checkpoint(p)
+
+
+def test_weights_that_do_not_fit(tmp_path):
+    p = tmp_path / "a.pt"
+    _save(p)
+    ckpt = load_checkpoint(p)
+    ckpt["model"]["params"]["channels"] = [8, 16]
+    with pytest.raises(CheckpointError, match="weights do not fit model 'unet'"):
+        build_model(ckpt)
+
+
+def test_label_names_must_match_classes(tmp_path):
+    with pytest.raises(CheckpointError, match="2 label names"):
+        _save(tmp_path / "a.pt", label_names=["background", "x"])

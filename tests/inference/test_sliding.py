@@ -1,0 +1,77 @@
+"""Sliding window: tiling, blending, equivalence with a whole-volume forward pass."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from medimg.inference import gaussian_importance, sliding_window, tile_starts
+
+
+@pytest.mark.parametrize("size,roi,overlap", [(128, 96, 0.25), (160, 96, 0.25), (160, 96, 0.5), (96, 96, 0.5), (50, 96, 0.25), (100, 32, 0.0)])
+def test_tile_starts_cover_and_count(size, roi, overlap):
+    starts = tile_starts(size, roi, overlap)
+    expected_n = 1 if size <= roi else math.ceil((size - roi) / round(roi * (1 - overlap))) + 1
+    assert len(starts) == expected_n  # PERFORMANCE.md's window count
+    assert starts[0] == 0
+    if size > roi:
+        assert starts[-1] == size - roi
+        assert all(b - a <= roi for a, b in zip(starts, starts[1:]))  # no gaps
+
+
+def test_gaussian_peak_and_floor():
+    w = gaussian_importance([9, 9, 9])
+    assert w.shape == (9, 9, 9)
+    assert float(w[4, 4, 4]) == pytest.approx(1.0)
+    assert float(w.min()) > 0
+
+
+def _pointwise_model(c_in: int = 2, k: int = 3, dims: int = 3) -> torch.nn.Module:
+    torch.manual_seed(0)
+    conv = torch.nn.Conv3d if dims == 3 else torch.nn.Conv2d
+    return conv(c_in, k, kernel_size=1).eval()
+
+
+@pytest.mark.parametrize("blend", ["gaussian", "constant"])
+@pytest.mark.parametrize("sw_batch_size", [1, 3])
+def test_pointwise_model_equals_whole_volume(blend, sw_batch_size):
+    # a 1x1x1 convolution is translation-equivariant and has no context, so any tiling,
+    # padding and blending must reproduce the whole-volume output
+    model = _pointwise_model()
+    x = torch.randn(2, 37, 20, 45)
+    with torch.no_grad():
+        ref = model(x[None])[0]
+        out = sliding_window(x, model, [16, 24, 16], overlap=0.4, sw_batch_size=sw_batch_size, blend=blend)
+    assert out.shape == ref.shape
+    assert torch.allclose(out, ref, atol=1e-5)
+
+
+def test_one_tile_equals_forward_for_a_real_unet():
+    from medimg.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("unet", in_channels=1, out_channels=2, channels=(4, 8), strides=(2,)).eval()
+    x = torch.randn(1, 16, 16, 16)
+    with torch.no_grad():
+        ref = model(x[None])[0]
+        out = sliding_window(x, model, [16, 16, 16], overlap=0.25)
+    assert torch.allclose(out, ref, atol=1e-5)
+
+
+def test_2d_and_padding():
+    model = _pointwise_model(1, 2, dims=2)
+    x = torch.randn(1, 10, 50)
+    with torch.no_grad():
+        out = sliding_window(x, model, [16, 16], overlap=0.25)
+        ref = model(x[None])[0]
+    assert out.shape == (2, 10, 50)
+    assert torch.allclose(out, ref, atol=1e-5)
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="roi_size .* has 2 axes; the input has 3"):
+        sliding_window(torch.zeros(1, 8, 8, 8), lambda b: b, [8, 8])
+    with pytest.raises(ValueError, match="blend must be"):
+        sliding_window(torch.zeros(1, 8, 8, 8), lambda b: b, [8, 8, 8], blend="median")
