@@ -405,7 +405,7 @@ class EvaluationReport:
 def _default_reader(path: Path) -> Image:
     from ..io import read_image
 
-    return read_image(path)
+    return read_image(path, kind="label")
 
 
 def write_metrics_csv(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:

@@ -228,3 +228,24 @@ def test_bad_arguments(study, tmp_path):
     (pred_dir / "labels.json").write_text("[1, 2")
     with pytest.raises(ValueError, match="labels.json.*expected a JSON object"):
         evaluate_folders(pred_dir, ref_dir, reader=_read)
+
+
+def test_default_reader_and_spleen_fixed_point_end_to_end(tmp_path):
+    """medimg.io.read_image path: the spleen pair scored through folders gives the fixed point."""
+    import shutil
+
+    from conftest import shared_path
+
+    auto = shared_path("metrics", "spleen1_label_auto.nii.gz")
+    gt = shared_path("metrics", "spleen1_label_gt.nii.gz")
+    (tmp_path / "pred").mkdir()
+    (tmp_path / "ref" / "spleen1").mkdir(parents=True)
+    shutil.copy(auto, tmp_path / "pred" / "spleen1.nii.gz")
+    shutil.copy(gt, tmp_path / "ref" / "spleen1" / "label.nii.gz")
+    rep = evaluate_folders(tmp_path / "pred", tmp_path / "ref", metrics=["dice", "jaccard", "hd95", "assd", "nsd"],
+                           label_names={1: "spleen"}, bootstrap=10)
+    assert not rep.failed, rep.failed
+    got = {m: v["spleen1"] for m in ("dice", "jaccard", "hd95", "assd", "nsd") for v in [rep.values("spleen", m)]}
+    assert got == pytest.approx({"dice": 0.88689, "jaccard": 0.79677, "hd95": 9.298, "assd": 1.523, "nsd": 0.7710},
+                                abs=1e-3)
+    assert rep.files["spleen1"][1].name == "label.nii.gz"  # auto-detected in the case folder
