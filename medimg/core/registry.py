@@ -74,11 +74,17 @@ class Registry(Generic[T]):
             close = difflib.get_close_matches(key, list(self._items), n=3, cutoff=0.6)
             hint = f"did you mean {' or '.join(repr(c) for c in close)}?" if close else None
             raise UnknownComponentError(
-                f"unknown {self.kind[:-1] if self.kind.endswith('s') else self.kind} "
+                f"unknown {self._singular()} "
                 f"'{name}'; known: {', '.join(sorted(self._items)) or '(none)'}",
                 hint=hint,
             )
         return self._items[key]
+
+    def _singular(self) -> str:
+        """``models`` -> ``model``, ``losses`` -> ``loss`` (for messages)."""
+        if self.kind.endswith("sses"):
+            return self.kind[:-2]
+        return self.kind[:-1] if self.kind.endswith("s") else self.kind
 
     def suggest(self, name: str) -> list[str]:
         """Close matches of ``name`` among the registered names."""
