@@ -75,6 +75,8 @@ _TRIAL_BUILD = ("transforms", "losses")
 
 
 def _singular(kind: str) -> str:
+    if kind.endswith("sses"):  # losses -> loss
+        return kind[:-2]
     return kind[:-1] if kind.endswith("s") else kind
 
 
