@@ -319,7 +319,11 @@ def is_dicom_file(path: str | os.PathLike) -> bool:
 def _looks_like_bare_dataset(head: bytes) -> bool:
     # A data set without preamble/meta (PS3.10 7.1 is then violated, but such files
     # exist): it starts with a little-endian (0008,xxxx) or (0002,xxxx) element tag.
-    return len(head) >= 8 and head[0:2] in (b"\x08\x00", b"\x02\x00") and head[3] == 0
+    if len(head) < 8:
+        return False
+    little = head[0:2] in (b"\x08\x00", b"\x02\x00") and head[3] == 0
+    big = head[0:2] in (b"\x00\x08", b"\x00\x02") and head[2] == 0
+    return little or big
 
 
 def _num(value: Any, cast=float) -> Any:
@@ -391,6 +395,9 @@ def _header_from_dataset(path: str, ds: Any, size: int, notes: list[str]) -> _Fi
     sop_class = str(ds.get("SOPClassUID", "") or (meta.get("MediaStorageSOPClassUID", "") if meta else ""))
     if sop_class == _MEDIA_STORAGE_DIRECTORY or "DirectoryRecordSequence" in ds:
         raise _FileProblem("DICOMDIR (media directory): ignored, the files themselves are read")
+    if "SOPClassUID" not in ds and "Modality" not in ds and "SeriesInstanceUID" not in ds:
+        raise _FileProblem("no usable DICOM content (no SOPClassUID, Modality or SeriesInstanceUID): "
+                           "truncated or corrupt file")
     series_uid = str(ds.get("SeriesInstanceUID", "") or "").strip()
     if not series_uid:
         # Anonymisers sometimes blank the UID; group by what else identifies a series.
@@ -411,6 +418,8 @@ def _header_from_dataset(path: str, ds: Any, size: int, notes: list[str]) -> _Fi
     spp = int(_num(ds.get("SamplesPerPixel"), int) or 1)
     bits_alloc = int(_num(ds.get("BitsAllocated"), int) or 0)
     offset = None
+    if pixel_tag is not None and (rows <= 0 or cols <= 0):
+        raise _FileProblem(f"pixel data but Rows={rows}, Columns={cols}: the image size is unknown")
     if pixel_tag is not None:
         elem = ds.get_item(pixel_tag)
         undefined = bool(getattr(elem, "is_undefined_length", False))
@@ -1286,8 +1295,10 @@ def _resample_tilt(vol: np.ndarray, shift_ij: np.ndarray) -> np.ndarray:
     out = np.empty(vol.shape, dtype=np.float32)
     fill = float(vol.min()) if vol.size else 0.0
     for k in range(vol.shape[0]):
-        # vol[k] is (rows=j, cols=i); output voxel (i, j) samples source (i + k*s_i, j + k*s_j)
-        ndimage.shift(vol[k].astype(np.float32), shift=(-k * shift_ij[1], -k * shift_ij[0]),
+        # vol[k] is (rows=j, cols=i); slice k's origin sits k*s voxels in-plane from slice 0's,
+        # so output voxel (i, j) samples source (i - k*s_i, j - k*s_j): ndimage.shift's
+        # output[x] = input[x - shift]
+        ndimage.shift(vol[k].astype(np.float32), shift=(k * shift_ij[1], k * shift_ij[0]),
                       output=out[k], order=1, mode="constant", cval=fill)
     return out
 
