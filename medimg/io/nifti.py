@@ -73,6 +73,8 @@ def _parse_header(head: bytes, path: Path) -> Any:
     size_le = int.from_bytes(head[:4], "little")
     size_be = int.from_bytes(head[:4], "big")
     sizeof_hdr = size_le if size_le in (348, 540) else size_be
+    # byte order from sizeof_hdr (nibabel's guess looks at dim[0], which may be corrupt)
+    endian = "<" if size_le in (348, 540) else ">"
     if sizeof_hdr == 348 and head[344:348] in _NIFTI1_MAGIC:
         klass = nib.Nifti1Header
     elif sizeof_hdr == 540 and len(head) >= 540 and head[4:12] in _NIFTI2_MAGIC:
@@ -91,7 +93,7 @@ def _parse_header(head: bytes, path: Path) -> Any:
             f"first 4 bytes, found {size_le} (little-endian) / {size_be} (big-endian)",
             hint="supported: .nii and .nii.gz (NIfTI-1/2) and DICOM files or folders",
         )
-    hdr = klass(binaryblock=bytes(head[: klass.sizeof_hdr]), check=False)
+    hdr = klass(binaryblock=bytes(head[: klass.sizeof_hdr]), endianness=endian, check=False)
     if head[4 if klass is nib.Nifti2Header else 344 :][:3] in (b"ni1", b"ni2"):
         raise _read_err(
             path,
@@ -336,10 +338,10 @@ def _disk_array(image: Image, nmeta: dict[str, Any] | None, path: Path) -> tuple
     if nmeta is not None:
         shape = tuple(nmeta.get("shape", ()))
         nsp = len(spatial)
+        if nmeta.get("dtype") == "rgb24" and shape == spatial and c == 3 and arr.dtype == np.uint8:
+            return arr, True  # channel-first uint8 triplets == RGB24 bytes in F order
         if (len(shape) >= nsp and shape[:nsp] == spatial
                 and int(np.prod(shape[nsp:], dtype=np.int64)) == c):
-            if nmeta.get("dtype") == "rgb24" and c == 3 and arr.dtype == np.uint8:
-                return arr, True  # channel-first uint8 triplets == RGB24 bytes in F order
             if len(shape) <= nsp:
                 return chan_last[..., 0], True
             return chan_last.reshape(shape, order="F"), True
@@ -366,7 +368,8 @@ def _restore_dtype(arr: np.ndarray, nmeta: dict[str, Any] | None) -> tuple[np.nd
                     return raw, (slope, inter)
         return arr, None
     widened = {np.dtype(np.uint16): np.dtype(np.int32), np.dtype(np.uint32): np.dtype(np.int64)}
-    if widened.get(disk) == arr.dtype and arr.size:  # Image widened it on read: narrow back
+    wide = widened.get(disk)  # (np.dtype == None is True: compare only a real dtype)
+    if wide is not None and wide == arr.dtype and arr.size:  # Image widened it on read: narrow back
         info = np.iinfo(disk)
         if arr.min() >= info.min and arr.max() <= info.max:
             return arr.astype(disk, order="K"), None
