@@ -28,14 +28,14 @@ def channel_stats(data: torch.Tensor, nonzero: bool = False) -> list[tuple[float
     out: list[tuple[float, float]] = []
     for c in range(data.shape[0]):
         x = _float(data[c])
-        if nonzero:
-            x = x[x != 0]
-        if x.numel() == 0:
+        # zeros add nothing to the sums, so nonzero stats need only the nonzero count
+        n = int(torch.count_nonzero(x)) if nonzero else x.numel()
+        if n == 0:
             out.append((0.0, 1.0))
             continue
-        mean = float(x.mean(dtype=torch.float64)) if x.dtype != torch.float64 else float(x.mean())
-        var = float(((x - mean) ** 2).mean(dtype=torch.float64))
-        out.append((mean, var**0.5))
+        mean = float(x.sum(dtype=torch.float64)) / n
+        sq = float(torch.linalg.vector_norm(x, dtype=torch.float64)) ** 2 / n
+        out.append((mean, max(sq - mean * mean, 0.0) ** 0.5))
     return out
 
 

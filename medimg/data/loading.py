@@ -1,0 +1,125 @@
+"""Read one case from disk into a :class:`~medimg.core.Sample`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..core.errors import DataError, GeometryError
+from ..core.image import Image
+from ..core.sample import Sample
+from .records import CaseRecord
+
+__all__ = ["load_sample", "check_same_grid", "GRID_ATOL_MM"]
+
+#: Tolerance (mm) on affine entries for channels/labels to count as one grid.
+GRID_ATOL_MM = 1e-3
+
+
+def _fmt_affine(a: np.ndarray) -> str:
+    return np.array2string(np.asarray(a)[:3], precision=4, suppress_small=True).replace("\n", "")
+
+
+def check_same_grid(case_id: str, ref: Image, ref_path: Path, other: Image, other_path: Path) -> None:
+    """Raise :class:`GeometryError` unless ``other`` is on ``ref``'s grid (shape, affine 1e-3 mm)."""
+    if ref.spatial_shape == other.spatial_shape and np.allclose(
+        ref.affine, other.affine, atol=GRID_ATOL_MM, rtol=0
+    ):
+        return
+    raise GeometryError(
+        f"case '{case_id}': '{other_path}' is not on the grid of '{ref_path}': "
+        f"shape {list(other.spatial_shape)} vs {list(ref.spatial_shape)}, "
+        f"affine {_fmt_affine(other.affine)} vs {_fmt_affine(ref.affine)} "
+        f"(largest difference {np.abs(other.affine - ref.affine).max():.4g} mm)",
+        hint="all channels and the label of a case must share one voxel grid; resample / "
+        "co-register them before training",
+    )
+
+
+def _read(path: Path, kind: str) -> Image:
+    from ..io import read_image
+
+    return read_image(path, kind=kind)
+
+
+def load_sample(record: CaseRecord, data: Any) -> Sample:
+    """Load a case: channels stacked into ``images["image"]``, label into ``images["label"]``.
+
+    Args:
+        record: the case's files.
+        data: the data section (``label_names``, ``label_map``).
+
+    Returns:
+        A :class:`Sample` with ``"image"`` (kind intensity, float32, ``(C, I, J, K)``, one
+        channel per file of ``record.image_paths``; a file with several channels adds them
+        all) and, if labelled, ``"label"`` (kind label, ``(1, I, J, K)``, uint8 for up to
+        256 classes else int64, values in ``range(len(label_names))`` after
+        ``label_map``). ``meta`` holds ``source_affine`` (4x4 nested list),
+        ``source_shape``, ``image_paths``, ``label_path``, ``split`` and the record's meta.
+
+    Raises:
+        GeometryError: a channel or the label is on another grid (names both files).
+        DataError: label values that are not integers or not in range.
+    """
+    paths = list(record.image_paths)
+    if not paths:
+        raise DataError(f"case '{record.case_id}' has no image files")
+    images = [_read(p, "intensity") for p in paths]
+    ref, ref_path = images[0], paths[0]
+    for im, p in zip(images[1:], paths[1:]):
+        check_same_grid(record.case_id, ref, ref_path, im, p)
+    datas = [im.data if im.data.dtype == torch.float32 else im.data.to(torch.float32) for im in images]
+    stacked = datas[0] if len(datas) == 1 else torch.cat(datas, dim=0)
+    image = Image(stacked, ref.affine, "intensity", {"source_paths": [str(p) for p in paths]})
+    out = {"image": image}
+    if record.label_path is not None:
+        lab = _read(record.label_path, "label")
+        check_same_grid(record.case_id, ref, ref_path, lab, record.label_path)
+        out["label"] = _label_image(record, lab, data, ref.affine)
+    meta = {
+        **record.meta,
+        "source_affine": ref.affine.tolist(),
+        "source_shape": list(ref.spatial_shape),
+        "image_paths": [str(p) for p in paths],
+        "label_path": None if record.label_path is None else str(record.label_path),
+        "split": record.split,
+    }
+    return Sample(out, case_id=record.case_id, meta=meta)
+
+
+def _label_image(record: CaseRecord, lab: Image, data_cfg: Any, ref_affine: np.ndarray) -> Image:
+    x = lab.data
+    if x.shape[0] != 1:
+        raise DataError(
+            f"case '{record.case_id}': label '{record.label_path}' has {x.shape[0]} channels; expected one label map",
+        )
+    if x.is_floating_point():
+        r = torch.round(x)
+        if not torch.equal(r, x):
+            bad = x[r != x][:5].tolist()
+            raise DataError(
+                f"case '{record.case_id}': label '{record.label_path}' holds non-integer values, e.g. {bad}",
+                hint="a label map holds class indices; was an image given as the label?",
+            )
+        x = r.to(torch.int64)
+    elif x.dtype != torch.int64:
+        x = x.to(torch.int64)
+    names = list(data_cfg.label_names)
+    if data_cfg.label_map:
+        from ..transforms.functional import map_values
+
+        x = map_values(x, {int(k): int(v) for k, v in data_cfg.label_map.items()})
+    values = torch.unique(x)
+    bad = [int(v) for v in values.tolist() if not 0 <= v < len(names)]
+    if bad:
+        raise DataError(
+            f"case '{record.case_id}': label '{record.label_path}' has values {bad} outside "
+            f"0..{len(names) - 1} (label_names: {names}); values present: {values.tolist()}",
+            hint="add the classes to data.label_names, or remap them with data.label_map",
+        )
+    dtype = torch.uint8 if len(names) <= 256 else torch.int64
+    # the image's affine: equal within GRID_ATOL_MM, and exactly one grid downstream
+    return Image(x.to(dtype), ref_affine, "label", {"source_path": str(record.label_path)})
