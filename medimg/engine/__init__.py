@@ -1,1 +1,23 @@
-"""(being built)"""
+"""Training: the :class:`Trainer`, ``train(config)``, optimizers/schedulers registries,
+checkpoints (format defined in :mod:`medimg.inference.checkpoint`), torchrun/DDP."""
+
+from ..inference.checkpoint import build_model, load_checkpoint, save_checkpoint
+from .distributed import DistInfo
+from .optim import OPTIMIZERS, SCHEDULERS
+from .run import model_params_for, seed_everything, train
+from .trainer import Trainer, TrainResult, validation_metrics
+
+__all__ = [
+    "train",
+    "Trainer",
+    "TrainResult",
+    "OPTIMIZERS",
+    "SCHEDULERS",
+    "save_checkpoint",
+    "load_checkpoint",
+    "build_model",
+    "validation_metrics",
+    "seed_everything",
+    "model_params_for",
+    "DistInfo",
+]

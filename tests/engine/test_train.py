@@ -1,0 +1,146 @@
+"""A short training run on a tiny synthetic set: files written, checkpoints usable."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+from medimg.config.schema import ExperimentConfig
+from medimg.core.errors import ConfigError, DataError
+from medimg.engine import OPTIMIZERS, SCHEDULERS, TrainResult, load_checkpoint, model_params_for, train
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    from medimg.data import make_synthetic_segmentation
+
+    return make_synthetic_segmentation(tmp_path_factory.mktemp("syn"), 3, 1, 1, shape=(24, 24, 16), seed=3)
+
+
+def _cfg(root, **trainer) -> ExperimentConfig:
+    return ExperimentConfig.model_validate(
+        {
+            "experiment": {"name": "tiny", "seed": 1},
+            "data": {
+                "root": str(root),
+                "images": ["t1.nii.gz", "t2.nii.gz"],
+                "label": "label.nii.gz",
+                "label_names": ["background", "ellipsoid", "sphere"],
+            },
+            "preprocess": [{"name": "orient", "axcodes": "RAS"}, {"name": "normalize_intensity"}],
+            "augment": [{"name": "random_crop", "roi_size": [16, 16, 16], "pos_fraction": 0.5}],
+            "model": {"name": "unet", "channels": [4, 8], "strides": [2], "num_res_units": 0},
+            "optimizer": {"name": "adamw", "lr": 0.01},
+            "scheduler": {"name": "cosine"},
+            "trainer": {"max_epochs": 2, "iterations_per_epoch": 2, "batch_size": 2, "device": "cpu", **trainer},
+            "inference": {"roi_size": [16, 16, 16], "overlap": 0.25, "sw_batch_size": 2},
+        }
+    )
+
+
+def test_short_train_writes_everything(tiny_data, tmp_path):
+    run = tmp_path / "run"
+    result = train(_cfg(tiny_data), output_dir=run, progress=False)
+    assert isinstance(result, TrainResult)
+    assert result.run_dir == run and result.epochs_run == 2 and result.epochs == 2
+    assert result.stopped_because == "max_epochs"
+    for name in ("best.pt", "last.pt", "history.csv", "training_curve.png", "config.resolved.yaml", "environment.json"):
+        assert (run / name).is_file(), name
+    assert result.best_checkpoint == run / "best.pt" and result.last_checkpoint == run / "last.pt"
+    assert 0.0 <= result.best_metric <= 1.0
+
+    rows = list(csv.DictReader(open(run / "history.csv")))
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    assert {"train_loss", "val_dice", "val_dice_ellipsoid", "val_dice_sphere", "lr", "seconds"} <= set(rows[0])
+    assert all(np.isfinite(float(r["train_loss"])) for r in rows)
+    assert float(rows[1]["lr"]) < 0.01  # cosine schedule stepped
+
+    raw = torch.load(run / "best.pt", weights_only=True)  # plain data
+    assert raw["model"]["name"] == "unet"
+    assert raw["model"]["params"]["in_channels"] == 2 and raw["model"]["params"]["out_channels"] == 3
+    assert raw["label_names"] == ["background", "ellipsoid", "sphere"]
+    assert raw["preprocess"] == [{"name": "orient", "axcodes": "RAS"}, {"name": "normalize_intensity"}]
+    assert raw["data"]["images"] == ["t1.nii.gz", "t2.nii.gz"]
+    assert raw["training"]["metric_name"] == "dice"
+    assert raw["training"]["metric"] == pytest.approx(result.best_metric)
+    assert raw["optimizer_state"] is None
+    last = load_checkpoint(run / "last.pt")
+    assert last["training"]["epoch"] == 2 and last["optimizer_state"] is not None
+
+
+def test_validation_is_the_predictor_path(tiny_data, tmp_path):
+    """best.pt's recorded validation Dice is reproduced by predicting with best.pt."""
+    from medimg.data import load_cases, load_sample
+    from medimg.engine import validation_metrics
+    from medimg.inference import Predictor
+
+    cfg = _cfg(tiny_data, max_epochs=1)
+    result = train(cfg, output_dir=tmp_path / "run", progress=False)
+    val = [load_sample(r, cfg.data) for r in load_cases(cfg.data)["validation"]]
+    metrics = validation_metrics(Predictor.from_checkpoint(result.best_checkpoint, device="cpu"), val, cfg.data.label_names)
+    assert metrics["dice"] == pytest.approx(result.best_metric, abs=1e-9)
+
+
+def test_seeded_runs_repeat(tiny_data, tmp_path):
+    cfg = _cfg(tiny_data, max_epochs=1)
+    a = train(cfg, output_dir=tmp_path / "a", progress=False)
+    b = train(cfg, output_dir=tmp_path / "b", progress=False)
+    assert a.history[0]["train_loss"] == b.history[0]["train_loss"]
+    wa = torch.load(a.last_checkpoint, weights_only=True)["state_dict"]
+    wb = torch.load(b.last_checkpoint, weights_only=True)["state_dict"]
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_patience_stops(tiny_data, tmp_path):
+    cfg = _cfg(tiny_data, max_epochs=6, patience=1)
+    cfg.optimizer = {"name": "sgd", "lr": 0.0, "momentum": 0.0}  # nothing changes: no improvement
+    result = train(cfg, output_dir=tmp_path / "run", progress=False)
+    assert result.stopped_because == "patience" and result.epochs_run == 2 and result.best_epoch == 1
+
+
+def test_bad_select_by_and_no_train_cases(tiny_data, tmp_path):
+    cfg = _cfg(tiny_data)
+    cfg.evaluation.select_by = "dice_tumour"
+    with pytest.raises(ConfigError, match="select_by 'dice_tumour' is not a validation metric"):
+        train(cfg, output_dir=tmp_path / "run", progress=False)
+    cfg = _cfg(tiny_data)
+    cfg.data.splits = {"train": "nope", "validation": "validation", "test": "test"}
+    with pytest.raises(DataError):
+        train(cfg, output_dir=tmp_path / "run2", progress=False)
+
+
+def test_model_params_derived_and_checked(tiny_data):
+    cfg = _cfg(tiny_data)
+    p = model_params_for(cfg)
+    assert p["in_channels"] == 2 and p["out_channels"] == 3 and p["spatial_dims"] == 3
+    cfg.model = {"name": "unet", "out_channels": 2}
+    with pytest.raises(ConfigError, match="model.out_channels is 2 but the config implies 3"):
+        model_params_for(cfg)
+
+
+def test_optimizers_and_schedulers_registries():
+    model = torch.nn.Linear(2, 2)
+    for name in OPTIMIZERS.list():
+        opt = OPTIMIZERS.get(name)(model.parameters(), lr=0.1)
+        assert opt.param_groups[0]["lr"] == 0.1
+    for name in SCHEDULERS.list():
+        opt = torch.optim.SGD(model.parameters(), lr=1.0)
+        sched = SCHEDULERS.get(name)(opt)
+        for _ in range(3):
+            opt.step()
+            sched.step()
+        lr = opt.param_groups[0]["lr"]
+        assert 0.0 <= lr <= 1.0
+        if name == "none":
+            assert lr == 1.0
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    cos = SCHEDULERS.get("cosine")(opt, max_epochs=4)
+    lrs = []
+    for _ in range(4):
+        opt.step()
+        cos.step()
+        lrs.append(opt.param_groups[0]["lr"])
+    assert lrs == sorted(lrs, reverse=True) and lrs[-1] == pytest.approx(0.0, abs=1e-12)
