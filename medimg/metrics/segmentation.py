@@ -515,6 +515,32 @@ class SegmentationMetric:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
 
+    def __call__(
+        self,
+        pred: np.ndarray | torch.Tensor,
+        ref: np.ndarray | torch.Tensor,
+        num_classes: int,
+        spacing: Sequence[float] | None = None,
+        empty_score: float = 1.0,
+        **params: Any,
+    ) -> np.ndarray:
+        """This metric for every foreground class of one case.
+
+        Example: ``METRICS.get("hd95")(pred, ref, 3, spacing=(0.8, 0.8, 2.5))``.
+
+        Returns:
+            float64 ``(num_classes,)``; ``[0]`` (background) is NaN.
+        """
+        classes = list(range(1, int(num_classes)))
+        vals = compute_metrics(
+            pred, ref, classes, [self.name], spacing=spacing,
+            metric_params={self.name: params} if params else None, empty_score=empty_score,
+        )
+        out = np.full(int(num_classes), np.nan)
+        for c in classes:
+            out[c] = vals[c][self.name]
+        return out
+
 
 #: Segmentation metrics by name (``dice``, ``hd95``, ``nsd``...); see ``METRICS.list()``.
 METRICS: Registry[SegmentationMetric] = Registry("metrics")

@@ -174,6 +174,10 @@ def test_registry_names_params_and_errors():
     tight = compute_metrics(a, b, [1], ["nsd"], metric_params={"nsd": {"tolerance_mm": 0.5}})[1]["nsd"]
     loose = compute_metrics(a, b, [1], ["nsd"], metric_params={"nsd": {"tolerance_mm": 1.0}})[1]["nsd"]
     assert tight < loose == 1.0
+    # registry entries are callable per class: index 0 (background) NaN
+    by_call = METRICS.get("nsd")(a, b, 2, tolerance_mm=0.5)
+    assert math.isnan(by_call[0]) and by_call[1] == tight
+    np.testing.assert_allclose(METRICS.get("dice")(a, b, 2)[1:], dice_per_class(a, b, 2)[1:])
     with pytest.raises(ValueError, match="metric 'nsd' has no parameter.*tolerance"):
         compute_metrics(a, b, [1], ["nsd"], metric_params={"nsd": {"tol": 1.0}})
     with pytest.raises(ValueError, match="spacing must have 3 values"):
