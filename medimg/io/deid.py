@@ -67,7 +67,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._deid_profile import BASIC_PROFILE, ProfileRow, lookup
+from ._deid_profile import ProfileRow, lookup
 
 __all__ = ["deidentify", "deidentify_dataset", "DeidReport", "DeidFileResult", "Deidentifier"]
 

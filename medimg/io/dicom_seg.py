@@ -36,7 +36,6 @@ the optional extra ``pip install 'medimg[dicom-seg]'``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
