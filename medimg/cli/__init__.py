@@ -4,6 +4,6 @@ Importing this package imports neither torch nor any other heavy dependency; eac
 command imports what it needs when it runs.
 """
 
-from .app import app, main
+from .commands import app, main
 
 __all__ = ["app", "main"]

@@ -71,7 +71,8 @@ LEADING_ARGS: dict[str, int] = {"optimizers": 1, "schedulers": 1}
 
 #: Kinds whose components are cheap to construct: built once while checking a config,
 #: so that errors their constructors raise are reported with the config's location.
-_TRIAL_BUILD = ("transforms", "losses")
+#: (Not losses: building MONAI's imports all of MONAI, ~10 s on a busy 2-core machine.)
+_TRIAL_BUILD = ("transforms",)
 
 
 def _singular(kind: str) -> str:
@@ -329,8 +330,7 @@ def check_components(cfg: ExperimentConfig | Mapping[str, Any]) -> list[tuple[Ke
         ):
             problems.append(((*path, *sub), msg))
 
-    if isinstance(cfg, ExperimentConfig):
-        problems.extend(check_dimensions(cfg))
+    problems.extend(check_dimensions(cfg))
 
     metrics, errs = _registry_or_problem("metrics", ("evaluation", "metrics"))
     problems.extend(errs)
@@ -360,18 +360,42 @@ def _axes(n: int) -> str:
     return {2: "H, W", 3: "I, J, K"}.get(n, ", ".join(f"axis {i}" for i in range(n)))
 
 
-def check_dimensions(cfg: ExperimentConfig) -> list[tuple[KeyPath, str]]:
+def check_dimensions(cfg: ExperimentConfig | Mapping[str, Any]) -> list[tuple[KeyPath, str]]:
     """Per-axis values must have one entry per spatial axis of the experiment.
 
     The number of spatial axes is ``model.spatial_dims`` when given, else the length
     of ``inference.roi_size``. Checked: ``inference.roi_size`` and the per-axis
     parameters of every transform (:data:`PER_AXIS_PARAMS`, e.g. ``spacing``).
+    ``cfg`` may be raw config data (then malformed parts are skipped).
     """
+    if isinstance(cfg, ExperimentConfig):
+        model_params: Mapping[str, Any] = cfg.model.params
+        roi: Any = cfg.inference.roi_size
+        transforms = [
+            (section, i, spec.params)
+            for section in ("preprocess", "augment")
+            for i, spec in enumerate(getattr(cfg, section))
+        ]
+    else:
+        def section(key: str) -> Any:
+            return cfg.get(key) if isinstance(cfg.get(key), Mapping) else {}
+
+        model_params = section("model")
+        roi = section("inference").get("roi_size", [96, 96, 96])
+        transforms = [
+            (sec, i, item)
+            for sec in ("preprocess", "augment")
+            if isinstance(cfg.get(sec), list)
+            for i, item in enumerate(cfg[sec])
+            if isinstance(item, Mapping)
+        ]
     problems: list[tuple[KeyPath, str]] = []
-    sd = cfg.model.params.get("spatial_dims")
+    sd = model_params.get("spatial_dims")
     ndim = sd if isinstance(sd, int) and not isinstance(sd, bool) and sd in (2, 3) else None
-    roi = cfg.inference.roi_size
-    if ndim is None:
+    if not isinstance(roi, (list, tuple)):
+        if ndim is None:
+            return problems
+    elif ndim is None:
         ndim = len(roi)
     elif len(roi) != ndim:
         problems.append(
@@ -381,17 +405,13 @@ def check_dimensions(cfg: ExperimentConfig) -> list[tuple[KeyPath, str]]:
                 f"got {len(roi)}",
             )
         )
-    for section in ("preprocess", "augment"):
-        for i, spec in enumerate(getattr(cfg, section)):
-            for key, unit in PER_AXIS_PARAMS.items():
-                value = spec.params.get(key)
-                if isinstance(value, (list, tuple)) and len(value) != ndim:
-                    problems.append(
-                        (
-                            (section, i, key),
-                            f"expected {ndim} values ({unit} for {_axes(ndim)}), got {len(value)}",
-                        )
-                    )
+    for sec, i, params in transforms:
+        for key, unit in PER_AXIS_PARAMS.items():
+            value = params.get(key)
+            if isinstance(value, (list, tuple)) and len(value) != ndim:
+                problems.append(
+                    ((sec, i, key), f"expected {ndim} values ({unit} for {_axes(ndim)}), got {len(value)}")
+                )
     return problems
 
 

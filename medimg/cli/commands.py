@@ -365,9 +365,11 @@ def train(
         ("last checkpoint", str(getattr(result, "last_checkpoint", None))),
         (f"best {cfg.evaluation.select_by}", _fmt_metric(getattr(result, "best_metric", None))),
     ]
-    for extra in ("epochs", "best_epoch", "seconds", "stopped_because"):
+    for extra in ("best_epoch", "epochs_run", "stopped_because"):
         if getattr(result, extra, None) is not None:
             rows.append((extra.replace("_", " "), str(getattr(result, extra))))
+    if getattr(result, "seconds", None) is not None:
+        rows.append(("training time", f"{float(result.seconds):.1f} s"))
     _console().print(_summary_table(f"trained {cfg.experiment.name}", rows))
 
 
@@ -501,57 +503,91 @@ def demo(
 @app.command()
 def convert(
     input: Annotated[Path, typer.Argument(help="A DICOM file or folder (searched recursively).")],
-    output_dir: Annotated[Path, typer.Argument(help="Where to write one NIfTI per series.")],
+    output_dir: Annotated[Path, typer.Argument(help="Where to write one .nii.gz per series and series.csv.")],
+    multi_volume: Annotated[
+        str, typer.Option(help="Series with several volumes: 'channels' (one 4D file) or 'split'.")
+    ] = "channels",
+    gantry_tilt: Annotated[
+        str, typer.Option(help="Tilted CT: 'error', 'shear' (keep voxels, sheared affine) or 'resample'.")
+    ] = "error",
+    uneven_spacing: Annotated[
+        str, typer.Option(help="Uneven slice gaps: 'error' or 'resample' to the median spacing.")
+    ] = "error",
 ) -> None:
-    """Convert every DICOM series under INPUT to NIfTI (RAS+, exact geometry)."""
+    """Convert every DICOM series under INPUT to NIfTI (RAS+, exact geometry); exit 1 if any failed."""
+    _check_choice("--multi-volume", multi_volume, ("channels", "split"))
+    _check_choice("--gantry-tilt", gantry_tilt, ("error", "shear", "resample"))
+    _check_choice("--uneven-spacing", uneven_spacing, ("error", "resample"))
     if not input.exists():
         from ..core.errors import ImageReadError
 
         raise ImageReadError(f"'{input}' does not exist", hint="give a DICOM file or folder")
     from ..io import convert_dicom
 
-    result = convert_dicom(input, output_dir)
-    _print_result("converted", result)
+    report = convert_dicom(
+        input,
+        output_dir,
+        multi_volume=multi_volume,  # type: ignore[arg-type]
+        gantry_tilt=gantry_tilt,  # type: ignore[arg-type]
+        uneven_spacing=uneven_spacing,  # type: ignore[arg-type]
+        progress=sys.stderr.isatty(),
+    )
+    _console().print(report.summary(), markup=False)
+    if not report.rows:
+        _console(stderr=True).print(f"error: no DICOM series found under '{input}'", style="bold red", markup=False)
+        raise typer.Exit(EXIT_FAILURE)
+    if report.failed:
+        raise typer.Exit(EXIT_FAILURE)
 
 
 @app.command()
 def deid(
-    input: Annotated[Path, typer.Argument(help="A DICOM file or folder.")],
-    output_dir: Annotated[Path, typer.Argument(help="Where to write the de-identified copies.")],
+    input: Annotated[Path, typer.Argument(help="A DICOM file or folder (searched recursively).")],
+    output_dir: Annotated[Path, typer.Argument(help="Where to write the de-identified copies (outside INPUT).")],
     mapping: Annotated[
-        Optional[Path], typer.Option(help="CSV of original -> pseudonymous IDs (read and extended).")
+        Optional[Path],
+        typer.Option(help="Write the pseudonym/UID mapping CSV here (it re-identifies: keep it apart)."),
     ] = None,
     keep_private: Annotated[bool, typer.Option(help="Keep private tags (default: remove).")] = False,
-    shift_dates: Annotated[bool, typer.Option(help="Shift dates by a per-patient offset instead of removing.")] = False,
+    shift_dates: Annotated[
+        bool, typer.Option(help="Shift dates by a per-patient offset instead of removing them.")
+    ] = False,
+    secret: Annotated[
+        Optional[str],
+        typer.Option(help="Key for UIDs, pseudonyms and date shifts; the same key gives the same "
+                     "results across batches (default: random per run)."),
+    ] = None,
+    naming: Annotated[str, typer.Option(help="'uid': study/series/sop.dcm by new UIDs; 'keep': input paths.")] = "uid",
 ) -> None:
-    """De-identify DICOM files (PS3.15 basic profile) into OUTPUT_DIR."""
+    """De-identify DICOM files (PS3.15 E.1 basic profile) into OUTPUT_DIR; exit 1 if any file failed."""
+    _check_choice("--naming", naming, ("uid", "keep"))
     if not input.exists():
         from ..core.errors import ImageReadError
 
         raise ImageReadError(f"'{input}' does not exist", hint="give a DICOM file or folder")
     from ..io import deidentify
 
-    result = deidentify(
-        input, output_dir, mapping=mapping, keep_private=keep_private, shift_dates=shift_dates
+    report = deidentify(
+        input,
+        output_dir,
+        mapping_path=mapping,
+        keep_private=keep_private,
+        shift_dates=shift_dates,
+        secret=secret,
+        naming=naming,
+        progress=sys.stderr.isatty(),
     )
-    _print_result("de-identified", result)
+    _console().print(report.summary(), markup=False)
+    if not report.files:
+        _console(stderr=True).print(f"error: no file found under '{input}'", style="bold red", markup=False)
+        raise typer.Exit(EXIT_FAILURE)
+    if report.n_failed:
+        raise typer.Exit(EXIT_FAILURE)
 
 
-def _print_result(verb: str, result: Any) -> None:
-    """Summarise what a conversion returned (a list of files, a report, or a dict)."""
-    out = _console()
-    if result is None:
-        out.print(f"{verb}: done", markup=False)
-    elif hasattr(result, "format"):
-        out.print(result.format(), markup=False)
-    elif isinstance(result, dict):
-        out.print(_summary_table(verb, [(str(k), str(v)) for k, v in result.items()]))
-    elif isinstance(result, (list, tuple)):
-        out.print(f"{verb} {len(result)} item(s):", markup=False)
-        for item in result:
-            out.print(f"  {item}", markup=False)
-    else:
-        out.print(f"{verb}: {result}", markup=False)
+def _check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(repr(c) for c in choices)}", param_hint=option)
 
 
 def main() -> None:

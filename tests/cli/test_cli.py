@@ -1,0 +1,315 @@
+"""The medimg command line: each command's happy path and its errors, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from medimg.cli import app
+
+REPO = Path(__file__).resolve().parents[2]
+ENV = {"COLUMNS": "200", "NO_COLOR": "1"}
+
+
+def run(*args: str):
+    return CliRunner().invoke(app, [str(a) for a in args], env=ENV)
+
+
+def _nifti(path: Path, data: np.ndarray, affine: np.ndarray | None = None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(nib.Nifti1Image(data, np.diag([2.0, 3.0, 4.0, 1.0]) if affine is None else affine), str(path))
+    return path
+
+
+@pytest.fixture
+def good_config(tmp_path: Path) -> Path:
+    (tmp_path / "data").mkdir(exist_ok=True)
+    path = tmp_path / "exp.yaml"
+    path.write_text(
+        textwrap.dedent(
+            """
+            experiment: {name: cli}
+            data: {root: data, images: [t1.nii.gz], label: label.nii.gz}
+            preprocess:
+              - {name: orient, axcodes: RAS}
+              - {name: resample, spacing: [1.0, 1.0, 1.0]}
+            augment:
+              - {name: random_flip, prob: 0.5}
+            model: {name: unet, channels: [8, 16], strides: [2]}
+            inference: {roi_size: [32, 32, 32]}
+            """
+        )
+    )
+    return path
+
+
+@pytest.fixture
+def bad_config(tmp_path: Path) -> Path:
+    (tmp_path / "data").mkdir(exist_ok=True)
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "data: {root: data, images: [t1.nii.gz]}\n"
+        "preprocess:\n  - {name: resample, spacing: [1, 1]}\n"
+        "model:\n  name: unet\n  num_res_unit: 2\n"
+        "trainer:\n  max_epoch: 3\n"
+    )
+    return path
+
+
+def _no_torch_after(argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    code = (
+        "import sys\n"
+        f"sys.argv = {['medimg', *argv]!r}\n"
+        "from medimg.cli import main\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    code = e.code\nelse:\n    code = 0\n"
+        "heavy = sorted(m for m in ('torch', 'monai', 'numpy', 'pydicom', 'nibabel') if m in sys.modules)\n"
+        "print('HEAVY=' + ','.join(heavy)); print('CODE=' + str(code))\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=120,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
+    )
+
+
+def test_help_does_not_import_torch(tmp_path: Path):
+    res = _no_torch_after(["--help"], tmp_path)
+    assert "HEAVY=\n" in res.stdout and "CODE=0" in res.stdout, res.stdout + res.stderr
+    assert "train" in res.stdout and "predict" in res.stdout and "config" in res.stdout
+
+
+def test_schema_only_validate_does_not_import_torch(good_config: Path):
+    res = _no_torch_after(["config", "validate", "--schema-only", str(good_config)], good_config.parent)
+    assert "HEAVY=\n" in res.stdout and "CODE=0" in res.stdout, res.stdout + res.stderr
+    assert f"ok: {good_config}" in res.stdout
+
+
+def test_console_script_version():
+    exe = Path(sys.executable).with_name("medimg")
+    if not exe.exists():
+        pytest.fail(f"console script not installed next to {sys.executable} (pip install -e .)")
+    res = subprocess.run([str(exe), "--version"], capture_output=True, text=True, timeout=120)
+    from medimg import __version__
+
+    assert res.returncode == 0 and res.stdout.strip() == f"medimg {__version__}"
+
+
+def test_no_command_shows_help():
+    res = run()
+    assert "Usage" in res.output and "Commands" in res.output
+
+
+# ------------------------------------------------------------------------- config
+def test_config_validate_ok_with_real_registries(good_config: Path):
+    res = run("config", "validate", good_config)
+    assert res.exit_code == 0, res.output
+    assert res.output.strip() == f"ok: {good_config}"
+
+
+def test_config_validate_reports_every_problem(bad_config: Path, good_config: Path):
+    res = run("config", "validate", bad_config, good_config)
+    assert res.exit_code == 2
+    out = res.output
+    assert f"error: invalid config '{bad_config}' (3 problems):" in out
+    w = len(f"{bad_config}:3:22")
+    assert f"  {bad_config}:3:22  preprocess[0].spacing   expected 3 values (mm for I, J, K), got 2\n" in out
+    assert f"  {f'{bad_config}:6:3':<{w}}  model.num_res_unit      unknown key; did you mean 'num_res_units'?" in out
+    assert f"  {f'{bad_config}:8:3':<{w}}  trainer.max_epoch       unknown key; did you mean 'max_epochs'?" in out
+    assert f"ok: {good_config}" in out  # every file is checked
+    assert "1 of 2 configs are invalid" in out
+    assert "Traceback" not in out
+
+
+def test_config_validate_missing_file_and_override(tmp_path: Path, good_config: Path):
+    res = run("config", "validate", tmp_path / "none.yaml")
+    assert res.exit_code == 2 and "file not found" in res.output and "Traceback" not in res.output
+    res = run("config", "validate", good_config, "--set", "trainer.max_epochz=3")
+    assert res.exit_code == 2
+    assert "--set  trainer.max_epochz   unknown key; did you mean 'max_epochs'?" in res.output
+    res = run("config", "validate", good_config, "--set", "trainer.max_epochs")
+    assert res.exit_code == 2 and "expected KEY=VALUE" in res.output
+
+
+def test_config_show_prints_resolved_yaml(good_config: Path):
+    res = run("config", "show", good_config, "--set", "trainer.max_epochs=4", "-s", "preprocess[1].spacing=[2, 2, 2]")
+    assert res.exit_code == 0, res.output
+    data = yaml.safe_load(res.stdout)
+    assert data["trainer"]["max_epochs"] == 4
+    assert data["preprocess"][1] == {"name": "resample", "spacing": [2, 2, 2]}
+    assert data["data"]["root"] == str(good_config.parent / "data")
+    assert data["trainer"]["batch_size"] == 2  # defaults filled in
+
+
+# --------------------------------------------------------------------------- list
+def test_list_kinds():
+    res = run("list", "transforms")
+    assert res.exit_code == 0, res.output
+    assert "resample" in res.output and "random_flip" in res.output
+    res = run("list", "metrics")
+    assert "dice" in res.output and "hd95" in res.output
+    res = run("list")
+    for kind in ("models", "transforms", "losses", "metrics", "optimizers", "schedulers"):
+        assert f"{kind} (" in res.output
+    res = run("list", "modles")
+    assert res.exit_code == 2
+    assert "error: unknown component kind 'modles'" in res.output and "did you mean 'models'?" in res.output
+
+
+# --------------------------------------------------------------------------- info
+def test_info_nifti_json_and_table(tmp_path: Path):
+    data = np.arange(4 * 5 * 6, dtype=np.float32).reshape(4, 5, 6)
+    path = _nifti(tmp_path / "img.nii.gz", data)
+    res = run("info", path, "--json")
+    assert res.exit_code == 0, res.output
+    info = json.loads(res.stdout)
+    assert info["shape"] == [1, 4, 5, 6] and info["spatial_shape"] == [4, 5, 6]
+    assert info["spacing_mm"] == [2.0, 3.0, 4.0] and info["axcodes"] == "RAS"
+    assert info["dtype"] == "float32"
+    assert info["intensity"]["min"] == 0.0 and info["intensity"]["max"] == 119.0
+    assert info["intensity"]["mean"] == pytest.approx(59.5)
+    res = run("info", path)
+    assert res.exit_code == 0 and "RAS" in res.output and "(2, 3, 4)" in res.output
+    assert "max 119" in res.output
+
+
+def test_info_label_values(tmp_path: Path):
+    data = np.zeros((4, 4, 4), dtype=np.uint8)
+    data[1:3, 1:3, 1:3] = 2
+    info = json.loads(run("info", _nifti(tmp_path / "seg.nii.gz", data), "--json").stdout)
+    assert info["values"] == [0, 2] and info["dtype"] in ("uint8", "int16", "int32", "int64")
+
+
+def test_info_errors_without_traceback(tmp_path: Path):
+    res = run("info", tmp_path / "missing.nii.gz")
+    assert res.exit_code == 1
+    assert f"error: '{tmp_path / 'missing.nii.gz'}' does not exist" in res.output
+    assert "Traceback" not in res.output
+    junk = tmp_path / "junk.nii.gz"
+    junk.write_bytes(b"not an image at all")
+    res = run("info", junk)
+    assert res.exit_code == 1 and res.output.startswith("error: ") and "Traceback" not in res.output
+
+
+def test_debug_shows_the_exception(tmp_path: Path):
+    res = run("--debug", "info", tmp_path / "missing.nii.gz")
+    from medimg.core import ImageReadError
+
+    assert isinstance(res.exception, ImageReadError)
+
+
+def test_unexpected_error_is_one_line(monkeypatch, tmp_path: Path):
+    import medimg.cli.commands as cli_app
+
+    def boom(path):
+        raise RuntimeError("boom\nsecond line")
+
+    monkeypatch.setattr(cli_app, "image_summary", boom)
+    path = _nifti(tmp_path / "a.nii.gz", np.zeros((2, 2, 2), np.float32))
+    res = run("info", path)
+    assert res.exit_code == 1
+    assert res.output.splitlines()[0] == "error: RuntimeError: boom"
+    assert "run with --debug for the traceback" in res.output and "second line" not in res.output
+
+
+# ---------------------------------------------------------------- train / predict
+def test_train_bad_config_exit_2(bad_config: Path):
+    res = run("train", bad_config)
+    assert res.exit_code == 2 and "(3 problems)" in res.output and "Traceback" not in res.output
+
+
+def test_predict_errors(tmp_path: Path):
+    res = run("predict", tmp_path / "none.pt", tmp_path, tmp_path / "out")
+    assert res.exit_code == 1 and f"error: checkpoint '{tmp_path / 'none.pt'}' not found" in res.output
+    assert "hint: give the .pt file" in res.output
+    ckpt = tmp_path / "x.pt"
+    ckpt.write_bytes(b"garbage")
+    res = run("predict", ckpt, tmp_path / "nothing", tmp_path / "out")
+    assert res.exit_code == 1 and "does not exist" in res.output
+    res = run("predict", ckpt, tmp_path, tmp_path / "out")
+    assert res.exit_code == 1 and res.output.startswith("error: ") and "Traceback" not in res.output
+
+
+def test_predict_folder_end_to_end(tmp_path: Path):
+    import torch
+
+    from medimg.inference import save_checkpoint
+    from medimg.models import create_model
+
+    params = {"in_channels": 1, "out_channels": 2, "spatial_dims": 3, "channels": [4, 8], "strides": [2]}
+    torch.manual_seed(0)
+    model = create_model("unet", **params)
+    ckpt = save_checkpoint(
+        tmp_path / "m.pt", model, model_name="unet", model_params=params, label_names=["bg", "fg"],
+        preprocess=[{"name": "orient", "axcodes": "RAS"}],
+        inference={"roi_size": [16, 16, 16], "overlap": 0.25, "sw_batch_size": 2},
+    )
+    inp = tmp_path / "in"
+    rng = np.random.default_rng(0)
+    _nifti(inp / "case1.nii.gz", rng.normal(size=(20, 18, 16)).astype(np.float32))
+    (inp / "case2.nii.gz").write_bytes(b"broken file")
+    res = run("predict", ckpt, inp, tmp_path / "out", "--device", "cpu", "--overlap", "0.5", "--tta")
+    assert res.exit_code == 1, res.output  # one case failed; the other was still predicted
+    assert "case1" in res.output and "ok" in res.output and "case2" in res.output and "failed" in res.output
+    assert "1 case(s) failed" in res.output
+    out = nib.load(str(tmp_path / "out" / "case1.nii.gz"))
+    assert out.shape[:3] == (20, 18, 16)
+    (inp / "case2.nii.gz").unlink()
+    res = run("predict", ckpt, inp, tmp_path / "out2", "--device", "cpu", "--no-tta")
+    assert res.exit_code == 0, res.output
+
+
+# ----------------------------------------------------------------------- evaluate
+def test_evaluate_folders(tmp_path: Path):
+    ref = np.zeros((8, 8, 8), np.uint8)
+    ref[2:6, 2:6, 2:6] = 1
+    pred = ref.copy()
+    pred[2, 2:6, 2:6] = 0  # 48 of 64 voxels: Dice = 2*48/(48+64)
+    _nifti(tmp_path / "ref" / "c1.nii.gz", ref)
+    _nifti(tmp_path / "pred" / "c1.nii.gz", pred)
+    res = run("evaluate", tmp_path / "pred", tmp_path / "ref", "--metrics", "dice,jaccard",
+              "--label-names", "background,cube", "--bootstrap", "0", "-o", tmp_path / "eval")
+    assert res.exit_code == 0, res.output
+    assert "cube:" in res.output and f"{2 * 48 / 112:.4f}" in res.output
+    summary = json.loads((tmp_path / "eval" / "summary.json").read_text())
+    assert summary["cube"]["dice"]["mean"] == pytest.approx(2 * 48 / 112)
+    res = run("evaluate", tmp_path / "nope", tmp_path / "ref")
+    assert res.exit_code == 1 and f"error: prediction folder '{tmp_path / 'nope'}' does not exist" in res.output
+    res = run("evaluate", tmp_path / "pred", tmp_path / "ref", "--metrics", "dcie")
+    assert res.exit_code == 1 and "unknown metric 'dcie'" in res.output and "Traceback" not in res.output
+
+
+# --------------------------------------------------------------------- convert / deid
+def test_convert_and_deid_errors(tmp_path: Path):
+    res = run("convert", tmp_path / "none", tmp_path / "out")
+    assert res.exit_code == 1 and "does not exist" in res.output
+    res = run("convert", tmp_path, tmp_path / "out", "--gantry-tilt", "rotate")
+    assert res.exit_code == 2 and "'rotate' is not one of" in res.output
+    res = run("deid", tmp_path / "none", tmp_path / "out")
+    assert res.exit_code == 1 and "does not exist" in res.output
+
+
+def test_convert_and_deid_pydicom_ct(tmp_path: Path):
+    pydicom_data = pytest.importorskip("pydicom.data")
+    src = Path(pydicom_data.get_testdata_file("CT_small.dcm"))
+    folder = tmp_path / "dicom"
+    folder.mkdir()
+    (folder / "ct.dcm").write_bytes(src.read_bytes())
+    res = run("convert", folder, tmp_path / "nifti")
+    assert res.exit_code == 0, res.output
+    assert "converted 1 of 1 series" in res.output
+    assert len(list((tmp_path / "nifti").glob("*.nii.gz"))) == 1
+    res = run("deid", folder, tmp_path / "anon", "--secret", "k", "--mapping", tmp_path / "map.csv")
+    assert res.exit_code == 0, res.output
+    assert "de-identified 1 of 1 files" in res.output and (tmp_path / "map.csv").exists()
+    import pydicom
+
+    [out] = list((tmp_path / "anon").rglob("*.dcm"))
+    assert str(pydicom.dcmread(out).PatientName) != str(pydicom.dcmread(src).PatientName)
