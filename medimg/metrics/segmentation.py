@@ -290,6 +290,40 @@ def _surface_mask(lab: np.ndarray) -> np.ndarray:
     return b
 
 
+def _surface_voxels(labels: np.ndarray | torch.Tensor, classes: Sequence[int]) -> dict[int, np.ndarray]:
+    """``{c: int64 (n_c, ndim) voxel indices}`` of each class's surface voxels."""
+    lab = _to_numpy_labels(labels, "labels")
+    nd = lab.ndim
+    out = {int(c): np.zeros((0, nd), np.int64) for c in classes}
+    box = _foreground_box(lab)
+    if box is None:
+        return out
+    crop = lab[box]
+    surf = _surface_mask(crop)
+    surf &= crop != 0
+    idx = np.nonzero(surf)
+    vals = crop[idx]
+    coords = np.stack(idx, axis=1).astype(np.int64)
+    coords += np.array([s.start for s in box], dtype=np.int64)
+    wanted = np.asarray(sorted(out), dtype=np.int64)
+    if len(wanted) == 1:
+        out[int(wanted[0])] = coords[vals == wanted[0]]
+        return out
+    order = np.argsort(vals, kind="stable")
+    svals = vals[order]
+    for c in wanted:
+        lo, hi = np.searchsorted(svals, [c, c + 1])
+        out[int(c)] = coords[order[lo:hi]]
+    return out
+
+
+def _spacing_array(spacing: Sequence[float] | None, nd: int) -> np.ndarray:
+    sp = np.ones(nd) if spacing is None else np.asarray(spacing, dtype=np.float64).ravel()
+    if sp.shape != (nd,):
+        raise ValueError(f"spacing must have {nd} values (mm per axis), got {list(sp)}")
+    return sp
+
+
 def surface_points(
     labels: np.ndarray | torch.Tensor,
     classes: Sequence[int],
@@ -309,46 +343,31 @@ def surface_points(
     Returns:
         ``{c: float64 array (n_c, ndim)}`` of voxel index * spacing (mm); ``n_c`` may be 0.
     """
-    lab = _to_numpy_labels(labels, "labels")
-    nd = lab.ndim
-    sp = np.ones(nd) if spacing is None else np.asarray(spacing, dtype=np.float64)
-    if sp.shape != (nd,):
-        raise ValueError(f"spacing must have {nd} values (mm per axis), got {list(np.atleast_1d(sp))}")
-    out = {int(c): np.zeros((0, nd)) for c in classes}
-    box = _foreground_box(lab)
-    if box is None:
-        return out
-    crop = lab[box]
-    surf = _surface_mask(crop)
-    surf &= crop != 0
-    idx = np.nonzero(surf)
-    vals = crop[idx]
-    offset = np.array([s.start for s in box], dtype=np.float64)
-    coords = np.stack(idx, axis=1).astype(np.float64)
-    coords += offset
-    coords *= sp
-    wanted = np.asarray(sorted(out), dtype=np.int64)
-    if len(wanted) == 1:
-        out[int(wanted[0])] = coords[vals == wanted[0]]
-        return out
-    order = np.argsort(vals, kind="stable")
-    svals = vals[order]
-    for c in wanted:
-        lo, hi = np.searchsorted(svals, [c, c + 1])
-        out[int(c)] = coords[order[lo:hi]]
-    return out
+    sp = _spacing_array(spacing, len(labels.shape))
+    return {c: v * sp for c, v in _surface_voxels(labels, classes).items()}
 
 
-def _nearest(from_pts: np.ndarray, to_pts: np.ndarray) -> np.ndarray:
-    """Distance (mm) from each point of ``from_pts`` to the nearest of ``to_pts``."""
+def _nearest(from_pts: np.ndarray, to_pts: np.ndarray, skip: np.ndarray | None = None) -> np.ndarray:
+    """Distance (mm) from each point of ``from_pts`` to the nearest of ``to_pts``.
+
+    ``skip`` marks points known to lie on ``to_pts`` (distance 0), left out of the query.
+    """
     from scipy.spatial import cKDTree
 
     if len(from_pts) == 0:
         return np.zeros(0)
     if len(to_pts) == 0:
         return np.full(len(from_pts), np.inf)
-    tree = cKDTree(to_pts, leafsize=32, balanced_tree=False, compact_nodes=False)
-    return tree.query(from_pts, k=1, workers=-1)[0]
+    out = np.zeros(len(from_pts))
+    query = from_pts if skip is None else from_pts[~skip]
+    if len(query):
+        tree = cKDTree(to_pts, leafsize=32, balanced_tree=False, compact_nodes=False)
+        d = tree.query(query, k=1, workers=-1)[0]
+        if skip is None:
+            out = d
+        else:
+            out[~skip] = d
+    return out
 
 
 def surface_distances(
@@ -361,12 +380,28 @@ def surface_distances(
 
     ``d_pred_to_ref[i]`` is the distance from the i-th surface voxel of ``pred`` to the
     nearest surface voxel of ``ref`` (inf where ``ref`` has no such class; empty where
-    ``pred`` has none). Exact Euclidean distances through a KD-tree on the surface voxels.
+    ``pred`` has none). Exact Euclidean distances through a KD-tree on the surface voxels;
+    voxels on both surfaces (distance 0, often half of them for a good segmentation) are
+    found by index and not queried.
     """
     _check_pair(pred, ref)
-    sp_pred = surface_points(pred, classes, spacing)
-    sp_ref = surface_points(ref, classes, spacing)
-    return {c: (_nearest(sp_pred[c], sp_ref[c]), _nearest(sp_ref[c], sp_pred[c])) for c in sp_pred}
+    shape = tuple(pred.shape)
+    sp = _spacing_array(spacing, len(shape))
+    vox_pred = _surface_voxels(pred, classes)
+    vox_ref = _surface_voxels(ref, classes)
+    out = {}
+    for c in vox_pred:
+        vp, vr = vox_pred[c], vox_ref[c]
+        if len(vp) and len(vr):
+            fp = np.ravel_multi_index(tuple(vp.T), shape)
+            fr = np.ravel_multi_index(tuple(vr.T), shape)
+            on_p = np.isin(fp, fr, assume_unique=True)
+            on_r = np.isin(fr, fp, assume_unique=True)
+        else:
+            on_p = on_r = None
+        pp, pr = vp * sp, vr * sp
+        out[c] = (_nearest(pp, pr, on_p), _nearest(pr, pp, on_r))
+    return out
 
 
 def _hd_from(d: tuple[np.ndarray, np.ndarray], percentile: float | None) -> float:
