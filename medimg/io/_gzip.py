@@ -4,19 +4,25 @@ Reading a ``.nii.gz`` is bounded by inflate, which is serial, so the library tha
 sets the speed. In order of preference:
 
 1. ``deflate`` (libdeflate): inflates a whole buffer at once into an output of known size,
-   the fastest here, and hands back a writable ``bytearray`` (no copy for numpy/torch).
+   the fastest here. The wheel exports libdeflate's C API, which is called directly
+   (ctypes) to inflate straight into a numpy buffer: numpy asks the kernel for transparent
+   huge pages, which saves ~25k page faults (~60 ms) on a 105 MB volume compared with a
+   Python bytes object; the call releases the GIL and reports the input bytes each member
+   used, so multi-member streams stay on the fast path. Where the symbols are missing,
+   the wheel's ``gzip_decompress`` is used instead.
 2. ``isal`` (Intel ISA-L): nearly as fast; its output is ``bytes`` (read-only), so one copy.
 3. stdlib ``zlib``: always there, ~1.6x slower.
 
-libdeflate decompresses only the first gzip member; a file may hold several members
-(RFC 1952 §2.2, e.g. written by ``pigz`` or concatenated), so every fast result is checked
-against the size the caller expects and anything unexpected goes through the streaming
-path, which handles any number of members and gives precise errors for truncated or
-corrupt data.
+A file may hold several gzip members (RFC 1952 §2.2, e.g. concatenated files); every
+fast result is checked against the size the caller expects, and anything unexpected goes
+through the streaming path, which handles any number of members and gives precise errors
+for truncated or corrupt data.
 """
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import zlib
 from typing import Any
 
@@ -153,21 +159,91 @@ def gunzip(data: Any, expected_size: int | None = None, backend: str = "auto") -
             truncated=len(mv) < 18 and bytes(mv[:2]) == GZIP_MAGIC,
         )
     if backend == "deflate":
-        # Only with a known size: libdeflate stops after the first member, so its output is
-        # trusted only when it is exactly as long as the caller needs.
+        # Only with a known size: the output buffer is allocated once at that size, and
+        # the result is trusted only when it is exactly that long.
         if expected_size:
-            try:
-                out = _deflate.gzip_decompress(mv, expected_size)
-            except _deflate.DeflateError:
-                out = None  # truncated, corrupt or longer: the stream path says which
-            if out is not None and len(out) == expected_size:
-                return np.frombuffer(out, dtype=np.uint8)
+            lib = _libdeflate()
+            if lib is not None:
+                out = _libdeflate_gunzip(lib, mv, expected_size)
+                if out is not None:
+                    return out
+            else:
+                try:
+                    buf = _deflate.gzip_decompress(mv, expected_size)
+                except _deflate.DeflateError:
+                    buf = None  # truncated, corrupt or longer: the stream path says which
+                if buf is not None and len(buf) == expected_size:
+                    return np.frombuffer(buf, dtype=np.uint8)
         backend = "isal" if _isal_zlib is not None else "zlib"
     module = _isal_zlib if backend == "isal" else zlib
     raw = _stream(mv, module)
     # bytes are read-only; torch would warn on a read-only array, and the reader may
     # byte-swap or scale in place, so take a writable copy (one memcpy, ~5% of inflate).
     return np.frombuffer(bytearray(raw), dtype=np.uint8)
+
+
+_LIBDEFLATE_SUCCESS = 0
+
+
+@functools.lru_cache(maxsize=1)
+def _libdeflate() -> Any:
+    """libdeflate's C API from the ``deflate`` wheel's own shared object, or None."""
+    if _deflate is None:
+        return None
+    try:
+        so = _extension_path(_deflate)
+        lib = ctypes.CDLL(so)
+        lib.libdeflate_alloc_decompressor.restype = ctypes.c_void_p
+        lib.libdeflate_alloc_decompressor.argtypes = []
+        lib.libdeflate_free_decompressor.restype = None
+        lib.libdeflate_free_decompressor.argtypes = [ctypes.c_void_p]
+        fn = lib.libdeflate_gzip_decompress_ex
+        fn.restype = ctypes.c_int
+        fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p,
+                       ctypes.c_size_t, ctypes.POINTER(ctypes.c_size_t),
+                       ctypes.POINTER(ctypes.c_size_t)]
+        return lib
+    except (OSError, AttributeError):
+        return None
+
+
+def _extension_path(module: Any) -> str:
+    """Path of the compiled extension of the ``deflate`` package."""
+    ext = getattr(module, "_deflate", None)
+    path = getattr(ext, "__file__", None)
+    if not path:
+        raise OSError("deflate extension module not found")
+    return path
+
+
+def _libdeflate_gunzip(lib: Any, mv: memoryview, size: int) -> np.ndarray | None:
+    """Inflate all members into a new ``size``-byte array; None if the data are not
+    exactly ``size`` bytes of valid gzip (the caller then takes the streaming path)."""
+    src = np.frombuffer(mv, dtype=np.uint8)
+    out = np.empty(size, dtype=np.uint8)
+    n = src.size
+    base_in, base_out = src.ctypes.data, out.ctypes.data
+    pos_in = pos_out = 0
+    used_in, used_out = ctypes.c_size_t(), ctypes.c_size_t()
+    d = lib.libdeflate_alloc_decompressor()
+    if not d:
+        return None
+    try:
+        while pos_in < n and pos_out < size:
+            if bytes(mv[pos_in : pos_in + 2]) != GZIP_MAGIC:
+                break
+            r = lib.libdeflate_gzip_decompress_ex(
+                d, base_in + pos_in, n - pos_in, base_out + pos_out, size - pos_out,
+                ctypes.byref(used_in), ctypes.byref(used_out),
+            )
+            if r != _LIBDEFLATE_SUCCESS:
+                return None  # bad data, truncated, or more data than expected
+            pos_in += used_in.value
+            pos_out += used_out.value
+    finally:
+        lib.libdeflate_free_decompressor(d)
+        del src
+    return out if pos_out == size else None
 
 
 def gzip_compressobj(level: int | None = None) -> Any:

@@ -1,0 +1,258 @@
+"""Reading and writing NIfTI: medimg vs SimpleITK, nibabel and MONAI, with the inflate floor.
+
+Usage::
+
+    python benchmarks/io_nifti.py [--quick] [--json PATH] [--repeats N]
+
+Input: a CT-like 512x512x200 int16 volume (0.7 x 0.7 x 2.5 mm, LPS), made once and cached
+in ``.bench/`` (git-ignored): body, lungs, spine and ribs with smooth texture plus
+Gaussian noise (sigma 18 HU) and an outside-FOV padding value, so it compresses like a real
+CT (~2.2x with gzip -6), not like a constant array. ``--quick`` uses 128x128x40.
+
+Cases (each tool in turn, medians after a warm-up call):
+
+* ``read .nii.gz``: ``medimg.io.read_image``; SimpleITK ``ReadImage`` +
+  ``GetArrayViewFromImage``; nibabel ``np.asanyarray(img.dataobj)``; MONAI
+  ``LoadImage(image_only=True)``; medimg with each gzip backend; and the floors: gzip
+  inflate alone of the in-memory file with stdlib zlib, ISA-L and libdeflate.
+* ``read .nii``: the same readers on the uncompressed file.
+* ``write .nii.gz``: ``medimg.io.write_image`` vs ``nibabel.save`` and SimpleITK
+  ``WriteImage`` (each at its default compression).
+
+``agrees``: each tool's array equals medimg's voxel for voxel after accounting for axis
+order (SimpleITK gives ``(z, y, x)``), and the geometry agrees (SimpleITK's LPS origin and
+direction, MONAI's and nibabel's affine, within 1e-4 mm); for writers, reading the written
+file back gives the same voxels and affine.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import sys
+import tempfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import BENCH_DIR, Result, Tool, parse_args, report, run_case  # noqa: E402
+
+SPACING = (0.7, 0.7, 2.5)
+
+
+def ct_phantom(shape: tuple[int, int, int], seed: int = 0, noise: float = 18.0) -> np.ndarray:
+    """A CT-like int16 volume in HU, Fortran-ordered ``(X, Y, Z)``.
+
+    Air -1000 outside an elliptic body of soft tissue (~40 HU, smooth texture), two lungs
+    (~-850 HU, textured), a spine (700 HU) and ribs (450 HU), Gaussian noise, and -3024
+    outside the circular field of view, as scanners pad.
+    """
+    nx, ny, nz = shape
+    rng = np.random.default_rng(seed)
+    x = (np.arange(nx, dtype=np.float32) - nx / 2) / (nx / 2)
+    y = (np.arange(ny, dtype=np.float32) - ny / 2) / (ny / 2)
+    xx, yy = np.meshgrid(x, y, indexing="ij")
+    fov = xx**2 + yy**2 <= 0.98
+    angle_mask = np.sin(12 * np.arctan2(yy, xx)) > 0.3
+    vol = np.empty(shape, dtype=np.int16, order="F")
+    for k in range(nz):
+        t = k / max(nz - 1, 1)
+        ax, ay = 0.80 + 0.05 * np.sin(3 * t), 0.55 + 0.04 * np.cos(2 * t)
+        r_body = np.sqrt((xx / ax) ** 2 + (yy / ay) ** 2)
+        body = r_body <= 1
+        sl = np.full((nx, ny), -1000.0, np.float32)
+        sl[body] = 40 + 15 * np.sin(6 * xx[body] + 4 * t) * np.cos(5 * yy[body])
+        lung_r = 0.25 + 0.1 * np.sin(np.pi * t)
+        for cx in (-0.35, 0.35):
+            lung = ((xx - cx) / lung_r) ** 2 + ((yy + 0.05) / (lung_r * 1.3)) ** 2 <= 1
+            sl[lung] = -850 + 60 * np.sin(20 * xx[lung]) * np.sin(17 * yy[lung])
+        sl[(xx**2 + (yy - 0.38) ** 2) <= 0.07**2] = 700
+        sl[(np.abs(r_body - 0.88) < 0.03) & angle_mask] = 450
+        sl += rng.normal(0, noise, size=(nx, ny)).astype(np.float32)
+        sl[~fov] = -3024
+        vol[:, :, k] = np.rint(sl)
+    return vol
+
+
+def make_inputs(shape: tuple[int, int, int]) -> tuple[Path, Path]:
+    """The cached ``.nii`` and ``.nii.gz`` (gzip level 6, like ITK / dcm2niix output)."""
+    import nibabel as nib
+
+    BENCH_DIR.mkdir(exist_ok=True)
+    stem = BENCH_DIR / f"ct_{shape[0]}x{shape[1]}x{shape[2]}_int16"
+    nii, niigz = stem.with_suffix(".nii"), Path(f"{stem}.nii.gz")
+    if not (nii.exists() and niigz.exists()):
+        print(f"making {niigz.name} (once)...", file=sys.stderr, flush=True)
+        affine = np.diag([-SPACING[0], -SPACING[1], SPACING[2], 1.0])
+        affine[:3, 3] = [180.0, 160.0, -250.0]
+        img = nib.Nifti1Image(ct_phantom(shape), affine)
+        img.set_qform(affine, code=1)
+        img.set_sform(affine, code=1)
+        img.header.set_xyzt_units("mm", "sec")
+        tmp = Path(f"{stem}.tmp.nii")
+        nib.save(img, str(tmp))
+        os.replace(tmp, nii)
+        raw = nii.read_bytes()
+        tmpgz = Path(f"{stem}.tmp.gz")
+        tmpgz.write_bytes(gzip.compress(raw, 6))
+        os.replace(tmpgz, niigz)
+    return nii, niigz
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    args = parse_args(__doc__.splitlines()[0], argv)
+    shape = (128, 128, 40) if args.quick else (512, 512, 200)
+    nii, niigz = make_inputs(shape)
+
+    import nibabel as nib
+    import torch
+
+    from medimg.io import read_image, write_image
+    from medimg.io._gzip import available_backends
+    from medimg.io.nifti import read_nifti
+
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    ref_img = read_image(niigz)
+    ref = ref_img.numpy()[0]  # (X, Y, Z), Fortran-ordered view
+    ref_affine = ref_img.affine
+    raw_size = 352 + ref.nbytes
+
+    def same_xyz(arr: np.ndarray) -> bool:
+        return arr.shape == ref.shape and bool(np.array_equal(np.asarray(arr), ref))
+
+    def affine_ok(aff: np.ndarray) -> bool:
+        return bool(np.allclose(np.asarray(aff, dtype=np.float64), ref_affine, atol=1e-4))
+
+    def check_medimg(img) -> bool:
+        return same_xyz(img.numpy()[0]) and affine_ok(img.affine)
+
+    tools_by_case: dict[str, list[Tool]] = {}
+    for label, path in (("read .nii.gz", niigz), ("read .nii", nii)):
+        tools = [Tool("medimg", lambda p=path: read_image(p), check_medimg, peer=False)]
+        if label.endswith(".gz"):
+            for b in available_backends():
+                tools.append(Tool(f"medimg[{b}]", lambda p=path, b=b: read_nifti(p, backend=b),
+                                  check_medimg, note="medimg with this gzip backend"))
+        try:
+            import SimpleITK as sitk
+
+            def sitk_read(p=path):
+                im = sitk.ReadImage(str(p))
+                return im, sitk.GetArrayViewFromImage(im)
+
+            def sitk_check(out) -> bool:
+                im, arr = out
+                lps = np.diag([-1.0, -1.0, 1.0])
+                direction = np.asarray(im.GetDirection()).reshape(3, 3)
+                aff = np.eye(4)
+                aff[:3, :3] = lps @ direction @ np.diag(im.GetSpacing())
+                aff[:3, 3] = lps @ np.asarray(im.GetOrigin())
+                return same_xyz(arr.T) and affine_ok(aff)
+
+            tools.append(Tool("SimpleITK", sitk_read, sitk_check))
+        except ImportError:
+            print("SimpleITK not installed: skipped", file=sys.stderr)
+
+        def nib_read(p=path):
+            im = nib.load(str(p))
+            return im.affine, np.asanyarray(im.dataobj)
+
+        tools.append(Tool("nibabel", nib_read, lambda o: same_xyz(o[1]) and affine_ok(o[0]),
+                          note="np.asanyarray(img.dataobj)"))
+        try:
+            from monai.transforms import LoadImage
+
+            loader = LoadImage(image_only=True)
+
+            def monai_check(t) -> bool:
+                return same_xyz(np.asarray(t).astype(np.int16)) and bool(
+                    np.array_equal(np.asarray(t), ref.astype(np.float32))
+                ) and affine_ok(np.asarray(t.affine))
+
+            tools.append(Tool("MONAI", lambda p=path: loader(str(p)), monai_check,
+                              note="LoadImage(image_only=True): float32, C order"))
+        except ImportError:
+            print("MONAI not installed: skipped", file=sys.stderr)
+        if label.endswith(".gz"):
+            blob = niigz.read_bytes()
+
+            def floor_check(buf) -> bool:
+                got = np.frombuffer(buf, dtype=np.uint8, count=ref.nbytes, offset=352)
+                return bool(np.array_equal(got, ref.T.reshape(-1).view(np.uint8)))
+
+            tools.append(Tool("inflate zlib", lambda: zlib.decompress(blob, 31, raw_size), floor_check,
+                              note="floor: stdlib zlib, bytes in memory"))
+            try:
+                from isal import isal_zlib
+
+                tools.append(Tool("inflate isal", lambda: isal_zlib.decompress(blob, 31, raw_size),
+                                  floor_check, note="floor: ISA-L, bytes in memory"))
+            except ImportError:
+                pass
+            try:
+                import deflate
+
+                tools.append(Tool("inflate libdeflate", lambda: deflate.gzip_decompress(blob, raw_size),
+                                  floor_check, note="floor: libdeflate, bytes in memory"))
+            except ImportError:
+                pass
+        else:
+            tools.append(Tool("read bytes", lambda p=path: Path(p).read_bytes(),
+                              lambda b: len(b) == raw_size, note="floor: the file's bytes"))
+        tools_by_case[label] = tools
+
+    # writing: each writer to its own file in a temp folder, checked by reading back
+    tmpdir = Path(tempfile.mkdtemp(prefix="medimg_bench_"))
+    out_m, out_n, out_s = (tmpdir / f"{n}.nii.gz" for n in ("medimg", "nibabel", "sitk"))
+    nib_img = nib.load(str(niigz))
+    nib_arr = np.asanyarray(nib_img.dataobj)
+
+    def written_ok(p: Path) -> bool:
+        return check_medimg(read_image(p))
+
+    wtools = [
+        Tool("medimg", lambda: write_image(ref_img, out_m), lambda _: written_ok(out_m), peer=False,
+             note="ISA-L level 1"),
+        Tool("nibabel", lambda: nib.save(nib.Nifti1Image(nib_arr, nib_img.affine, nib_img.header), str(out_n)),
+             lambda _: written_ok(out_n), note="nib.save, default level"),
+    ]
+    try:
+        import SimpleITK as sitk
+
+        sitk_img = sitk.ReadImage(str(niigz))
+        wtools.append(Tool("SimpleITK", lambda: sitk.WriteImage(sitk_img, str(out_s), useCompression=True),
+                           lambda _: written_ok(out_s), note="WriteImage(useCompression=True)"))
+    except ImportError:
+        pass
+    tools_by_case["write .nii.gz"] = wtools
+
+    results: list[Result] = []
+    for case, tools in tools_by_case.items():
+        reps = args.repeats if case != "write .nii.gz" else max(1, min(args.repeats, 5))
+        results += run_case(case, tools, reps)
+    sizes = {p.stem.split(".")[0]: p.stat().st_size for p in (out_m, out_n, out_s) if p.exists()}
+    for p in (out_m, out_n, out_s):
+        p.unlink(missing_ok=True)
+    tmpdir.rmdir()
+
+    extra = {
+        "input": {
+            "shape": list(shape), "dtype": "int16", "spacing_mm": list(SPACING),
+            "raw_mb": round(ref.nbytes / 1e6, 1), "gz_mb": round(niigz.stat().st_size / 1e6, 1),
+            "compression_ratio": round((ref.nbytes + 352) / niigz.stat().st_size, 2),
+        },
+        "written_mb": {k: round(v / 1e6, 1) for k, v in sizes.items()},
+        "repeats": args.repeats,
+    }
+    title = (f"NIfTI I/O, {shape[0]}x{shape[1]}x{shape[2]} int16 "
+             f"({extra['input']['raw_mb']} MB raw, {extra['input']['gz_mb']} MB .nii.gz); "
+             f"median of {args.repeats} runs")
+    print(f"written sizes (MB): {extra['written_mb']}")
+    return report("io_nifti", title, results, args.json,
+                  packages=("nibabel", "SimpleITK", "monai", "isal", "deflate"), extra=extra)
+
+
+if __name__ == "__main__":
+    main()
