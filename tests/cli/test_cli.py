@@ -313,3 +313,40 @@ def test_convert_and_deid_pydicom_ct(tmp_path: Path):
 
     [out] = list((tmp_path / "anon").rglob("*.dcm"))
     assert str(pydicom.dcmread(out).PatientName) != str(pydicom.dcmread(src).PatientName)
+
+
+@pytest.mark.slow
+def test_train_tiny_run_writes_run_folder(tmp_path: Path):
+    from medimg.data.synthetic import make_synthetic_segmentation
+
+    make_synthetic_segmentation(tmp_path / "data", n_train=2, n_val=1, n_test=1, shape=(16, 16, 16))
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(
+        textwrap.dedent(
+            """
+            experiment: {name: tiny}
+            data:
+              root: data
+              images: [t1.nii.gz, t2.nii.gz]
+              label: label.nii.gz
+              label_names: [background, ellipsoid, sphere]
+            preprocess: [{name: orient, axcodes: RAS}, {name: normalize_intensity}]
+            model: {name: unet, channels: [4, 8], strides: [2]}
+            optimizer: {name: adamw, lr: 0.01}
+            trainer: {max_epochs: 2, batch_size: 2, device: cpu}
+            inference: {roi_size: [16, 16, 16], sw_batch_size: 2}
+            """
+        )
+    )
+    res = run("train", cfg, "--set", "trainer.max_epochs=1", "--output-dir", tmp_path / "run")
+    assert res.exit_code == 0, res.output
+    run_dir = tmp_path / "run"
+    assert "trained tiny" in res.output and str(run_dir) in res.output
+    from medimg.config import load_config
+
+    resolved = load_config(run_dir / "config.resolved.yaml")
+    assert resolved.trainer.max_epochs == 1 and resolved.data.root == tmp_path / "data"
+    env = json.loads((run_dir / "environment.json").read_text())
+    assert env["versions"]["torch"] and "git" in env
+    assert (run_dir / "config.original.yaml").read_text() == cfg.read_text()
+    assert list(run_dir.glob("*.pt")) or list(run_dir.rglob("*.pt"))
