@@ -313,6 +313,19 @@ def test_every_backend_agrees(tmp_path, backend):
     assert img.numpy().flags["WRITEABLE"]
 
 
+@pytest.mark.skipif("deflate" not in available_backends(), reason="deflate (libdeflate) not installed")
+def test_deflate_without_c_api_falls_back_to_wheel_call(tmp_path, monkeypatch):
+    from medimg.io import _gzip
+
+    payload = bytes(range(256)) * 500
+    two = gzip.compress(payload[:1000]) + gzip.compress(payload[1000:])
+    assert _gzip._libdeflate() is not None  # the wheel exports libdeflate's C API here
+    assert gunzip(two, len(payload), "deflate").tobytes() == payload  # members on the fast path
+    monkeypatch.setattr(_gzip, "_libdeflate", lambda: None)
+    assert gunzip(gzip.compress(payload), len(payload), "deflate").tobytes() == payload
+    assert gunzip(two, len(payload), "deflate").tobytes() == payload  # via the stream path
+
+
 def test_gunzip_unit():
     payload = bytes(range(256)) * 1000
     blob = gzip.compress(payload)
