@@ -314,7 +314,7 @@ def find_cases(root: str | Path, file_name: str | None = None) -> tuple[dict[str
         elif entry.is_dir():
             cid = entry.name
             has_nifti = any(case_id_from_path(p) for p in entry.iterdir() if p.is_file())
-            if not has_nifti and not file_name:
+            if not has_nifti:  # not a case folder (docs, plots...)
                 continue
             found = _pick_in_folder(entry, file_name)
         else:

@@ -45,8 +45,11 @@ Empty masks (a class absent from ``pred``, ``ref`` or both), documented once her
 
 ``empty_score`` defaults to 1.0 (both agree that the structure is absent: a perfect
 answer); pass ``float("nan")`` to exclude such cases from averages instead. MONAI's
-``DiceMetric(ignore_empty=True)`` gives NaN there, its surface metrics give NaN for both
-empty and inf (HD, ASSD) or 0 (NSD) for one empty, as here. Reports keep NaN and inf
+``DiceMetric`` gives 1 there with ``ignore_empty=False`` and NaN with its default
+``ignore_empty=True``, which also turns a false-positive class (empty reference, non-empty
+prediction) into NaN where medimg says 0. Its surface metrics give NaN for both empty and
+inf (HD, ASSD) or 0 (NSD) for one empty, as here, except HD95, which comes out NaN for one
+empty mask (``torch.quantile`` of all-inf distances); medimg says inf, like HD. Reports keep NaN and inf
 rows and leave them out of means, with a count of how many values contributed.
 """
 

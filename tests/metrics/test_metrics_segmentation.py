@@ -205,25 +205,32 @@ def _onehot(lab, k):
 def test_equal_to_monai(shape, spacing):
     """Same values as MONAI 1.6.1 (1e-4) on random-ish multi-class pairs, borders included."""
     monai_metrics = pytest.importorskip("monai.metrics")
-    k = 3
-    pred = _blobs(shape, 0, k)
-    ref = _blobs(shape, 1, k)
+    k = 4
+    pred = _blobs(shape, 0, 3)
+    ref = _blobs(shape, 1, 3)
     pred[(0,) * len(shape)] = 2  # a class touching the array's corner: border convention
-    ours = compute_metrics(pred, ref, [1, 2], ["dice", "hd", "hd95", "assd", "nsd"], spacing=spacing,
+    pred[(slice(3, 6),) * len(shape)] = 3  # a class in pred only: Dice 0, HD/ASSD inf, NSD 0
+    ours = compute_metrics(pred, ref, [1, 2, 3], ["dice", "hd", "hd95", "assd", "nsd"], spacing=spacing,
                            metric_params={"nsd": {"tolerance_mm": 1.5}})
     P, R = _onehot(pred, k), _onehot(ref, k)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         theirs = {
-            "dice": monai_metrics.compute_dice(P, R, include_background=False)[0],
+            # ignore_empty=False: MONAI's default gives NaN wherever the reference is empty,
+            # even for a false-positive class; medimg's convention is 0 there (documented)
+            "dice": monai_metrics.compute_dice(P, R, include_background=False, ignore_empty=False)[0],
             "hd": monai_metrics.compute_hausdorff_distance(P, R, spacing=list(spacing))[0],
             "hd95": monai_metrics.compute_hausdorff_distance(P, R, percentile=95, spacing=list(spacing))[0],
             "assd": monai_metrics.compute_average_surface_distance(P, R, symmetric=True, spacing=list(spacing))[0],
-            "nsd": monai_metrics.compute_surface_dice(P, R, [1.5, 1.5], spacing=list(spacing))[0],
+            "nsd": monai_metrics.compute_surface_dice(P, R, [1.5] * (k - 1), spacing=list(spacing))[0],
         }
     for m, vals in theirs.items():
-        for i, c in enumerate((1, 2)):
+        for i, c in enumerate((1, 2, 3)):
+            if (m, c) == ("hd95", 3):  # MONAI: torch.quantile of all-inf distances is NaN
+                assert math.isnan(float(vals[i])) and ours[c][m] == math.inf
+                continue
             assert ours[c][m] == pytest.approx(float(vals[i]), abs=1e-4, rel=1e-5), (m, c)
+    assert ours[3]["hd"] == math.inf and ours[3]["dice"] == 0.0
 
 
 def test_spleen_fixed_point():
