@@ -105,14 +105,21 @@ def _resize_two(x: torch.Tensor, size: Sequence[int], mode2: str) -> torch.Tenso
     return y.permute(0, 2, 3, 1).contiguous()
 
 
-def _resize_last(x: torch.Tensor, n: int, mode1: str) -> torch.Tensor:
-    """Resize the last axis of a contiguous tensor."""
+def _resize_last(x: torch.Tensor, n: int, mode1: str, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Resize the last axis of a contiguous ``(C, A, B, L)`` tensor, converting to ``dtype``
+    slab by slab (along A) so no full-size converted copy is ever made."""
+    kw = {} if mode1.startswith("nearest") else {"align_corners": False}
     shape = x.shape
-    y = F.interpolate(
-        x.reshape(-1, 1, shape[-1]), size=n, mode=mode1,
-        **({} if mode1.startswith("nearest") else {"align_corners": False}),
-    )
-    return y.reshape(*shape[:-1], n)
+    if dtype is None or dtype == x.dtype:
+        y = F.interpolate(x.reshape(-1, 1, shape[-1]), size=n, mode=mode1, **kw)
+        return y.reshape(*shape[:-1], n)
+    out = torch.empty((*shape[:-1], n), dtype=dtype, device=x.device)
+    step = max(1, (1 << 22) // max(1, shape[0] * shape[2] * shape[3]))  # ~4M voxels per slab
+    for a0 in range(0, shape[1], step):
+        slab = x[:, a0 : a0 + step].to(dtype)
+        y = F.interpolate(slab.reshape(-1, 1, shape[-1]), size=n, mode=mode1, **kw)
+        out[:, a0 : a0 + step] = y.reshape(*slab.shape[:-1], n)
+    return out
 
 
 def resample_to_shape(data: torch.Tensor, shape: Sequence[int], mode: str = "linear") -> torch.Tensor:
@@ -145,30 +152,27 @@ def resample_to_shape(data: torch.Tensor, shape: Sequence[int], mode: str = "lin
     if tuple(data.shape[1:]) == shape:
         return data.clone()
     orig_dtype = data.dtype
-    if mode == "linear":
-        if not data.is_floating_point():
-            data = data.to(torch.float32)
-    elif data.dtype not in (torch.uint8, torch.float32, torch.float16, torch.bfloat16, torch.float64):
-        data = data.to(torch.float32)
+    native = (torch.uint8, torch.float32, torch.float16, torch.bfloat16, torch.float64)
+    work = data.dtype if data.is_floating_point() or (mode == "nearest" and data.dtype in native) else torch.float32
     view, order = _to_memory_order(data)
     tgt = [shape[d] for d in order]
     C = view.shape[0]
     if nd == 2:
         A, B = view.shape[1:]
-        out = _resize_two(view.reshape(C, A, B, 1), tgt, mode2).reshape(C, *tgt)
+        out = _resize_two(view.reshape(C, A, B, 1).to(work), tgt, mode2).reshape(C, *tgt)
     elif nd == 3:
         A, B, L = view.shape[1:]
         a, b, l = tgt
         x = view.contiguous()
         # do the pass that shrinks the data most first (smaller intermediate)
-        if a * b * L <= A * B * l:
+        if a * b * L <= A * B * l or l == L:
+            x = x.to(work)
             if (a, b) != (A, B):
                 x = _resize_two(x, (a, b), mode2)
             if l != L:
                 x = _resize_last(x, l, mode1)
         else:
-            if l != L:
-                x = _resize_last(x, l, mode1)
+            x = _resize_last(x, l, mode1, work)  # converts slab by slab
             if (a, b) != (A, B):
                 x = _resize_two(x, (a, b), mode2)
         out = x
@@ -235,10 +239,13 @@ def foreground_bbox(
     margins = [int(margin)] * nd if isinstance(margin, int) else [int(m) for m in margin]
     start: list[int] = []
     stop: list[int] = []
+    if nd == 3:  # two passes over the volume instead of three
+        plane = mask.amax(dim=2)
+        profiles = [plane.amax(dim=1), plane.amax(dim=0), mask.amax(dim=(0, 1))]
+    else:
+        profiles = [mask.amax(dim=[d for d in range(nd) if d != ax]) if nd > 1 else mask for ax in range(nd)]
     for ax in range(nd):
-        other = [d for d in range(nd) if d != ax]
-        prof = mask.amax(dim=other) if other else mask
-        idx = torch.nonzero(prof).flatten()
+        idx = torch.nonzero(profiles[ax]).flatten()
         if idx.numel() == 0:
             return None
         start.append(max(int(idx[0]) - margins[ax], 0))
