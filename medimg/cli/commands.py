@@ -60,6 +60,8 @@ class _Group(TyperGroup):
             # Typer/Click's own signals (Exit, Abort, usage errors) pass through.
             if type(exc).__module__.startswith("typer") or ctx.params.get("debug"):
                 raise
+            if isinstance(exc, BrokenPipeError):  # `medimg ... | head`: stop quietly
+                raise typer.Exit(EXIT_FAILURE) from None
             raise typer.Exit(_print_error(exc)) from None
 
 
@@ -122,9 +124,9 @@ def _fmt_floats(values: Any, digits: int = 4) -> str:
 _SERIES_KEYS = (
     "format", "modality", "series_instance_uid", "series_uid", "series_description",
     "series_number", "study_instance_uid", "manufacturer", "transfer_syntax",
-    "transfer_syntax_uid", "num_files", "num_slices", "num_frames", "slice_spacing",
-    "slice_thickness", "rescale_slope", "rescale_intercept", "photometric_interpretation",
-    "warnings",
+    "transfer_syntax_uid", "num_files", "num_volumes", "num_slices", "num_frames",
+    "slice_spacing", "slice_thickness", "gantry_tilt_deg", "rescale_slope", "rescale_intercept",
+    "photometric_interpretation", "notes", "warnings",
 )
 
 
@@ -190,11 +192,12 @@ def info(
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
         return
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=str(path), show_header=False, title_justify="left")
-    table.add_column("field", style="bold")
-    table.add_column("value")
+    table = Table(title=escape(str(path)), show_header=False, title_justify="left")
+    table.add_column("field", style="bold", no_wrap=True)
+    table.add_column("value", overflow="fold")
     table.add_row("kind", summary["kind"])
     table.add_row("shape", f"{tuple(summary['shape'])}  (C, spatial...)")
     table.add_row("dtype", summary["dtype"])
@@ -212,7 +215,11 @@ def info(
     if "values" in summary:
         table.add_row("values", ", ".join(str(v) for v in summary["values"]))
     for key, value in summary.get("series", {}).items():
-        table.add_row(key.replace("_", " "), str(value))
+        if isinstance(value, list):
+            if not value:
+                continue
+            value = ", ".join(str(v) for v in value)
+        table.add_row(key.replace("_", " "), escape(str(value)))
     _console().print(table)
 
 
@@ -481,20 +488,15 @@ def demo(
         "runs/demo"
     ),
     minutes: Annotated[
-        Optional[float], typer.Option(min=0.01, help="Wall-clock budget for the demo's training.")
+        Optional[float], typer.Option(min=0.01, help="Training wall-clock budget (default: the demo config's).")
     ] = None,
+    overrides: SetOption = None,
 ) -> None:
-    """Train, predict and evaluate end to end on built-in data: the 5-minute tour."""
+    """Generate synthetic data, train, predict and evaluate end to end (a few minutes on CPU)."""
     from ..demo import run_demo
 
-    kwargs: dict[str, Any] = {}
-    if minutes is not None:
-        kwargs["minutes"] = minutes
-    result = run_demo(output_dir, **kwargs)
-    if result is not None and hasattr(result, "format"):
-        _console().print(result.format(), markup=False)
-    elif isinstance(result, dict):
-        _console().print(_summary_table("demo", [(str(k), str(v)) for k, v in result.items()]))
+    result = run_demo(output_dir, minutes, overrides=list(overrides or []) or None)
+    _console().print(result.format(), markup=False)
 
 
 # --------------------------------------------------------------------------------------

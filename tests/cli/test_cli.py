@@ -350,3 +350,17 @@ def test_train_tiny_run_writes_run_folder(tmp_path: Path):
     assert env["versions"]["torch"] and "git" in env
     assert (run_dir / "config.original.yaml").read_text() == cfg.read_text()
     assert list(run_dir.glob("*.pt")) or list(run_dir.rglob("*.pt"))
+
+
+def test_info_dicom_series(shared_data: Path):
+    folder = shared_data / "dicom" / "torchio_ct"
+    if not folder.is_dir():
+        pytest.skip(f"real data not found: {folder}")
+    res = run("info", folder, "--json")
+    assert res.exit_code == 0, res.output
+    info = json.loads(res.stdout)
+    assert info["spatial_shape"] == [88, 128, 17] and info["spacing_mm"] == [2.0, 2.0, 2.0]
+    assert info["series"]["modality"] == "CT" and info["series"]["num_files"] == 17
+    res = run("info", folder)
+    assert res.exit_code == 0 and "Implicit VR Little Endian" in res.output and "num files" in res.output
+    assert "PatientName" not in res.output and "Doe" not in res.output
