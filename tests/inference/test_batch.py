@@ -1,0 +1,113 @@
+"""predict_folder: layouts, outputs on each input's grid, one bad case does not stop the rest."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from medimg.core import DataError, Image, make_affine
+from medimg.inference import find_cases, predict_folder, save_checkpoint
+from medimg.io import read_image, write_image
+from medimg.models import create_model
+
+PREPROCESS = [{"name": "orient", "axcodes": "RAS"}, {"name": "resample", "spacing": [2.0, 2.0, 2.0]}]
+
+
+def _checkpoint(path, in_channels=1, images=("img.nii.gz",)):
+    params = {"in_channels": in_channels, "out_channels": 2, "spatial_dims": 3, "channels": [4, 8], "strides": [2]}
+    torch.manual_seed(0)
+    save_checkpoint(
+        path, create_model("unet", **params), model_name="unet", model_params=params,
+        label_names=["background", "lesion"], preprocess=PREPROCESS,
+        inference={"roi_size": [16, 16, 16], "overlap": 0.25, "sw_batch_size": 2},
+        data={"images": list(images)},
+    )
+    return path
+
+
+def _image(shape, spacing, seed, direction=None) -> Image:
+    g = torch.Generator().manual_seed(seed)
+    return Image(torch.rand((1, *shape), generator=g), make_affine(spacing, (seed, -seed, 3.0), direction))
+
+
+def test_folder_with_a_corrupt_file(tmp_path):
+    ckpt = _checkpoint(tmp_path / "m.pt")
+    src = tmp_path / "in"
+    src.mkdir()
+    inputs = {
+        "a": _image((20, 18, 10), (1.0, 1.2, 3.0), 1, np.diag([-1.0, -1.0, 1.0])),
+        "b": _image((15, 22, 9), (0.9, 0.9, 2.5), 2),
+    }
+    for cid, im in inputs.items():
+        write_image(im, src / f"{cid}.nii.gz")
+    (src / "broken.nii.gz").write_bytes(b"\x1f\x8b not really gzip")
+    (src / "notes.txt").write_text("ignored")
+    out = tmp_path / "out"
+    report = predict_folder(ckpt, src, out, device="cpu", progress=False)
+    assert sorted(report.ok) == ["a", "b"]
+    assert [c for c, _ in report.failed] == ["broken"]
+    assert "ImageReadError" in report.failed[0][1]
+    assert not report.all_ok
+    for cid, im in inputs.items():
+        lab = read_image(out / f"{cid}.nii.gz")
+        assert lab.spatial_shape == im.spatial_shape
+        assert np.allclose(lab.affine, im.affine, atol=1e-5)
+        assert set(np.unique(lab.numpy()).tolist()) <= {0, 1}
+    assert not (out / "broken.nii.gz").exists()
+    assert json.loads((out / "labels.json").read_text()) == {"0": "background", "1": "lesion"}
+    rows = {r["case_id"]: r for r in csv.DictReader(open(out / "predictions.csv"))}
+    assert rows["a"]["status"] == "ok" and float(rows["a"]["seconds"]) > 0
+    assert rows["broken"]["status"] == "failed" and rows["broken"]["error"]
+
+
+def test_single_file_input(tmp_path):
+    ckpt = _checkpoint(tmp_path / "m.pt")
+    f = tmp_path / "case_7.nii"
+    write_image(_image((16, 16, 16), (1.0, 1.0, 1.0), 7), f)
+    report = predict_folder(ckpt, f, tmp_path / "out", device="cpu", progress=False)
+    assert report.ok == ["case_7"] and (tmp_path / "out" / "case_7.nii.gz").is_file()
+
+
+def test_case_folders_for_a_multichannel_model(tmp_path):
+    keys = ["flair.nii.gz", "t1c.nii.gz"]
+    ckpt = _checkpoint(tmp_path / "m.pt", in_channels=2, images=keys)
+    root = tmp_path / "test"
+    for i, cid in enumerate(["p1", "p2", "p3"]):
+        d = root / cid
+        d.mkdir(parents=True)
+        im = _image((18, 18, 12), (1.0, 1.0, 1.5), i)
+        write_image(im, d / keys[0])
+        if cid != "p3":  # p3 lacks its second channel
+            write_image(im.new(im.data * 2), d / keys[1])
+        write_image(im.new(torch.zeros_like(im.data, dtype=torch.uint8), kind="label"), d / "seg.nii.gz")
+    report = predict_folder(ckpt, root, tmp_path / "out", device="cpu", progress=False)
+    assert report.ok == ["p1", "p2"]
+    assert report.failed[0][0] == "p3" and "t1c.nii.gz" in report.failed[0][1]
+    lab = read_image(tmp_path / "out" / "p1.nii.gz")
+    assert lab.spatial_shape == (18, 18, 12)
+
+
+def test_find_cases_errors(tmp_path):
+    with pytest.raises(DataError, match="prediction input not found"):
+        find_cases(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no cases found in .*empty") as exc:
+        find_cases(tmp_path / "empty", ["flair.nii.gz", "t1c.nii.gz"], 2)
+    assert "2 channel(s) named" in str(exc.value)
+    (tmp_path / "x.txt").write_text("")
+    with pytest.raises(DataError, match="is not a NIfTI file"):
+        find_cases(tmp_path / "x.txt")
+
+
+def test_wrong_channel_count_is_a_failed_case(tmp_path):
+    keys = ["flair.nii.gz", "t1c.nii.gz"]
+    ckpt = _checkpoint(tmp_path / "m.pt", in_channels=2, images=keys)
+    src = tmp_path / "flat"
+    src.mkdir()
+    write_image(_image((16, 16, 16), (1.0, 1.0, 1.0), 0), src / "single.nii.gz")
+    report = predict_folder(ckpt, src, tmp_path / "out", device="cpu", progress=False)
+    assert report.ok == [] and "expects 2 input channel(s)" in report.failed[0][1]
