@@ -509,7 +509,8 @@ def test_chest_ct_real_series():
 @pytest.mark.parametrize(
     ("name", "reason"),
     [("MR_truncated.dcm", "truncated pixel data"), ("no_meta.dcm", "not a DICOM file"),
-     ("emri_small_jpeg_2k_lossless_too_short.dcm", "no usable DICOM content")],
+     ("emri_small_jpeg_2k_lossless_too_short.dcm", "truncated compressed pixel data"),
+     ("rtplan_truncated.dcm", "")],
 )
 def test_pydicom_broken_files_are_reported(name, reason, tmp_path):
     src = Path(get_testdata(name))
@@ -518,7 +519,10 @@ def test_pydicom_broken_files_are_reported(name, reason, tmp_path):
     (folder / name).write_bytes(src.read_bytes())
     scan = find_series(folder)
     assert len(scan) == 1 and scan[0].status == "ok"
-    assert [(Path(p).name, reason in r) for p, r in scan.unreadable] == [(name, True)]
+    if reason:
+        assert [(Path(p).name, reason in r) for p, r in scan.unreadable] == [(name, True)]
+    else:  # a truncated non-image object: listed as non-image or unreadable, never stacked
+        assert len(scan.unreadable) + len(scan.non_image) == 1
     assert read_dicom(folder).spatial_shape == (4, 6, 3)
 
 
