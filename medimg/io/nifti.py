@@ -42,8 +42,9 @@ _XFORM_SCANNER = 1  # NIFTI_XFORM_SCANNER_ANAT
 _NIFTI1_MAGIC = (b"n+1\x00", b"ni1\x00")
 _NIFTI2_MAGIC = (b"n+2\x00\r\n\x1a\n", b"ni2\x00\r\n\x1a\n")
 # header fields copied verbatim when writing back an image read from NIfTI
-_PLAIN_FIELDS = ("intent_code", "intent_name", "descrip", "aux_file", "xyzt_units",
-                 "toffset", "cal_min", "cal_max")
+_PLAIN_FIELDS = ("intent_code", "intent_name", "descrip", "aux_file", "xyzt_units", "toffset")
+# the display window of the source fits its intensities, not a label or probability map
+_INTENSITY_FIELDS = ("cal_min", "cal_max")
 _GRID_FIELDS = ("dim_info", "slice_code", "slice_start", "slice_end", "slice_duration")
 
 
@@ -376,13 +377,17 @@ def _disk_array(image: Image, nmeta: dict[str, Any] | None, path: Path) -> tuple
     return chan_last, False
 
 
-def _restore_dtype(arr: np.ndarray, nmeta: dict[str, Any] | None) -> tuple[np.ndarray, tuple[float, float] | None]:
-    """Go back to the file's dtype (uint16 widened on read; scaled ints) where it is exact."""
+def _restore_dtype(arr: np.ndarray, nmeta: dict[str, Any] | None, requantise: bool = True,
+                   ) -> tuple[np.ndarray, tuple[float, float] | None]:
+    """Go back to the file's dtype where that is exact: uint16/uint32 that ``Image``
+    widened on read, and (``requantise``, intensity images) integers stored with
+    ``scl_slope``/``scl_inter``, kept only if re-applying the scaling gives every value
+    back bit for bit."""
     if nmeta is None or nmeta.get("dtype") in (None, "rgb24"):
         return arr, None
     disk = np.dtype(nmeta["dtype"])
     slope, inter = nmeta.get("scl_slope"), nmeta.get("scl_inter")
-    if slope is not None and arr.dtype.kind == "f" and disk.kind in "iu":
+    if requantise and slope is not None and arr.dtype.kind == "f" and disk.kind in "iu":
         info = np.iinfo(disk)
         with np.errstate(invalid="ignore", over="ignore"):
             q = np.rint((arr - arr.dtype.type(inter)) / arr.dtype.type(slope))
@@ -460,7 +465,7 @@ def _build_header(image: Image, arr: np.ndarray, rgb: bool, nmeta: dict[str, Any
             pix[4:] = 1.0
         hdr["pixdim"] = pix
     if nmeta is not None:
-        for k in _PLAIN_FIELDS:
+        for k in _PLAIN_FIELDS + (_INTENSITY_FIELDS if image.kind == "intensity" else ()):
             v = nmeta[k]
             hdr[k] = v.encode("latin-1", "replace") if isinstance(v, str) else v
         for k, v in zip(("intent_p1", "intent_p2", "intent_p3"), nmeta["intent_p"]):
@@ -519,7 +524,7 @@ def write_nifti(
     rgb = bool(same_layout and nmeta and nmeta.get("dtype") == "rgb24")
     scaling = None
     if not rgb:
-        arr, scaling = _restore_dtype(arr, nmeta)
+        arr, scaling = _restore_dtype(arr, nmeta, requantise=image.kind == "intensity")
     hdr = _build_header(image, arr, rgb, nmeta, same_layout, scaling)
     # bytes in Fortran order == C order of the reversed axes; no copy when arr is F-ordered
     body = np.ascontiguousarray(arr.T)

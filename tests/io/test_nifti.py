@@ -466,3 +466,24 @@ def test_real_spleen_label(tmp_path):
     back = read_image(write_image(img, tmp_path / "spleen.nii.gz"))
     assert torch.equal(back.data, img.data)
     np.testing.assert_array_equal(back.affine, img.affine)
+
+
+def test_label_from_scaled_ct_meta_gets_no_ct_window_or_scaling(tmp_path):
+    raw = (np.arange(64, dtype=np.int16).reshape(4, 4, 4) * 10) - 300
+    ct = nib.Nifti1Image(raw, OBLIQUE)
+    ct.header.set_slope_inter(1.0, -1024.0)
+    ct.header["cal_min"], ct.header["cal_max"] = -1000.0, 2000.0
+    nib.save(ct, str(tmp_path / "ct.nii.gz"))
+    img = read_image(tmp_path / "ct.nii.gz")
+    label = img.new((img.data > 0).to(torch.uint8), kind="label")  # meta copied from the CT
+    out = write_image(label, tmp_path / "label.nii.gz")
+    h = nib.load(out).header
+    assert nib.load(out).get_data_dtype() == np.uint8
+    assert (float(h["cal_min"]), float(h["cal_max"])) == (0.0, 0.0)
+    assert int(h["intent_code"]) == 1002
+    assert nib.load(out).dataobj.slope == 1.0 and nib.load(out).dataobj.inter == 0.0
+    np.testing.assert_array_equal(nib.load(out).affine, img.affine)
+    assert (int(h["qform_code"]), int(h["sform_code"])) == (0, 2)  # nibabel's defaults, kept
+    # the intensity image keeps its window
+    h2 = nib.load(write_image(img, tmp_path / "ct2.nii.gz")).header
+    assert (float(h2["cal_min"]), float(h2["cal_max"])) == (-1000.0, 2000.0)
