@@ -299,7 +299,8 @@ def check_components(cfg: ExperimentConfig | Mapping[str, Any]) -> list[tuple[Ke
 
     Checks the model, loss, optimizer, scheduler, every preprocess/augment transform
     (preprocess ones must not be random) and the names in ``evaluation.metrics`` and
-    ``evaluation.select_by``. ``cfg`` may also be the raw config data (a config with
+    ``evaluation.select_by`` (per-axis lengths are :func:`check_dimensions`, which
+    needs no registry). ``cfg`` may also be the raw config data (a config with
     schema errors): then every well-formed component spec in it is checked.
     """
     problems: list[tuple[KeyPath, str]] = []
@@ -329,8 +330,6 @@ def check_components(cfg: ExperimentConfig | Mapping[str, Any]) -> list[tuple[Ke
             random_ok=random_ok,
         ):
             problems.append(((*path, *sub), msg))
-
-    problems.extend(check_dimensions(cfg))
 
     metrics, errs = _registry_or_problem("metrics", ("evaluation", "metrics"))
     problems.extend(errs)

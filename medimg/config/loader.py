@@ -565,10 +565,14 @@ def load_config(
         cfg = _resolve_paths(cfg, file.parent.absolute(), from_override)
         if check_paths:
             found.extend(_check_paths(cfg))
+    from .build import check_dimensions
+
+    # with schema errors, the well-formed parts are still checked: all problems at once
+    seen = {p for p, _ in found}
+    found.extend(item for item in check_dimensions(cfg if cfg is not None else data) if item[0] not in seen)
     if check_components:
         from .build import check_components as _check
 
-        # with schema errors, the well-formed component specs are still checked
         seen = {p for p, _ in found}
         found.extend(item for item in _check(cfg if cfg is not None else data) if item[0] not in seen)
 

@@ -318,3 +318,25 @@ def test_format_key():
     assert format_key(("preprocess", 1, "spacing")) == "preprocess[1].spacing"
     assert format_key(("data", "label_map", "4")) == "data.label_map.4"
     assert format_key(()) == "(top level)"
+
+
+def test_per_axis_lengths_checked_without_registries(write, tmp_path):
+    (tmp_path / "d").mkdir()
+    path = write(
+        """
+        data: {root: d, images: [a]}
+        preprocess:
+          - name: resample
+            spacing: [1, 1]
+        augment:
+          - {name: random_crop, roi_size: [32, 32, 32]}
+        model: {name: unet, spatial_dims: 2}
+        inference: {roi_size: [64, 64]}
+        trainer: {batch_size: 0}
+        """
+    )
+    problems = _problems(path)  # check_components=False: no registry is imported
+    assert problems == [
+        (f"{path}:6:25", "augment[0].roi_size", "expected 2 values (voxels for H, W), got 3"),
+        (f"{path}:9:11", "trainer.batch_size", "input should be greater than or equal to 1 (got 0)"),
+    ]
