@@ -14,24 +14,19 @@ to warm up, then ``--repeats`` times; the median is reported. ``agrees`` is True
 every value matches medimg's within 1e-3 (absolute).
 
 Usage:
-    python benchmarks/metrics_seg.py [--quick] [--json PATH]
+    python benchmarks/metrics_seg.py [--quick] [--json PATH] [--repeats N]
 
-The timing harness is local to this file (``benchmarks/_common.py`` did not exist when it
-was written); the JSON follows ARCHITECTURE.md §5. ``peak_mb`` is null: numpy and torch
-allocations cannot be told apart per tool inside one process.
+Timing, memory, table and JSON come from ``benchmarks/_common.py`` (ARCHITECTURE.md §5):
+round-robin runs after a warm-up, medians, peak RSS added per tool. The JSON also holds
+every tool's values (``"values"``) so agreement can be checked by eye.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import platform
-import statistics
 import sys
-import time
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,37 +35,13 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import Result, Tool, parse_args, report, run_case  # noqa: E402
 
 from medimg.metrics import compute_metrics, dice_per_class  # noqa: E402
 
 SHARED = Path(os.environ.get("MEDIMG_SHARED_DATA", REPO.parent / "shared" / "data"))
-
-
-def _time(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
-    out = fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
-
-
-def _machine() -> dict[str, Any]:
-    import monai
-    import scipy
-
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "scipy": scipy.__version__,
-        "monai": monai.__version__,
-        "device": "cpu",
-    }
 
 
 def _ellipsoid(shape, centre, radii, value, out):
@@ -132,88 +103,65 @@ def _medimg(pred, ref, k, spacing, metrics) -> dict[str, list[float]]:
 
 
 def _agree(a: dict[str, list[float]], b: dict[str, list[float]], tol: float = 1e-3) -> bool:
-    return all(abs(x - y) <= tol for m in a for x, y in zip(a[m], b[m]))
+    return set(a) == set(b) and all(
+        len(a[m]) == len(b[m]) and all(abs(x - y) <= tol for x, y in zip(a[m], b[m])) for m in a
+    )
 
 
-def run(quick: bool) -> dict[str, Any]:
-    repeats = 1 if quick else 3
-    size = 128 if quick else 256
-    results: list[dict[str, Any]] = []
-    ratios: dict[str, float] = {}
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(__doc__.splitlines()[0], argv)
+    size = 128 if args.quick else 256
     values: dict[str, Any] = {}
-    cases: list[tuple[str, np.ndarray, np.ndarray, int, tuple[float, ...], list[str]]] = []
+    results: list[Result] = []
+
+    def tools_for(case: str, p, r, k, spacing, metrics) -> list[Tool]:
+        ref_vals = _medimg(p, r, k, spacing, metrics)
+        mon_vals = _monai(p, r, k, spacing, metrics)
+        values[case] = {"medimg": ref_vals, "monai": mon_vals}
+        check = lambda out: _agree(out, ref_vals)  # noqa: E731
+        return [
+            Tool("medimg", lambda: _medimg(p, r, k, spacing, metrics), None, peer=False),
+            Tool("monai", lambda: _monai(p, r, k, spacing, metrics), check,
+                 note="incl. one-hot conversion"),
+            Tool("one-hot only", lambda: (_onehot(p, k), _onehot(r, k)), None, peer=False,
+                 note="the conversion MONAI needs, alone"),
+        ]
 
     pred, ref = synthetic_pair(size)
-    syn_spacing = (0.8, 0.8, 1.5)
-    cases.append((f"synthetic{size}", pred, ref, 4, syn_spacing, ["dice", "hd95", "nsd"]))
+    # Dice alone: one bincount vs MONAI DiceMetric on one-hot tensors made beforehand.
+    from monai.metrics import DiceMetric
+
+    P, R = _onehot(pred, 4), _onehot(ref, 4)
+    d_med = dice_per_class(pred, ref, 4)[1:].tolist()
+    values[f"dice{size}"] = {"medimg": {"dice": d_med},
+                             "monai": {"dice": DiceMetric(include_background=False)(P, R)[0].tolist()}}
+    results += run_case(f"dice{size}", [
+        Tool("medimg", lambda: dice_per_class(pred, ref, 4), None, peer=False),
+        Tool("monai", lambda: DiceMetric(include_background=False)(P, R)[0].tolist(),
+             lambda out: _agree({"dice": out}, {"dice": d_med}), note="one-hot given, not timed"),
+    ], args.repeats)
+    del P, R
+
+    metrics = ["dice", "hd95", "nsd"]
+    case = f"synthetic{size} dice+hd95+nsd"
+    results += run_case(case, tools_for(case, pred, ref, 4, (0.8, 0.8, 1.5), metrics), args.repeats)
+
     if (SHARED / "metrics" / "spleen1_label_gt.nii.gz").exists():
         from medimg.io import read_image
 
         a = read_image(SHARED / "metrics" / "spleen1_label_auto.nii.gz", kind="label")
         g = read_image(SHARED / "metrics" / "spleen1_label_gt.nii.gz", kind="label")
-        cases.append(("spleen", a.numpy()[0], g.numpy()[0], 2, a.spacing, ["dice", "hd95", "assd", "nsd"]))
+        case = "spleen dice+hd95+assd+nsd"
+        tools = tools_for(case, a.numpy()[0], g.numpy()[0], 2, a.spacing, ["dice", "hd95", "assd", "nsd"])
+        results += run_case(case, tools, args.repeats)
     else:
         print(f"spleen case skipped: {SHARED} not found", file=sys.stderr)
 
-    # Dice alone: one bincount vs MONAI DiceMetric (one-hot timed separately).
-    from monai.metrics import DiceMetric
-
-    t_med, d_med = _time(lambda: dice_per_class(pred, ref, 4)[1:].tolist(), repeats)
-    t_hot, (P, R) = _time(lambda: (_onehot(pred, 4), _onehot(ref, 4)), repeats)
-    t_mon, d_mon = _time(lambda: DiceMetric(include_background=False)(P, R)[0].tolist(), repeats)
-    ok = _agree({"dice": d_med}, {"dice": d_mon})
-    case = f"dice{size}"
-    results += [
-        {"case": case, "tool": "medimg", "seconds": t_med, "peak_mb": None, "agrees": True},
-        {"case": case, "tool": "monai", "seconds": t_mon, "peak_mb": None, "agrees": ok},
-        {"case": case, "tool": "monai+onehot", "seconds": t_mon + t_hot, "peak_mb": None, "agrees": ok},
-    ]
-    ratios[f"{case}: monai/medimg"] = t_mon / t_med
-    ratios[f"{case}: monai+onehot/medimg"] = (t_mon + t_hot) / t_med
-    values[case] = {"medimg": {"dice": d_med}, "monai": {"dice": d_mon}}
-    del P, R
-
-    for name, p, r, k, spacing, metrics in cases:
-        t_med, v_med = _time(lambda: _medimg(p, r, k, spacing, metrics), repeats)
-        t_hot, _ = _time(lambda: (_onehot(p, k), _onehot(r, k)), repeats)
-        t_mon, v_mon = _time(lambda: _monai(p, r, k, spacing, metrics), repeats)  # includes one-hot
-        ok = _agree(v_med, v_mon)
-        label = f"{name} ({'+'.join(metrics)})"
-        results += [
-            {"case": label, "tool": "medimg", "seconds": t_med, "peak_mb": None, "agrees": True},
-            {"case": label, "tool": "monai+onehot", "seconds": t_mon, "peak_mb": None, "agrees": ok},
-            {"case": label, "tool": "onehot-only", "seconds": t_hot, "peak_mb": None, "agrees": True},
-        ]
-        ratios[f"{label}: monai+onehot/medimg"] = t_mon / t_med
-        values[label] = {"medimg": v_med, "monai": v_mon}
-
-    return {
-        "benchmark": "metrics_seg",
-        "machine": _machine(),
-        "repeats": repeats,
-        "results": results,
-        "ratios": ratios,
-        "values": values,
-    }
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="128^3 synthetic pair, 1 repeat")
-    ap.add_argument("--json", type=Path, help="write the results here")
-    args = ap.parse_args(argv)
-    out = run(args.quick)
-    print(f"{'case':<44} {'tool':<14} {'seconds':>9}  agrees")
-    for r in out["results"]:
-        print(f"{r['case']:<44} {r['tool']:<14} {r['seconds']:>9.3f}  {r['agrees']}")
-    for k, v in out["ratios"].items():
-        print(f"{k:<60} {v:6.1f}x")
-    for case, v in out["values"].items():
-        print(f"{case}: medimg {json.dumps(v['medimg'])}\n{'':>{len(case)}}  monai  {json.dumps(v['monai'])}")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(out, indent=2) + "\n")
-    return 0 if all(r["agrees"] for r in out["results"]) else 1
+    report("metrics_seg", "Segmentation metrics: medimg vs MONAI", results, args.json,
+           packages=("monai", "scipy"), extra={"values": values})
+    for case, v in values.items():
+        print(f"{case}:\n  medimg {json.dumps(v['medimg'])}\n  monai  {json.dumps(v['monai'])}")
+    return 0 if all(r.agrees for r in results) else 1
 
 
 if __name__ == "__main__":
