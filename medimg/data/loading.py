@@ -104,17 +104,16 @@ def _label_image(record: CaseRecord, lab: Image, data_cfg: Any, ref_affine: np.n
                 f"case '{record.case_id}': label '{record.label_path}' holds non-integer values, e.g. {bad}",
                 hint="a label map holds class indices; was an image given as the label?",
             )
-        x = r.to(torch.int64)
-    elif x.dtype != torch.int64:
-        x = x.to(torch.int64)
+        x = r.to(torch.int32)  # int32: no 8-byte copy of a large volume
     names = list(data_cfg.label_names)
     if data_cfg.label_map:
         from ..transforms.functional import map_values
 
         x = map_values(x, {int(k): int(v) for k, v in data_cfg.label_map.items()})
-    values = torch.unique(x)
-    bad = [int(v) for v in values.tolist() if not 0 <= v < len(names)]
-    if bad:
+    # min/max first: torch.unique sorts the whole volume, needed only to name bad values
+    if x.numel() and (int(x.min()) < 0 or int(x.max()) >= len(names)):
+        values = torch.unique(x)
+        bad = [int(v) for v in values.tolist() if not 0 <= v < len(names)]
         raise DataError(
             f"case '{record.case_id}': label '{record.label_path}' has values {bad} outside "
             f"0..{len(names) - 1} (label_names: {names}); values present: {values.tolist()}",

@@ -35,14 +35,6 @@ from .base import TRANSFORMS, Transform
 __all__ = ["RandomCrop", "RandomFlip", "RandomAffine", "RandomIntensity"]
 
 
-def _unravel(flat: int, shape: Sequence[int]) -> list[int]:
-    out = []
-    for n in reversed(list(shape)):
-        out.append(flat % n)
-        flat //= n
-    return out[::-1]
-
-
 @TRANSFORMS.register("random_crop")
 class RandomCrop(Transform):
     """Sample a patch of ``roi_size`` voxels, oversampling foreground (nnU-Net style).
@@ -95,11 +87,12 @@ class RandomCrop(Transform):
                     f"for foreground sampling (has: {', '.join(sample.images)})",
                     hint="set label_key, or pos_fraction: 0 for uniform patches",
                 )
-            fg = torch.nonzero(sample.images[self.label_key].data.reshape(-1) > 0).flatten()
-            if fg.numel() > 0:
-                n_vox = int(np.prod(shape))
-                k = int(torch.randint(0, fg.numel(), (1,), generator=generator))
-                centre = _unravel(int(fg[k]) % n_vox, shape)  # any label channel
+            lab = sample.images[self.label_key].data
+            mask = lab[0] > 0 if lab.shape[0] == 1 else (lab > 0).any(0)
+            fg = torch.nonzero(mask)  # (n, nd), keeps the data's memory layout (no flatten copy)
+            if fg.shape[0] > 0:
+                k = int(torch.randint(0, fg.shape[0], (1,), generator=generator))
+                centre = [int(v) for v in fg[k].tolist()]
         if centre is None:
             centre = [int(torch.randint(0, n, (1,), generator=generator)) for n in shape]
         start = []

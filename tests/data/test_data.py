@@ -199,3 +199,26 @@ def test_grouped_split():
         grouped_split([CaseRecord("x", [], None, "train", {})])
     with pytest.raises(DataError, match="must be 3 non-negative shares summing to 1"):
         grouped_split(recs, fractions=(0.5, 0.5, 0.5))
+
+
+def test_float_label_must_be_integral(synth, tmp_path):
+    case = tmp_path / "f"
+    shutil.copytree(synth / "train/case_000", case)
+    rec = CaseRecord("f", [case / "t1.nii.gz"], case / "label.nii.gz", "train")
+    aff = load_sample(rec, section(synth))["image"].affine
+    lab = torch.zeros(1, 24, 24, 16)
+    lab[0, 1, 1, 1] = 0.5
+    write_image(Image(lab, aff, "intensity"), case / "label.nii.gz")
+    with pytest.raises(DataError, match=r"case 'f': label .* holds non-integer values, e.g. \[0.5\]"):
+        load_sample(rec, section(synth))
+
+
+def test_public_api_pinned():
+    import medimg.data as D
+
+    assert set(D.__all__) == {
+        "CaseRecord", "SPLITS", "load_cases", "load_sample", "check_same_grid", "CaseDataset",
+        "PatchDataset", "collate", "sample_to_dict", "seeded_generator", "grouped_split",
+        "make_synthetic_segmentation",
+    }
+    assert all(hasattr(D, n) for n in D.__all__)

@@ -301,3 +301,29 @@ def test_shape_mismatch_on_invert_is_explained():
     out = Resample([2.0, 2.0, 2.0])(s)
     with pytest.raises(TransformError, match="resample: invert expects spatial shape"):
         invert_history(s["image"], out.history)
+
+
+def test_2d_chain_inverts():
+    aff = make_affine((0.5, 0.8), (3.0, 4.0), np.diag([-1.0, 1.0, 1.0]))
+    x = torch.randn(1, 40, 30)
+    lab = (x > 1).to(torch.uint8)
+    s = Sample({"image": Image(x, aff), "label": Image(lab, aff, "label")}, case_id="xr")
+    pre = Compose([Orient("RA"), Resample([1.0, 1.0]), SpatialPad([32, 32]), RandomCrop([16, 16], 0.5)])
+    out = pre(s, torch.Generator().manual_seed(0))
+    assert out["image"].spatial_shape == (16, 16) and out["image"].axcodes == ("R", "A")
+    back = invert_history(out["label"], out.history)
+    assert back.same_grid(s["label"])
+
+
+def test_public_api_pinned():
+    import medimg.transforms as T
+    import medimg.transforms.functional as Fn
+
+    assert set(T.__all__) == {
+        "TRANSFORMS", "Compose", "Transform", "invert_history", "invert_image", "build_compose",
+        "build_transform", "functional", "Orient", "Resample", "CropForeground", "SpatialPad",
+        "NormalizeIntensity", "ScaleIntensityRange", "MapLabels", "RandomCrop", "RandomFlip",
+        "RandomAffine", "RandomIntensity", "MonaiTransform",
+    }
+    assert {"resample_to_shape", "reorient", "flip", "crop", "pad", "warp_affine", "zscore"} <= set(Fn.__all__)
+    assert all(hasattr(T, n) for n in T.__all__) and all(hasattr(Fn, n) for n in Fn.__all__)
