@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import mmap
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -405,6 +406,24 @@ def _restore_dtype(arr: np.ndarray, nmeta: dict[str, Any] | None, requantise: bo
     return arr, None
 
 
+def _fortran_chunks(arr: np.ndarray) -> Iterator[memoryview]:
+    """The array's bytes in Fortran order (NIfTI's: x fastest), little-endian.
+
+    A Fortran-ordered array (e.g. one read from NIfTI) is one zero-copy chunk; any other
+    layout (e.g. a C-ordered model output) is transposed one slab of the last axis at a
+    time, so writing never holds a second full copy of the volume.
+    """
+    if arr.dtype.byteorder == ">":
+        arr = arr.astype(arr.dtype.newbyteorder("<"))
+    if arr.size == 0:
+        return
+    if arr.flags.f_contiguous:
+        yield memoryview(arr.T.reshape(-1).view(np.uint8))
+        return
+    for k in range(arr.shape[-1]):
+        yield memoryview(np.ascontiguousarray(arr[..., k].T).reshape(-1).view(np.uint8))
+
+
 def _is_orthogonal(affine: np.ndarray) -> bool:
     m = affine[:3, :3]
     n = np.linalg.norm(m, axis=0)
@@ -526,25 +545,22 @@ def write_nifti(
     if not rgb:
         arr, scaling = _restore_dtype(arr, nmeta, requantise=image.kind == "intensity")
     hdr = _build_header(image, arr, rgb, nmeta, same_layout, scaling)
-    # bytes in Fortran order == C order of the reversed axes; no copy when arr is F-ordered
-    body = np.ascontiguousarray(arr.T)
-    if body.dtype.byteorder == ">":
-        body = body.astype(body.dtype.newbyteorder("<"))
     head = hdr.binaryblock + b"\x00\x00\x00\x00"
     gz = p.name.lower().endswith(".gz")
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
         tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
         with open(tmp, "wb") as f:
-            mv = memoryview(body.reshape(-1).view(np.uint8)) if body.size else b""
             if gz:
                 comp = gzip_compressobj(compresslevel)
                 f.write(comp.compress(head))
-                f.write(comp.compress(mv))
+                for chunk in _fortran_chunks(arr):
+                    f.write(comp.compress(chunk))
                 f.write(comp.flush())
             else:
                 f.write(head)
-                f.write(mv)
+                for chunk in _fortran_chunks(arr):
+                    f.write(chunk)
         os.replace(tmp, p)
     except OSError as exc:
         try:
