@@ -487,3 +487,12 @@ def test_label_from_scaled_ct_meta_gets_no_ct_window_or_scaling(tmp_path):
     # the intensity image keeps its window
     h2 = nib.load(write_image(img, tmp_path / "ct2.nii.gz")).header
     assert (float(h2["cal_min"]), float(h2["cal_max"])) == (-1000.0, 2000.0)
+
+
+def test_read_image_dispatches_dicom_folder_and_file():
+    folder = shared_path("dicom", "torchio_ct")
+    img = read_image(folder)
+    assert img.spatial_ndim == 3 and img.spatial_shape[2] == 17
+    one = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in ("", ".dcm"))
+    single = read_image(one[0])
+    assert single.spatial_shape[:2] == img.spatial_shape[:2]
