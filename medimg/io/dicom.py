@@ -379,6 +379,8 @@ def _fast(ds: Any, tag: int) -> Any:
             if "\\" in text and vr in ("CS", "LO", "SH"):
                 return text.split("\\")
             return text
+        if vr == "US" and len(data) == 2:
+            return int.from_bytes(data, "little" if elem.is_little_endian else "big")
         order = "<" if elem.is_little_endian else ">"
         if vr in ("US", "SS", "UL", "SL", "FD", "FL"):
             code = {"US": "H", "SS": "h", "UL": "I", "SL": "i", "FD": "d", "FL": "f"}[vr]
@@ -565,7 +567,16 @@ def _lite_parse(path: str, size: int) -> tuple[_Lite, int | None, int | None, bo
 
     try:
         while pos + 8 <= end:
-            tag, vr, length, hdr = element_header(pos)
+            group, el = unpack("<HH", buf, pos)
+            tag = (group << 16) | el
+            if implicit:
+                vr, length, hdr = None, unpack("<I", buf, pos + 4)[0], 8
+            else:
+                vr = buf[pos + 4:pos + 6]
+                if vr in _LONG_VRS:
+                    length, hdr = unpack("<I", buf, pos + 8)[0], 12
+                else:
+                    length, hdr = unpack("<H", buf, pos + 6)[0], 8
             if tag in _LITE_FALLBACK_TAGS:
                 return None
             if tag in (_PIXEL_DATA, _FLOAT_PIXEL_DATA, _DOUBLE_PIXEL_DATA):
@@ -1290,9 +1301,10 @@ def _plan_geometry(info: SeriesInfo, opt: _Options) -> _Plan:
         vols = [[cl[0] for cl in clusters]]
     ref = vols[0]
     # orientation consistency (geometry groups were split on rounded values; check exactly)
-    for f in ref:
-        if not np.allclose(f.iop, f0.iop, atol=1e-3):
-            raise _series_error(info, "mixed orientations inside the series", [f0, f])
+    iops = np.array([f.iop for f in ref], dtype=float)
+    off = np.abs(iops - iops[0]).max(axis=1)
+    if off.max() > 1e-3:
+        raise _series_error(info, "mixed orientations inside the series", [f0, ref[int(off.argmax())]])
     k = len(ref)
     if k < opt.min_slices:
         raise _series_error(info, f"too few slices: {k} (at least {opt.min_slices} required)", ref)
