@@ -15,7 +15,8 @@ Cases:
 
 Each tool runs once to warm up, then ``--repeats`` times; the median is reported.
 ``agrees``: the tool's volume equals medimg's voxel for voxel (after putting both in
-(slice, row, column) order); for discovery, the same files per series.
+(slice, row, column) order, slices ascending along the normal as each tool's own affine
+says); for discovery, the same files per series.
 ``peak_mb``: peak of Python-visible allocations (numpy buffers, via ``tracemalloc``) in a
 separate untimed run; SimpleITK allocates in C++, so its peak is not measured (null).
 The volume itself is 200 x 512 x 512 x 2 bytes = 100 MiB.
@@ -140,7 +141,12 @@ def read_monai(folder: Path) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         arr = LoadImage(reader="PydicomReader", image_only=True)(str(folder))
-    return np.asarray(arr).transpose(2, 1, 0)  # MONAI: (columns, rows, slices)
+    vol = np.asarray(arr).transpose(2, 1, 0)  # MONAI: (columns, rows, slices)
+    # MONAI stacks by InstanceNumber (descending position here) with a negative k step in
+    # its affine: same world positions, so put the slices in ascending order to compare
+    if float(np.asarray(arr.affine)[2, 2]) < 0:
+        vol = vol[::-1]
+    return vol
 
 
 def discover_medimg(root: Path) -> dict[str, list[str]]:
