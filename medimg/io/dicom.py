@@ -847,9 +847,9 @@ def _frames_from_file(h: _FileHeader, ds: Any) -> list[_Frame]:
     intercept = _num(_g(ds, "RescaleIntercept"))
     slope = 1.0 if slope is None or slope == 0 else slope
     intercept = 0.0 if intercept is None else intercept
-    ipp = _floats(_g(ds, "ImagePositionPatient"), 3)
-    iop = _floats(_g(ds, "ImageOrientationPatient"), 6)
-    ps = _floats(_g(ds, "PixelSpacing"), 2) or _floats(_g(ds, "ImagerPixelSpacing"), 2)
+    ipp = _checked_floats(ds, "ImagePositionPatient", 3)
+    iop = _checked_floats(ds, "ImageOrientationPatient", 6)
+    ps = _checked_floats(ds, "PixelSpacing", 2) or _floats(_g(ds, "ImagerPixelSpacing"), 2)
 
     per_frame_seq = _g(ds, "PerFrameFunctionalGroupsSequence")
     if per_frame_seq is not None and h.num_frames >= 1:
@@ -926,6 +926,18 @@ def _frames_from_file(h: _FileHeader, ds: Any) -> list[_Frame]:
     keys = dict(file_keys)
     return [_Frame(h, 0, None if ipp is None else np.asarray(ipp), iop, ps, h.rows, h.columns,
                    slope, intercept, contrast_file, keys)]
+
+
+def _checked_floats(ds: Any, keyword: str, n: int) -> tuple[float, ...] | None:
+    """A geometry attribute as ``n`` floats; present but unreadable is a file problem."""
+    raw = _g(ds, keyword)
+    if raw is None or raw == "" or raw == []:
+        return None
+    vals = _floats(raw, n)
+    if vals is None:
+        shown = raw if not isinstance(raw, bytes) else raw[:40]
+        raise _FileProblem(f"invalid {keyword} value {shown!r}: expected {n} numbers (wrong VR or corrupt value)")
+    return vals
 
 
 def _first_or_value(v: Any) -> Any:

@@ -277,6 +277,25 @@ def test_missing_meta_header_is_read_with_a_warning(tmp_path):
     assert read_dicom(tmp_path).spatial_shape == (4, 4, 3)
 
 
+def test_wrong_vr_geometry_is_reported_per_file(tmp_path):
+    uid, _ = write_series(tmp_path, n=4)
+    bad = tmp_path / "bad.dcm"
+    write_slice(bad, pattern(9, 6, 4), (10, -20, 38.0), series_uid=uid)
+    ds = pydicom.dcmread(bad)
+    del ds.ImagePositionPatient
+    ds.add_new(0x00200032, "LO", "left\\up\\high")  # wrong VR and not numbers
+    ds.save_as(bad, enforce_file_format=True)
+    ok = tmp_path / "ok_lo.dcm"  # wrong VR, readable numbers: accepted
+    write_slice(ok, pattern(4, 6, 4), (10, -20, 38.0), series_uid=uid)
+    ds = pydicom.dcmread(ok)
+    del ds.ImagePositionPatient
+    ds.add_new(0x00200032, "LO", "10\\-20\\38")
+    ds.save_as(ok, enforce_file_format=True)
+    scan = find_series(tmp_path)
+    assert [(Path(p).name, "invalid ImagePositionPatient value" in r) for p, r in scan.unreadable] == [("bad.dcm", True)]
+    assert read_dicom(tmp_path).spatial_shape == (4, 6, 5)
+
+
 def test_empty_series_uid_grouped_by_other_tags(tmp_path):
     write_series(tmp_path, n=3, uid="")
     scan = find_series(tmp_path)
