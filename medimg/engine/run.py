@@ -118,8 +118,9 @@ def train(
     cfg = config
     tr = cfg.trainer
     seed_everything(cfg.experiment.seed, tr.deterministic)
+    threads_before = torch.get_num_threads()
     if tr.num_threads:
-        torch.set_num_threads(tr.num_threads)
+        torch.set_num_threads(tr.num_threads)  # restored on return: no lasting global change
     device = resolve_device(tr.device)
     dist, device = setup(device)
     try:
@@ -241,3 +242,4 @@ def train(
         return trainer.fit()
     finally:
         cleanup(dist)
+        torch.set_num_threads(threads_before)
