@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from ..core.errors import TransformError, require
+from ..core.errors import TransformError
 from ..core.sample import Sample, TransformRecord
 from ._common import generator_seed, intensity_keys
 from .base import TRANSFORMS, Transform
@@ -50,7 +50,7 @@ class MonaiTransform(Transform):
 
     def __init__(self, transform: str, keys: Sequence[str] | None = None, **kwargs: Any) -> None:
         super().__init__(keys)
-        mt = require("monai.transforms", "all", "the 'monai' transform adapter")
+        import monai.transforms as mt  # a core dependency; imported here to keep imports light
         cls = getattr(mt, str(transform), None)
         if not (inspect.isclass(cls) and issubclass(cls, mt.Transform)):
             import difflib

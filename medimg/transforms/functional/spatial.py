@@ -96,8 +96,11 @@ def _interp_modes(mode: str, ndim: int) -> tuple[str, str]:
 
 
 def _resize_two(x: torch.Tensor, size: Sequence[int], mode2: str) -> torch.Tensor:
-    """Resize the last two axes of ``(N, L, A, B)`` ... given as (N, A, B, L) memory order."""
-    # x: (N, A, B, L) contiguous. As (N, L, A, B) it is channels_last, which has a fast kernel.
+    """Resize axes 1 and 2 of a contiguous ``(N, A, B, L)`` tensor to ``size``.
+
+    Seen as ``(N, L, A, B)`` the data are channels_last, for which ``F.interpolate`` has a
+    fast kernel; the L axis is untouched.
+    """
     y = F.interpolate(
         x.permute(0, 3, 1, 2), size=tuple(size), mode=mode2,
         **({} if mode2.startswith("nearest") else {"align_corners": False}),
