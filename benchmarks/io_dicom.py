@@ -13,44 +13,36 @@ Cases:
     128x128, ``.bench/dicom_5x200``) vs SimpleITK (``GetGDCMSeriesIDs`` +
     ``GetGDCMSeriesFileNames`` per series) vs a pydicom header loop grouping by UID.
 
-Each tool runs once to warm up, then ``--repeats`` times; the median is reported.
+Harness: ``benchmarks/_common.py`` (one warm-up call each, then round-robin runs, median;
+``peak_mb`` = peak resident memory added while the call runs and its output is alive,
+kernel high-water mark, so SimpleITK's C++ buffers count too).
 ``agrees``: the tool's volume equals medimg's voxel for voxel (after putting both in
 (slice, row, column) order, slices ascending along the normal as each tool's own affine
 says); for discovery, the same files per series.
-``peak_mb``: peak of Python-visible allocations (numpy buffers, via ``tracemalloc``) in a
-separate untimed run; SimpleITK allocates in C++, so its peak is not measured (null).
-The volume itself is 200 x 512 x 512 x 2 bytes = 100 MiB.
+The volume itself is 200 x 512 x 512 x 2 bytes = 105 MB.
 
 Usage:
-    python benchmarks/io_dicom.py [--quick] [--json PATH]
-
-The timing harness is local to this file (no shared ``benchmarks/_common.py`` existed
-when it was written); the JSON follows ARCHITECTURE.md §5.
+    python benchmarks/io_dicom.py [--quick] [--repeats N] [--json PATH]
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import platform
-import statistics
 import sys
 import time
-import tracemalloc
 import warnings
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from medimg.io.dicom import find_series, read_dicom  # noqa: E402
+sys.path.insert(0, str(REPO / "benchmarks"))
 
-BENCH = REPO / ".bench"
+from _common import BENCH_DIR, Tool, parse_args, report, run_case  # noqa: E402
+
+from medimg.io.dicom import find_series, read_dicom  # noqa: E402
 
 
 # ------------------------------------------------------------------------------------------
@@ -178,102 +170,50 @@ def discover_pydicom(root: Path) -> dict[str, list[str]]:
 
 
 # ------------------------------------------------------------------------------------------
-# harness
+# main
 # ------------------------------------------------------------------------------------------
 
 
-def _time(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
-    out = fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
-
-
-def _peak_mb(fn: Callable[[], Any]) -> float:
-    tracemalloc.start()
-    try:
-        out = fn()
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    del out
-    return peak / 2**20
-
-
-def _machine() -> dict[str, Any]:
-    import monai
-    import pydicom
-    import SimpleITK as sitk
-    import torch
-
-    return {
-        "python": platform.python_version(), "platform": platform.platform(),
-        "cpus": os.cpu_count(), "torch": torch.__version__, "monai": monai.__version__,
-        "pydicom": pydicom.__version__, "simpleitk": sitk.Version_VersionString(), "device": "cpu",
-    }
-
-
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="1 timed run per tool instead of 5")
-    ap.add_argument("--json", type=Path, default=None, help="write results as JSON here")
-    ap.add_argument("--repeats", type=int, default=None)
-    args = ap.parse_args(argv)
-    repeats = args.repeats or (1 if args.quick else 5)
-
+    args = parse_args(__doc__.splitlines()[0], argv)
     t0 = time.perf_counter()
-    ct = write_series(BENCH / "dicom_ct200", n=200, size=512, seed=0)
-    many = BENCH / "dicom_5x200"
+    ct = write_series(BENCH_DIR / "dicom_ct200", n=200, size=512, seed=0)
+    many = BENCH_DIR / "dicom_5x200"
     for s in range(5):
         write_series(many / f"series{s}", n=200, size=128, seed=10 + s, series_number=s + 1)
     print(f"data ready in {time.perf_counter() - t0:.1f} s ({ct}, {many})")
 
-    results: list[dict[str, Any]] = []
-    t_ref, ref = _time(lambda: read_medimg(ct), repeats)
-    volume_mb = ref.nbytes / 2**20
-    readers = {"medimg": read_medimg, "pydicom_loop": read_pydicom_loop,
-               "simpleitk": read_simpleitk, "monai": read_monai}
-    for tool, fn in readers.items():
-        secs, out = (t_ref, ref) if tool == "medimg" else _time(lambda fn=fn: fn(ct), repeats)
-        agrees = bool(out.shape == ref.shape and np.array_equal(out.astype(np.float64), ref.astype(np.float64)))
-        peak = None if tool == "simpleitk" else round(_peak_mb(lambda fn=fn: fn(ct)), 1)
-        results.append({"case": "ct200", "tool": tool, "seconds": round(secs, 4), "peak_mb": peak,
-                        "agrees": agrees, "dtype": str(out.dtype)})
-        del out
+    ref = read_medimg(ct)
+    volume_mb = ref.nbytes / 1e6
 
-    d_ref_t, d_ref = _time(lambda: discover_medimg(many), repeats)
-    for tool, fn in {"medimg": discover_medimg, "simpleitk": discover_simpleitk, "pydicom_loop": discover_pydicom}.items():
-        secs, out = (d_ref_t, d_ref) if tool == "medimg" else _time(lambda fn=fn: fn(many), repeats)
-        agrees = sorted(map(tuple, out.values())) == sorted(map(tuple, d_ref.values()))
-        results.append({"case": "discover1000", "tool": tool, "seconds": round(secs, 4), "peak_mb": None,
-                        "agrees": bool(agrees), "series": len(out)})
+    def same(out: np.ndarray) -> bool:
+        return out.shape == ref.shape and bool(np.array_equal(out.astype(np.float64), ref.astype(np.float64)))
 
-    def ratio(case: str, peer: str) -> float:
-        t = {r["tool"]: r["seconds"] for r in results if r["case"] == case}
-        return round(t[peer] / t["medimg"], 2)
+    results = run_case("ct200", [
+        Tool("medimg", lambda: read_medimg(ct), None, peer=False),
+        Tool("pydicom_loop", lambda: read_pydicom_loop(ct), same),
+        Tool("simpleitk", lambda: read_simpleitk(ct), same),
+        Tool("monai", lambda: read_monai(ct), same, note="LoadImage(reader='PydicomReader'), float32"),
+    ], args.repeats)
 
-    ratios = {f"{p}/medimg ({c})": ratio(c, p) for c, peers in
-              (("ct200", ("pydicom_loop", "simpleitk", "monai")), ("discover1000", ("simpleitk", "pydicom_loop")))
-              for p in peers}
-    print(f"\nvolume: 200 x 512 x 512 int16 = {volume_mb:.0f} MiB; median of {repeats} run(s) after a warm-up")
-    print(f"{'case':<14}{'tool':<14}{'seconds':>9}{'peak MiB':>10}  agrees")
-    for r in results:
-        pk = "-" if r["peak_mb"] is None else f"{r['peak_mb']:.0f}"
-        print(f"{r['case']:<14}{r['tool']:<14}{r['seconds']:>9.3f}{pk:>10}  {r['agrees']}")
-    print("\nratios (peer time / medimg time; > 1 means medimg is faster):")
-    for k, v in ratios.items():
-        print(f"  {k:<34} {v:.2f}x")
-    med_peak = next(r["peak_mb"] for r in results if r["case"] == "ct200" and r["tool"] == "medimg")
-    print(f"medimg peak memory / volume size: {med_peak / volume_mb:.2f}")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"benchmark": "io_dicom", "machine": _machine(), "results": results,
-                                         "ratios": ratios, "volume_mb": round(volume_mb, 1),
-                                         "repeats": repeats}, indent=2))
-        print(f"wrote {args.json}")
+    d_ref = discover_medimg(many)
+
+    def same_groups(out: dict[str, list[str]]) -> bool:
+        return sorted(map(tuple, out.values())) == sorted(map(tuple, d_ref.values()))
+
+    results += run_case("discover1000", [
+        Tool("medimg", lambda: discover_medimg(many), None, peer=False),
+        Tool("simpleitk", lambda: discover_simpleitk(many), same_groups),
+        Tool("pydicom_loop", lambda: discover_pydicom(many), same_groups, note="dcmread(stop_before_pixels)"),
+    ], args.repeats, memory=False)
+
+    med = next(r for r in results if r.case == "ct200" and r.tool == "medimg")
+    title = (f"DICOM series read: 200 x 512 x 512 int16 ({volume_mb:.0f} MB), and discovery on "
+             f"1,000 files (5 series x 200); median of {args.repeats} round-robin runs")
+    report("io_dicom", title, results, args.json, packages=("pydicom", "SimpleITK", "monai"),
+           extra={"volume_mb": round(volume_mb, 1)})
+    if med.peak_mb is not None:
+        print(f"medimg peak memory / volume size: {med.peak_mb / volume_mb:.2f}")
     return 0
 
 
