@@ -15,7 +15,11 @@ Cases (each tool in turn, medians after a warm-up call):
   ``GetArrayViewFromImage``; nibabel ``np.asanyarray(img.dataobj)``; MONAI
   ``LoadImage(image_only=True)``; medimg with each gzip backend; and the floors: gzip
   inflate alone of the in-memory file with stdlib zlib, ISA-L and libdeflate.
-* ``read .nii``: the same readers on the uncompressed file.
+* ``read .nii``: the same readers on the uncompressed file (nibabel with ``mmap=False``,
+  so that it reads the voxels as the others do).
+* ``read .nii.gz real CT``: the shared real chest CT series (512x512x139 int16, real
+  scanner noise) converted once to ``.nii.gz`` (gzip -6); skipped where the shared data
+  are absent, and with ``--quick``.
 * ``write .nii.gz``: ``medimg.io.write_image`` vs ``nibabel.save`` and SimpleITK
   ``WriteImage`` (each at its default compression).
 
@@ -101,45 +105,85 @@ def make_inputs(shape: tuple[int, int, int]) -> tuple[Path, Path]:
     return nii, niigz
 
 
+def real_ct_input() -> Path | None:
+    """The shared chest CT series (139 x 512 x 512, real scanner noise) as a cached
+    ``.nii.gz`` (gzip -6), or None where the shared data are absent."""
+    series = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "dicom" / "chest_ct" / "series"
+    out = BENCH_DIR / "chest_ct_real.nii.gz"
+    if out.exists():
+        return out
+    if not series.is_dir():
+        print(f"real CT series not found at {series}: case skipped", file=sys.stderr)
+        return None
+    import nibabel as nib
+
+    from medimg.io import read_image
+
+    img = read_image(series)
+    arr = np.asfortranarray(img.numpy()[0])
+    nimg = nib.Nifti1Image(arr, img.affine)
+    nimg.set_qform(img.affine, code=1)
+    nimg.set_sform(img.affine, code=1)
+    BENCH_DIR.mkdir(exist_ok=True)
+    tmp = BENCH_DIR / "chest_ct_real.tmp.nii"
+    nib.save(nimg, str(tmp))
+    gz = BENCH_DIR / "chest_ct_real.tmp.gz"
+    gz.write_bytes(gzip.compress(tmp.read_bytes(), 6))
+    tmp.unlink()
+    os.replace(gz, out)
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict[str, float]:
     args = parse_args(__doc__.splitlines()[0], argv)
     shape = (128, 128, 40) if args.quick else (512, 512, 200)
     nii, niigz = make_inputs(shape)
+    real = None if args.quick else real_ct_input()
 
     import nibabel as nib
-    import torch
 
     from medimg.io import read_image, write_image
     from medimg.io._gzip import available_backends
     from medimg.io.nifti import read_nifti
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    ref_img = read_image(niigz)
-    ref = ref_img.numpy()[0]  # (X, Y, Z), Fortran-ordered view
-    ref_affine = ref_img.affine
-    raw_size = 352 + ref.nbytes
+    try:
+        import SimpleITK as sitk
+    except ImportError:
+        sitk = None
+        print("SimpleITK not installed: skipped", file=sys.stderr)
+    try:
+        from monai.transforms import LoadImage
 
-    def same_xyz(arr: np.ndarray) -> bool:
-        return arr.shape == ref.shape and bool(np.array_equal(np.asarray(arr), ref))
+        monai_loader = LoadImage(image_only=True)
+    except ImportError:
+        monai_loader = None
+        print("MONAI not installed: skipped", file=sys.stderr)
 
-    def affine_ok(aff: np.ndarray) -> bool:
-        return bool(np.allclose(np.asarray(aff, dtype=np.float64), ref_affine, atol=1e-4))
+    def read_tools(label: str, path: Path, variants: bool) -> list[Tool]:
+        """medimg and its peers reading ``path``, each checked against medimg's result."""
+        ref_img = read_image(path)
+        ref = ref_img.numpy()[0]  # (X, Y, Z), Fortran-ordered view
+        ref_affine = ref_img.affine
+        raw_size = 352 + ref.nbytes
 
-    def check_medimg(img) -> bool:
-        return same_xyz(img.numpy()[0]) and affine_ok(img.affine)
+        def same_xyz(arr: np.ndarray) -> bool:
+            return arr.shape == ref.shape and bool(np.array_equal(np.asarray(arr), ref))
 
-    tools_by_case: dict[str, list[Tool]] = {}
-    for label, path in (("read .nii.gz", niigz), ("read .nii", nii)):
-        tools = [Tool("medimg", lambda p=path: read_image(p), check_medimg, peer=False)]
-        if label.endswith(".gz"):
+        def affine_ok(aff: np.ndarray) -> bool:
+            return bool(np.allclose(np.asarray(aff, dtype=np.float64), ref_affine, atol=1e-4))
+
+        def check_medimg(img) -> bool:
+            return same_xyz(img.numpy()[0]) and affine_ok(img.affine)
+
+        gz = path.name.endswith(".gz")
+        tools = [Tool("medimg", lambda: read_image(path), check_medimg, peer=False)]
+        if gz and variants:
             for b in available_backends():
-                tools.append(Tool(f"medimg[{b}]", lambda p=path, b=b: read_nifti(p, backend=b),
+                tools.append(Tool(f"medimg[{b}]", lambda b=b: read_nifti(path, backend=b),
                                   check_medimg, note="medimg with this gzip backend"))
-        try:
-            import SimpleITK as sitk
-
-            def sitk_read(p=path):
-                im = sitk.ReadImage(str(p))
+        if sitk is not None:
+            def sitk_read():
+                im = sitk.ReadImage(str(path))
                 return im, sitk.GetArrayViewFromImage(im)
 
             def sitk_check(out) -> bool:
@@ -152,31 +196,23 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                 return same_xyz(arr.T) and affine_ok(aff)
 
             tools.append(Tool("SimpleITK", sitk_read, sitk_check))
-        except ImportError:
-            print("SimpleITK not installed: skipped", file=sys.stderr)
 
-        def nib_read(p=path):
-            im = nib.load(str(p))
+        def nib_read():
+            # mmap=False: read the voxels, as the others do (a memmap would defer the read)
+            im = nib.load(str(path), mmap=False)
             return im.affine, np.asanyarray(im.dataobj)
 
         tools.append(Tool("nibabel", nib_read, lambda o: same_xyz(o[1]) and affine_ok(o[0]),
-                          note="np.asanyarray(img.dataobj)"))
-        try:
-            from monai.transforms import LoadImage
-
-            loader = LoadImage(image_only=True)
-
+                          note="np.asanyarray(nib.load(p, mmap=False).dataobj)"))
+        if monai_loader is not None:
             def monai_check(t) -> bool:
-                return same_xyz(np.asarray(t).astype(np.int16)) and bool(
-                    np.array_equal(np.asarray(t), ref.astype(np.float32))
-                ) and affine_ok(np.asarray(t.affine))
+                return bool(np.array_equal(np.asarray(t), ref.astype(np.float32))) and affine_ok(
+                    np.asarray(t.affine))
 
-            tools.append(Tool("MONAI", lambda p=path: loader(str(p)), monai_check,
+            tools.append(Tool("MONAI", lambda: monai_loader(str(path)), monai_check,
                               note="LoadImage(image_only=True): float32, C order"))
-        except ImportError:
-            print("MONAI not installed: skipped", file=sys.stderr)
-        if label.endswith(".gz"):
-            blob = niigz.read_bytes()
+        if gz:
+            blob = path.read_bytes()
 
             def floor_check(buf) -> bool:
                 got = np.frombuffer(buf, dtype=np.uint8, count=ref.nbytes, offset=352)
@@ -199,18 +235,28 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             except ImportError:
                 pass
         else:
-            tools.append(Tool("read bytes", lambda p=path: Path(p).read_bytes(),
+            tools.append(Tool("read bytes", lambda: path.read_bytes(),
                               lambda b: len(b) == raw_size, note="floor: the file's bytes"))
-        tools_by_case[label] = tools
+        return tools
+
+    tools_by_case: dict[str, list[Tool]] = {
+        "read .nii.gz": read_tools("read .nii.gz", niigz, variants=True),
+        "read .nii": read_tools("read .nii", nii, variants=False),
+    }
+    if real is not None:
+        tools_by_case["read .nii.gz real CT"] = read_tools("read .nii.gz real CT", real, variants=False)
 
     # writing: each writer to its own file in a temp folder, checked by reading back
+    ref_img = read_image(niigz)
     tmpdir = Path(tempfile.mkdtemp(prefix="medimg_bench_"))
     out_m, out_n, out_s = (tmpdir / f"{n}.nii.gz" for n in ("medimg", "nibabel", "sitk"))
     nib_img = nib.load(str(niigz))
     nib_arr = np.asanyarray(nib_img.dataobj)
 
     def written_ok(p: Path) -> bool:
-        return check_medimg(read_image(p))
+        back = read_image(p)
+        return bool(np.array_equal(back.numpy(), ref_img.numpy())) and bool(
+            np.allclose(back.affine, ref_img.affine, atol=1e-4))
 
     wtools = [
         Tool("medimg", lambda: write_image(ref_img, out_m), lambda _: written_ok(out_m), peer=False,
@@ -218,37 +264,37 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         Tool("nibabel", lambda: nib.save(nib.Nifti1Image(nib_arr, nib_img.affine, nib_img.header), str(out_n)),
              lambda _: written_ok(out_n), note="nib.save, default level"),
     ]
-    try:
-        import SimpleITK as sitk
-
+    if sitk is not None:
         sitk_img = sitk.ReadImage(str(niigz))
         wtools.append(Tool("SimpleITK", lambda: sitk.WriteImage(sitk_img, str(out_s), useCompression=True),
                            lambda _: written_ok(out_s), note="WriteImage(useCompression=True)"))
-    except ImportError:
-        pass
     tools_by_case["write .nii.gz"] = wtools
 
     results: list[Result] = []
     for case, tools in tools_by_case.items():
-        reps = args.repeats if case != "write .nii.gz" else max(1, min(args.repeats, 5))
+        reps = args.repeats if case.startswith("read .nii.gz") else max(1, min(args.repeats, 5))
         results += run_case(case, tools, reps)
     sizes = {p.stem.split(".")[0]: p.stat().st_size for p in (out_m, out_n, out_s) if p.exists()}
     for p in (out_m, out_n, out_s):
         p.unlink(missing_ok=True)
     tmpdir.rmdir()
 
+    raw_bytes = int(np.prod(shape)) * 2
     extra = {
         "input": {
             "shape": list(shape), "dtype": "int16", "spacing_mm": list(SPACING),
-            "raw_mb": round(ref.nbytes / 1e6, 1), "gz_mb": round(niigz.stat().st_size / 1e6, 1),
-            "compression_ratio": round((ref.nbytes + 352) / niigz.stat().st_size, 2),
+            "raw_mb": round(raw_bytes / 1e6, 1), "gz_mb": round(niigz.stat().st_size / 1e6, 1),
+            "compression_ratio": round((raw_bytes + 352) / niigz.stat().st_size, 2),
         },
         "written_mb": {k: round(v / 1e6, 1) for k, v in sizes.items()},
         "repeats": args.repeats,
     }
+    if real is not None:
+        extra["real_ct"] = {"file": real.name, "gz_mb": round(real.stat().st_size / 1e6, 1),
+                            "source": "shared/data/dicom/chest_ct/series (512x512x139 int16), gzip -6"}
     title = (f"NIfTI I/O, {shape[0]}x{shape[1]}x{shape[2]} int16 "
              f"({extra['input']['raw_mb']} MB raw, {extra['input']['gz_mb']} MB .nii.gz); "
-             f"median of {args.repeats} runs")
+             f"median of {args.repeats} runs (writes: of {min(args.repeats, 5)})")
     print(f"written sizes (MB): {extra['written_mb']}")
     return report("io_nifti", title, results, args.json,
                   packages=("nibabel", "SimpleITK", "monai", "isal", "deflate"), extra=extra)
