@@ -24,8 +24,7 @@ def _worker(rank: int, world: int, port: int, root: str, out: str, results) -> N
     from medimg.engine import train
 
     res = train(_cfg(root, max_epochs=2), output_dir=out, progress=False)
-    sd = torch.load(res.last_checkpoint, weights_only=True)["state_dict"] if rank == 0 else None
-    results.put((rank, res.epochs_run, res.best_metric, sd))
+    results.put((rank, res.epochs_run, res.best_metric))  # plain values: no shared tensors
 
 
 @pytest.mark.slow
@@ -43,12 +42,14 @@ def test_two_process_gloo_training(tmp_path):
         p.start()
     got = {}
     for _ in procs:
-        rank, epochs, best, sd = q.get(timeout=300)
-        got[rank] = (epochs, best, sd)
+        rank, epochs, best = q.get(timeout=300)
+        got[rank] = (epochs, best)
     for p in procs:
         p.join(timeout=60)
         assert p.exitcode == 0
     assert got[0][0] == got[1][0] == 2  # both ranks ran the same epochs
     assert got[0][1] is not None and got[1][1] is None  # only rank 0 validates
     assert (tmp_path / "run" / "best.pt").is_file() and (tmp_path / "run" / "history.csv").is_file()
-    assert got[0][2] is not None
+    ckpt = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    assert ckpt["training"]["epoch"] == 2
+    assert not any(k.startswith("module.") for k in ckpt["state_dict"])  # DDP wrapper unwrapped
