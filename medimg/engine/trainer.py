@@ -340,6 +340,12 @@ class Trainer:
         seconds = time.perf_counter() - t_start
         if self.dist.is_main:
             self._plot(history)
+            best_text = "n/a" if best is None else f"{best:.4f} at epoch {best_epoch}"
+            self.log(
+                f"finished: {epoch} epoch(s) in {seconds / 60:.1f} min (stopped: {stopped}); "
+                f"best validation {self.select_by} {best_text}; checkpoints, {HISTORY_FILE} and "
+                f"{CURVE_FILE} in {self.run_dir}"
+            )
         return TrainResult(
             run_dir=self.run_dir,
             best_checkpoint=self.run_dir / "best.pt" if best_epoch is not None else None,

@@ -154,9 +154,16 @@ def predict_folder(
     """
     from ..io import write_image
 
-    predictor = (
-        checkpoint if isinstance(checkpoint, Predictor) else Predictor.from_checkpoint(checkpoint, device, **overrides)
-    )
+    if isinstance(checkpoint, Predictor):
+        predictor = checkpoint
+        for key, value in overrides.items():
+            if value is None:
+                continue
+            if key not in ("roi_size", "overlap", "sw_batch_size", "blend", "tta_flips", "amp"):
+                raise TypeError(f"unknown inference override '{key}'")
+            setattr(predictor, key, value)
+    else:
+        predictor = Predictor.from_checkpoint(checkpoint, device, **overrides)
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     in_ch = predictor.in_channels or 1

@@ -144,3 +144,14 @@ def test_optimizers_and_schedulers_registries():
         cos.step()
         lrs.append(opt.param_groups[0]["lr"])
     assert lrs == sorted(lrs, reverse=True) and lrs[-1] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_public_api():
+    import medimg.engine as m
+
+    assert set(m.__all__) == {
+        "train", "Trainer", "TrainResult", "OPTIMIZERS", "SCHEDULERS", "save_checkpoint", "load_checkpoint",
+        "build_model", "validation_metrics", "seed_everything", "model_params_for", "DistInfo",
+    }
+    assert {"adamw", "adam", "sgd"} <= set(OPTIMIZERS.list())
+    assert {"cosine", "poly", "step", "none"} <= set(SCHEDULERS.list())

@@ -122,3 +122,15 @@ def test_weights_that_do_not_fit(tmp_path):
 def test_label_names_must_match_classes(tmp_path):
     with pytest.raises(CheckpointError, match="2 label names"):
         _save(tmp_path / "a.pt", label_names=["background", "x"])
+
+
+def test_public_api():
+    import medimg
+    import medimg.inference as m
+
+    assert set(m.__all__) == {
+        "Predictor", "predict_folder", "BatchReport", "find_cases", "save_checkpoint", "load_checkpoint",
+        "build_model", "build_preprocess", "resolve_device", "INFERENCE_DEFAULTS", "sliding_window",
+        "gaussian_importance", "tile_starts",
+    }
+    assert medimg.Predictor is m.Predictor and medimg.predict_folder is m.predict_folder

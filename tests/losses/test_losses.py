@@ -69,3 +69,10 @@ def test_ce_class_weights():
     weighted = create_loss("ce", weight=[1.0, 3.0])(logits, label)
     assert torch.allclose(plain, weighted)  # weighted mean over one class: same value
     assert torch.allclose(plain, torch.log(torch.tensor(2.0)))
+
+
+def test_public_api():
+    import medimg.losses as m
+
+    assert set(m.__all__) == {"LOSSES", "create_loss"}
+    assert {"dice_ce", "dice", "ce", "dice_focal", "focal"} <= set(LOSSES.list())
