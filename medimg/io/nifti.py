@@ -22,6 +22,7 @@ else qform if ``qform_code > 0``, else pixdim scaling), which maps voxel indices
 
 from __future__ import annotations
 
+import itertools
 import mmap
 import os
 from collections.abc import Iterator
@@ -33,7 +34,7 @@ import numpy as np
 from ..core.affine import spacing_from_affine
 from ..core.errors import ImageReadError, ImageWriteError
 from ..core.image import Image
-from ._gzip import GZIP_MAGIC, GzipDataError, gunzip, gunzip_head, gzip_compressobj
+from ._gzip import GZIP_MAGIC, GzipDataError, gunzip, gunzip_head, write_gzip_members
 
 __all__ = ["read_nifti", "write_nifti", "is_nifti_path", "NIFTI_SUFFIXES"]
 
@@ -525,8 +526,10 @@ def write_nifti(
     Args:
         image: the image; data ``(C, X, Y, Z)`` or ``(C, X, Y)``.
         path: target file ending in ``.nii`` or ``.nii.gz``.
-        compresslevel: gzip level; ISA-L 0-3 (default 1) when installed, else zlib 0-9
-            (default 6).
+        compresslevel: gzip level; ISA-L 0-3 (default 2) when installed, else zlib 0-9
+            (default 6). ``.nii.gz`` files are written as independent 4 MiB gzip members,
+            compressed in parallel and indexed so that medimg inflates them in parallel
+            (see :mod:`medimg.io._gzip`); every gzip reader reads them as usual.
 
     Returns:
         The path written.
@@ -552,11 +555,8 @@ def write_nifti(
         tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
         with open(tmp, "wb") as f:
             if gz:
-                comp = gzip_compressobj(compresslevel)
-                f.write(comp.compress(head))
-                for chunk in _fortran_chunks(arr):
-                    f.write(comp.compress(chunk))
-                f.write(comp.flush())
+                # independent 4 MiB members, compressed and later inflated in parallel
+                write_gzip_members(f, itertools.chain([head], _fortran_chunks(arr)), compresslevel)
             else:
                 f.write(head)
                 for chunk in _fortran_chunks(arr):

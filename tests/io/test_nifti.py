@@ -496,3 +496,55 @@ def test_read_image_dispatches_dicom_folder_and_file():
     one = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in ("", ".dcm"))
     single = read_image(one[0])
     assert single.spatial_shape[:2] == img.spatial_shape[:2]
+
+
+def test_written_gz_is_indexed_multi_member_and_standard(tmp_path, monkeypatch):
+    from medimg.io import _gzip
+
+    monkeypatch.setattr(_gzip, "MEMBER_SIZE", 1000)  # many members on a small volume
+    arr = _rng_data((20, 20, 10), np.int16)
+    img = Image(np.asfortranarray(arr)[None], OBLIQUE)
+    out = tmp_path / "members.nii.gz"
+    with open(out, "wb") as f:  # member size is read at call time: pass it explicitly
+        _gzip.write_gzip_members(f, [b"abc", np.arange(5000, dtype=np.uint8)], member_size=1000)
+    blob = out.read_bytes()
+    payload = b"abc" + np.arange(5000, dtype=np.uint8).tobytes()
+    assert gzip.decompress(blob) == payload  # any gzip reader sees one stream
+    index = _gzip._member_index(memoryview(blob), len(payload))
+    assert index is not None and len(index) == 6
+    assert [i[3] for i in index] == [1000] * 5 + [3]
+    assert _gzip._member_index(memoryview(blob), len(payload) + 1) is None  # must add up
+    assert gunzip(blob, len(payload)).tobytes() == payload
+
+    p = write_image(img, tmp_path / "img.nii.gz")
+    blob = p.read_bytes()
+    index = _gzip._member_index(memoryview(blob), 352 + arr.nbytes)
+    assert index is not None  # written with the 'MG' index
+    np.testing.assert_array_equal(np.asanyarray(nib.load(p).dataobj), arr)
+    np.testing.assert_array_equal(read_image(p).numpy()[0], arr)
+
+
+def test_parallel_members_agree_and_bad_index_falls_back(tmp_path):
+    from medimg.io import _gzip
+
+    payload = np.random.default_rng(3).integers(0, 40, 300_000, dtype=np.uint8).tobytes()
+    buf = __import__("io").BytesIO()
+    _gzip.write_gzip_members(buf, [payload], member_size=50_000)
+    blob = bytearray(buf.getvalue())
+    index = _gzip._member_index(memoryview(blob), len(payload))
+    assert len(index) == 6
+    if "deflate" in available_backends():
+        lib = _gzip._libdeflate()
+        par = _gzip._libdeflate_parallel(lib, memoryview(blob), len(payload), index)
+        assert par is not None and par.tobytes() == payload
+    # a wrong size in the second member's 'MG' field: not an index any more, still read
+    pos = index[1][0]
+    blob[pos + 16 : pos + 20] = (index[1][1] + 3).to_bytes(4, "little")
+    assert _gzip._member_index(memoryview(blob), len(payload)) is None
+    # the 'MG' field is only an index; the gzip stream is intact, so it reads sequentially
+    assert gunzip(bytes(blob), len(payload)).tobytes() == payload
+    # corrupt deflate data inside one member: the parallel path refuses, errors surface
+    blob2 = bytearray(buf.getvalue())
+    blob2[index[2][0] + 40] ^= 0xFF
+    with pytest.raises(GzipDataError):
+        gunzip(bytes(blob2), len(payload))
