@@ -281,6 +281,19 @@ def read_nifti(
         need = vox_offset + nbytes
         what = (f"header {vox_offset} bytes + data {nbytes} bytes "
                 f"(shape {shape}, {dtype.newbyteorder('=').name if not dtype.fields else 'rgb24'})")
+        # a corrupt header can claim terabytes: check against what the file can hold
+        # before allocating (deflate expands at most 1032:1, RFC 1951 block limits)
+        fsize = os.fstat(f.fileno()).st_size
+        cap = fsize * 1032 + (1 << 20) if gz else fsize
+        if need > cap:
+            _close(mm)
+            raise _read_err(
+                p, (f"the header says {need} bytes ({what}) but the {fsize}-byte gzip file "
+                    f"can hold at most {cap}") if gz else
+                   (f"the file is shorter than the header says: expected {need} bytes "
+                    f"({what}), found {fsize}"),
+                hint="the file is truncated (interrupted copy?) or its header is corrupt",
+            )
         if gz:
             try:
                 buf = gunzip(blob, need, backend)

@@ -408,6 +408,21 @@ def test_bad_dims(tmp_path):
         read_image(bad)
 
 
+def test_absurd_dims_rejected_before_allocating(tmp_path):
+    p = _nib_save(tmp_path, _rng_data((3, 3, 3), np.int16), np.eye(4), name="d.nii.gz")
+    blob = bytearray(gzip.decompress(p.read_bytes()))
+    for i in range(1, 4):  # dim[1..3] = 30000: 54 TB of int16
+        blob[40 + 2 * i : 42 + 2 * i] = (30000).to_bytes(2, "little")
+    bad = tmp_path / "huge.nii.gz"
+    bad.write_bytes(gzip.compress(bytes(blob)))
+    with pytest.raises(ImageReadError, match=r"huge\.nii\.gz.*header says 54000000000352 bytes.*can hold at most"):
+        read_image(bad)
+    plain = tmp_path / "huge.nii"
+    plain.write_bytes(bytes(blob))
+    with pytest.raises(ImageReadError, match=r"shorter than the header says: expected 54000000000352"):
+        read_image(plain)
+
+
 def test_sniffs_nifti_without_suffix(tmp_path):
     arr = _rng_data((3, 4, 5), np.int16)
     p = _nib_save(tmp_path, arr, np.eye(4))
