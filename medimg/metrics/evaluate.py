@@ -121,9 +121,13 @@ def _present_labels(arr: np.ndarray) -> list[int]:
 
 
 def _apply_label_map(arr: np.ndarray, label_map: Mapping[int, int]) -> np.ndarray:
-    """Remap values through ``label_map``; values not in the map are kept (a new array)."""
+    """Remap values through ``label_map``; values not in the map become 0 (a new array).
+
+    Same rule as ``data.label_map`` and the ``map_labels`` transform, so a reference is
+    scored with exactly the classes the model was trained on.
+    """
     hi = max(int(arr.max(initial=0)), max((int(k) for k in label_map), default=0))
-    lut = np.arange(hi + 1, dtype=np.int64)
+    lut = np.zeros(hi + 1, dtype=np.int64)
     for src, dst in label_map.items():
         if int(dst) < 0:
             raise ValueError(f"label_map maps {src} to negative label {dst}")

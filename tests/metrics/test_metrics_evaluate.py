@@ -234,7 +234,7 @@ def test_default_reader_and_spleen_fixed_point_end_to_end(tmp_path):
     """medimg.io.read_image path: the spleen pair scored through folders gives the fixed point."""
     import shutil
 
-    from conftest import shared_path
+    from tests.conftest import shared_path
 
     auto = shared_path("metrics", "spleen1_label_auto.nii.gz")
     gt = shared_path("metrics", "spleen1_label_gt.nii.gz")
@@ -249,3 +249,17 @@ def test_default_reader_and_spleen_fixed_point_end_to_end(tmp_path):
     assert got == pytest.approx({"dice": 0.88689, "jaccard": 0.79677, "hd95": 9.298, "assd": 1.523, "nsd": 0.7710},
                                 abs=1e-3)
     assert rep.files["spleen1"][1].name == "label.nii.gz"  # auto-detected in the case folder
+
+
+def test_label_map_unlisted_values_become_background(tmp_path):
+    """Same rule as data.label_map: a reference value the map does not list is scored as 0."""
+    pred_dir, ref_dir = tmp_path / "pred", tmp_path / "ref"
+    shape = (16, 16, 8)
+    ref = _ball(shape, (8, 8, 4), 5, value=2)
+    _ball(shape, (8, 8, 4), 2, value=4, out=ref)  # unlisted below -> background
+    _save(ref_dir / "c1.nii.gz", ref)
+    pred = _ball(shape, (8, 8, 4), 5)
+    pred[_ball(shape, (8, 8, 4), 2) > 0] = 0
+    _save(pred_dir / "c1.nii.gz", pred)
+    rep = evaluate_folders(pred_dir, ref_dir, metrics=["dice"], label_map={2: 1}, reader=_read)
+    assert rep.values("label_1", "dice") == {"c1": 1.0}
