@@ -286,6 +286,23 @@ def test_evaluate_folders(tmp_path: Path):
     assert res.exit_code == 1 and "unknown metric 'dcie'" in res.output and "Traceback" not in res.output
 
 
+def test_evaluate_case_folders_with_label_map(tmp_path: Path):
+    """BraTS-style references (REF/<case>/<file>) scored as whole tumour via --label-map."""
+    ref = np.zeros((8, 8, 8), np.uint8)
+    ref[2:6, 2:6, 2:6] = 2
+    ref[3:5, 3:5, 3:5] = 4
+    _nifti(tmp_path / "ref" / "c1" / "OTMultiClass.nii.gz", ref)
+    _nifti(tmp_path / "ref" / "c1" / "brainmask.nii.gz", np.ones_like(ref))
+    _nifti(tmp_path / "pred" / "c1.nii.gz", (ref > 0).astype(np.uint8))
+    res = run("evaluate", tmp_path / "pred", tmp_path / "ref", "--metrics", "dice", "--bootstrap", "0",
+              "--ref-name", "OTMultiClass.nii.gz", "--label-map", "2:1,4:1", "-o", tmp_path / "eval")
+    assert res.exit_code == 0, res.output
+    summary = json.loads((tmp_path / "eval" / "summary.json").read_text())
+    assert summary["label_1"]["dice"]["mean"] == pytest.approx(1.0)
+    res = run("evaluate", tmp_path / "pred", tmp_path / "ref", "--label-map", "2=1")
+    assert res.exit_code == 2 and "--label-map: cannot read '2=1'" in res.output
+
+
 # --------------------------------------------------------------------- convert / deid
 def test_convert_and_deid_errors(tmp_path: Path):
     res = run("convert", tmp_path / "none", tmp_path / "out")
