@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("pydicom")
 nib = pytest.importorskip("nibabel")
 
-from conftest import shared_path  # noqa: E402
+from tests.conftest import shared_path  # noqa: E402
 from test_dicom import SR, assert_same_as_ref, tilted_positions, write_series  # noqa: E402
 
 from medimg.io import read_image  # noqa: E402

@@ -19,7 +19,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 from medimg.io._deid_profile import BASIC_PROFILE, ProfileRow, lookup
 from medimg.io.deid import Deidentifier, deidentify
 
-from conftest import shared_path
+from tests.conftest import shared_path
 
 SOP_UID = "1.2.3.999.1.1"
 STUDY_UID = "1.2.3.999.2"

@@ -17,7 +17,7 @@ from medimg.core.affine import orientation_transform, reoriented_affine  # noqa:
 from medimg.core.errors import DicomError, DicomSeriesError, MissingDependencyError  # noqa: E402
 from medimg.io.dicom import find_series, load_series_datasets, read_dicom  # noqa: E402
 
-from conftest import shared_path  # noqa: E402
+from tests.conftest import shared_path  # noqa: E402
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
 SR = "1.2.840.10008.5.1.4.1.1.88.11"

@@ -13,7 +13,7 @@ from medimg.core.errors import DicomError, GeometryError, MissingDependencyError
 from medimg.core.image import Image
 from medimg.io.dicom_seg import _load_source_series, read_dicom_seg, write_dicom_seg
 
-from conftest import shared_path
+from tests.conftest import shared_path
 
 hd = pytest.importorskip("highdicom", reason="highdicom (medimg[dicom-seg]) is needed for these tests")
 

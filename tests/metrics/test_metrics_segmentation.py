@@ -23,7 +23,7 @@ from medimg.metrics import (
     surface_points,
 )
 
-from conftest import shared_path
+from tests.conftest import shared_path
 
 # pred/ref of six voxels, three classes; counts worked out by hand:
 #   class 0: TP 2 (voxels 0, 5), FP 0, FN 1 (voxel 4)   -> Dice 4/5, Jaccard 2/3
