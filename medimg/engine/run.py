@@ -9,9 +9,9 @@ the config layer at import time (layers: engine <- config <- cli).
 
 from __future__ import annotations
 
+import inspect
 import os
 import random
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +21,7 @@ import torch
 from ..core.errors import ConfigError, DataError
 from ..inference.predictor import resolve_device
 from .distributed import cleanup, setup
+from .optim import SCHEDULERS
 from .trainer import Trainer, TrainResult
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -70,7 +71,7 @@ def model_params_for(cfg: "ExperimentConfig") -> dict[str, Any]:
     return params
 
 
-def _batches(loader: Any, patches: Any, iterations: int):
+def _batches(loader: Any, patches: Any):
     """Epoch -> iterator of ``iterations`` batches (the patch stream is reseeded per epoch)."""
 
     def make(epoch: int):
@@ -171,10 +172,7 @@ def train(
         scheduler = None
         if cfg.scheduler is not None and cfg.scheduler.name != "none":
             sched_spec = dict(cfg.scheduler.params)
-            from .optim import SCHEDULERS
-
-            import inspect
-
+            # a schedule's horizon defaults to the run's length
             if "max_epochs" in inspect.signature(SCHEDULERS.get(cfg.scheduler.name)).parameters:
                 sched_spec.setdefault("max_epochs", tr.max_epochs)
             scheduler = build_component("schedulers", {"name": cfg.scheduler.name, **sched_spec}, "scheduler", optimizer)
@@ -212,7 +210,7 @@ def train(
             model,
             loss_fn,
             optimizer,
-            _batches(loader, patches, iterations),
+            _batches(loader, patches),
             iterations,
             val_samples,
             predictor_kwargs,
