@@ -31,6 +31,9 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/io_nifti.py --quick
 	$(PY) benchmarks/io_dicom.py --quick
+	$(PY) benchmarks/preprocess.py --quick
+	$(PY) benchmarks/metrics_seg.py --quick
+	$(PY) benchmarks/inference.py --quick
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -51,3 +51,14 @@ def test_demo_end_to_end_reduced(tmp_path):
     assert "ellipsoid" in json.dumps(summary)
     text = result.format()
     assert "mean test Dice" in text and len(text.splitlines()) < 25  # one screen
+
+
+@pytest.mark.slow
+def test_demo_reaches_its_target(tmp_path):
+    """The README's promise: `medimg demo` as shipped (default data, config and budget)
+    gives mean test Dice > 0.9 on its synthetic cases."""
+    from medimg.demo import run_demo
+
+    result = run_demo(tmp_path / "demo", progress=False)
+    assert not result.failed
+    assert result.mean_dice > 0.9, result.format()
