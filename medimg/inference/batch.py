@@ -58,6 +58,20 @@ def _case_id(p: Path) -> str:
     return name
 
 
+def _holds_dicom(folder: Path) -> bool:
+    """Whether any file under ``folder`` is DICOM (stops at the first one found)."""
+    from ..io.dicom import is_dicom_file
+
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if name.startswith(".") or name.lower().endswith(NIFTI_SUFFIXES):
+                continue
+            if is_dicom_file(os.path.join(dirpath, name)):
+                return True
+    return False
+
+
 def _channel_file(folder: Path, key: str) -> Path | None:
     """The file of channel ``key`` in a case folder: ``key`` itself or ``key`` + .nii(.gz)."""
     for cand in (key, f"{key}.nii.gz", f"{key}.nii"):
@@ -79,7 +93,11 @@ def find_cases(
       hold all channels as a 4D volume);
     - a folder of case folders, each holding the channel files named as the model's
       ``data.images`` (e.g. ``brats6/test/<case>/Flair_....nii.gz``): one case per folder.
-      A case folder missing a channel is reported as a failed case.
+      A case folder missing a channel is reported as a failed case;
+    - single-channel models also take DICOM (read by :func:`medimg.io.read_image`): a
+      DICOM file, a DICOM series folder (one case, id = folder name), or a folder of
+      series folders (one case per subfolder holding DICOM files). A folder holding
+      several series is one failed case whose error lists them.
 
     Raises:
         DataError: ``input`` does not exist or holds no case in any of these layouts.
@@ -87,10 +105,18 @@ def find_cases(
     root = Path(input)
     if not root.exists():
         raise DataError(f"prediction input not found: '{root}'", hint="pass a NIfTI file or a folder")
+    dicom_ok = in_channels == 1
     if root.is_file():
-        if not _is_nifti(root):
-            raise DataError(f"'{root}' is not a NIfTI file (.nii or .nii.gz)")
-        return [(_case_id(root), [root])]
+        if _is_nifti(root):
+            return [(_case_id(root), [root])]
+        if dicom_ok:
+            from ..io.dicom import is_dicom_file
+
+            if is_dicom_file(root):
+                return [(root.stem, [root])]
+        raise DataError(
+            f"'{root}' is not a NIfTI file (.nii or .nii.gz)" + (" or a DICOM file" if dicom_ok else "")
+        )
     keys = list(image_keys or [])
     subdirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     files = sorted(p for p in root.iterdir() if _is_nifti(p))
@@ -110,13 +136,18 @@ def find_cases(
             inner = sorted(p for p in d.iterdir() if _is_nifti(p))
             if len(inner) == 1:
                 cases.append((d.name, inner))
+            elif not inner and dicom_ok and _holds_dicom(d):
+                cases.append((d.name, [d]))
     if cases:
         return cases
     if files:
         return [(_case_id(p), [p]) for p in files]
+    if dicom_ok and _holds_dicom(root):
+        return [(root.name, [root])]
     layout = f"case folders holding {keys}" if keys else "case folders"
     raise DataError(
-        f"no cases found in '{root}': expected NIfTI files (.nii/.nii.gz) or {layout}",
+        f"no cases found in '{root}': expected NIfTI files (.nii/.nii.gz) or {layout}"
+        + (" or DICOM series" if dicom_ok else ""),
         hint=f"the model takes {in_channels} channel(s)"
         + (f" named {keys}" if keys else "")
         + "; pass a split folder such as data/test",

@@ -111,3 +111,29 @@ def test_wrong_channel_count_is_a_failed_case(tmp_path):
     write_image(_image((16, 16, 16), (1.0, 1.0, 1.0), 0), src / "single.nii.gz")
     report = predict_folder(ckpt, src, tmp_path / "out", device="cpu", progress=False)
     assert report.ok == [] and "expects 2 input channel(s)" in report.failed[0][1]
+
+
+def test_dicom_inputs_for_a_single_channel_model(tmp_path, shared_data):
+    """Issue 3: `predict` takes DICOM series folders (and files) like `read_image` does."""
+    import shutil
+
+    series = shared_data / "dicom" / "torchio_ct"
+    if not series.is_dir():
+        pytest.skip(f"shared DICOM series absent: {series}")
+    ckpt = _checkpoint(tmp_path / "m.pt")
+    tree = tmp_path / "tree"
+    shutil.copytree(series, tree / "s1")
+    shutil.copytree(series, tree / "s2")
+    (tree / "empty").mkdir()
+    assert [c for c, _ in find_cases(series)] == ["torchio_ct"]
+    assert [c for c, _ in find_cases(tree)] == ["s1", "s2"]
+    assert [c for c, _ in find_cases(series / "IMG0001.dcm")] == ["IMG0001"]
+    # multi-channel models take named channel files only
+    with pytest.raises(DataError, match="no cases found"):
+        find_cases(series, ["img.nii.gz", "t2.nii.gz"], 2)
+    report = predict_folder(ckpt, tree, tmp_path / "out", device="cpu", progress=False)
+    assert sorted(report.ok) == ["s1", "s2"] and report.all_ok
+    src = read_image(series)
+    lab = read_image(tmp_path / "out" / "s1.nii.gz")
+    assert lab.spatial_shape == src.spatial_shape
+    assert np.allclose(lab.affine, src.affine, atol=1e-4)
