@@ -130,13 +130,22 @@ _SERIES_KEYS = (
 )
 
 
-def image_summary(path: str | Path) -> dict[str, Any]:
-    """Read ``path`` (NIfTI file or DICOM series) and summarise it as plain data."""
+def image_summary(path: str | Path, series: str | None = None) -> dict[str, Any]:
+    """Read ``path`` (NIfTI file or DICOM series) and summarise it as plain data.
+
+    ``series`` picks one series (a key as listed by ``find_series``) of a DICOM folder
+    holding several.
+    """
     import torch
 
     from ..io import read_image
 
-    img = read_image(path)
+    if series is not None:
+        from ..io.dicom import read_dicom
+
+        img = read_dicom(path, series_uid=series)
+    else:
+        img = read_image(path)
     data = img.data
     summary: dict[str, Any] = {
         "path": str(path),
@@ -182,13 +191,28 @@ def image_summary(path: str | Path) -> dict[str, Any]:
 def info(
     path: Annotated[Path, typer.Argument(help="A NIfTI file or a DICOM file/folder.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    series: Annotated[
+        Optional[str],
+        typer.Option("--series", help="Key of the DICOM series to show, where PATH holds several (listed by the error)."),
+    ] = None,
 ) -> None:
     """Show an image's shape, spacing, orientation, dtype and intensity range."""
     if not path.exists():
         from ..core.errors import ImageReadError
 
         raise ImageReadError(f"'{path}' does not exist", hint="check the path")
-    summary = image_summary(path)
+    from ..core.errors import DicomSeriesError
+
+    try:
+        summary = image_summary(path, series)
+    except DicomSeriesError as exc:
+        if series is None and "DICOM image series; choose one" in str(exc):
+            raise DicomSeriesError(
+                exc.message,
+                hint="pick one with `medimg info PATH --series KEY` (first column above), "
+                     "or convert them all with `medimg convert PATH OUT_DIR`",
+            ) from exc
+        raise
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
         return

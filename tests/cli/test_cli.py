@@ -381,3 +381,27 @@ def test_info_dicom_series(shared_data: Path):
     res = run("info", folder)
     assert res.exit_code == 0 and "Implicit VR Little Endian" in res.output and "num files" in res.output
     assert "PatientName" not in res.output and "Doe" not in res.output
+
+
+def test_info_dicom_folder_with_several_series(tmp_path: Path, shared_data: Path):
+    """A folder holding two series: a CLI-usable hint, then `--series KEY` picks one."""
+    import shutil
+
+    src = shared_data / "dicom" / "torchio_ct"
+    ct = shared_data / "dicom" / "highdicom" / "ct_image.dcm"
+    if not src.is_dir() or not ct.is_file():
+        pytest.skip("shared DICOM data absent")
+    folder = tmp_path / "mixed"
+    shutil.copytree(src, folder)
+    shutil.copy(ct, folder / "other.dcm")
+    res = run("info", folder)
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert "holds 2 DICOM image series" in res.output
+    assert "medimg info PATH --series KEY" in res.output
+    from medimg.io import find_series
+
+    keys = {s.num_files: s.key for s in find_series(folder)}
+    info = json.loads(run("info", folder, "--series", keys[17], "--json").stdout)
+    assert info["spatial_shape"] == [88, 128, 17]
+    res = run("info", folder, "--series", "nope")
+    assert res.exit_code == 1 and "no DICOM series 'nope'" in res.output
