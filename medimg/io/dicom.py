@@ -1901,8 +1901,8 @@ def _safe(text: str, limit: int = 48) -> str:
 
 
 def _output_name(info: SeriesInfo, used: set[str]) -> str:
-    num = f"{info.series_number:04d}" if info.series_number is not None else "none"
-    base = f"p{info.patient_index:03d}_st{info.study_index:02d}_se{num}_{_safe(info.description or info.modality)}"
+    se = f"_se{info.series_number:04d}" if info.series_number is not None else ""  # SeriesNumber is Type 2
+    base = f"p{info.patient_index:03d}_st{info.study_index:02d}{se}_{_safe(info.description or info.modality)}"
     if info.key != info.series_instance_uid:
         base += f"_{info.key.rsplit('#', 1)[1]}"
     name, n = base, 2
