@@ -203,30 +203,20 @@ class _SourceSeries:
 
 
 def _load_source_series(source: Any) -> _SourceSeries:
-    """Read and sort the headers of a single-frame source series.
+    """Headers of a single-frame source series, sorted along the slice normal, and its grid.
 
-    TODO(medimg.io.dicom): replace with the DICOM reader's sorted files once it exposes them
-    (``SeriesInfo``); kept private and minimal: one series, single-frame files, sorted by
-    the projection of ImagePositionPatient on the slice normal (PS3.3 C.7.6.2.1.1).
+    A folder or file goes through :func:`medimg.io.dicom.load_series_datasets` (the same
+    discovery, grouping and sorting as the volume reader, so SEG frames and image slices
+    agree); a list of datasets is sorted here by the projection of ImagePositionPatient on
+    the slice normal (PS3.3 C.7.6.2.1.1).
     """
-    import pydicom
-
     if isinstance(source, (str, Path)):
+        from .dicom import load_series_datasets
+
         p = Path(source)
-        if p.is_dir():
-            files = sorted(f for f in p.rglob("*") if f.is_file())
-        elif p.is_file():
-            files = [p]
-        else:
+        if not p.exists():
             raise DicomError(f"source series not found: {p}")
-        datasets = []
-        for f in files:
-            try:
-                ds = pydicom.dcmread(f, stop_before_pixels=True)
-            except Exception:  # not DICOM (DICOMDIR, README...): skip, like any reader
-                continue
-            if "ImagePositionPatient" in ds and "SOPInstanceUID" in ds:
-                datasets.append(ds)
+        datasets = [ds for ds in load_series_datasets(p) if "ImagePositionPatient" in ds]
         where = str(p)
     else:
         datasets = list(source)
