@@ -405,3 +405,13 @@ def test_info_dicom_folder_with_several_series(tmp_path: Path, shared_data: Path
     assert info["spatial_shape"] == [88, 128, 17]
     res = run("info", folder, "--series", "nope")
     assert res.exit_code == 1 and "no DICOM series 'nope'" in res.output
+
+
+def test_module_entry_point_for_torchrun():
+    """`torchrun ... -m medimg.cli train CONFIG` (README) needs `python -m medimg.cli`."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "medimg.cli", "--version"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().startswith("medimg ")
