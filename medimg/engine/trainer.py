@@ -28,6 +28,7 @@ from ..core.errors import ConfigError
 from ..core.sample import Sample
 from ..inference.checkpoint import save_checkpoint
 from ..inference.predictor import Predictor
+from ..inference.progress import progress_bar
 from .distributed import DistInfo
 
 __all__ = ["Trainer", "TrainResult", "validation_metrics", "HISTORY_FILE", "CURVE_FILE"]
@@ -274,7 +275,7 @@ class Trainer:
         stopped = "max_epochs"
         t_start = time.perf_counter()
         epoch = 0
-        bar = _make_progress(self.progress)
+        bar = progress_bar(self.progress)
         self._bar = bar
         with bar:
             task = bar.add_task("train", total=self.max_epochs * self.iterations_per_epoch) if bar.enabled else None
@@ -401,39 +402,3 @@ class Trainer:
         fig.savefig(out)
         plt.close(fig)
         return out
-
-
-class _NoBar:
-    enabled = False
-
-    def __enter__(self) -> "_NoBar":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def add_task(self, *a: Any, **k: Any) -> None:
-        return None
-
-    def update(self, *a: Any, **k: Any) -> None:
-        return None
-
-
-def _make_progress(enabled: bool) -> Any:
-    if not enabled:
-        return _NoBar()
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    bar = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=False,
-    )
-    bar.enabled = True  # type: ignore[attr-defined]
-    return bar

@@ -19,6 +19,7 @@ import torch
 
 from ..core.errors import DataError
 from .predictor import Predictor
+from .progress import progress_bar
 
 __all__ = ["BatchReport", "find_cases", "predict_folder", "NIFTI_SUFFIXES"]
 
@@ -205,8 +206,8 @@ def predict_folder(
 
     report = BatchReport(output_dir=out)
     rows: list[dict[str, Any]] = []
-    with _progress(progress) as bar:
-        task = bar.add_task("predict", total=len(cases)) if bar is not None else None
+    with progress_bar(progress) as bar:
+        task = bar.add_task("predict", total=len(cases))
         for case_id, paths in cases:
             t0 = time.perf_counter()
             try:
@@ -223,8 +224,7 @@ def predict_folder(
                 report.ok.append(case_id)
                 report.seconds[case_id] = dt
                 rows.append({"case_id": case_id, "status": "ok", "error": "", "seconds": f"{dt:.3f}"})
-            if bar is not None:
-                bar.update(task, advance=1, description=f"predict {case_id}")
+            bar.update(task, advance=1, description=f"predict {case_id}")
     with open(out / "predictions.csv", "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=["case_id", "status", "error", "seconds"])
         w.writeheader()
@@ -236,28 +236,3 @@ def _num_classes(predictor: Predictor) -> int:
     if predictor.checkpoint is not None:
         return int(predictor.checkpoint["out_channels"])
     return 2
-
-
-class _NullContext:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-def _progress(enabled: bool):
-    """A rich progress bar with ETA (or a no-op context when disabled)."""
-    if not enabled:
-        return _NullContext()
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-        transient=False,
-    )
