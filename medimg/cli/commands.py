@@ -206,7 +206,7 @@ def info(
     try:
         summary = image_summary(path, series)
     except DicomSeriesError as exc:
-        if series is None and "DICOM image series; choose one" in str(exc):
+        if series is None and exc.choices:
             raise DicomSeriesError(
                 exc.message,
                 hint="pick one with `medimg info PATH --series KEY` (first column above), "

@@ -91,6 +91,9 @@ class DicomSeriesError(DicomError):
     Attributes:
         series_uid: SeriesInstanceUID of the series concerned (or None).
         files: the files concerned (may be a subset of the series).
+        choices: where a folder holds several series and none was chosen, their keys
+            (each a valid ``series_uid``); empty otherwise. Front ends use it to word
+            their own way of choosing (e.g. the CLI's ``--series``).
     """
 
     def __init__(
@@ -99,10 +102,12 @@ class DicomSeriesError(DicomError):
         *,
         series_uid: str | None = None,
         files: list[str] | None = None,
+        choices: list[str] | None = None,
         hint: str | None = None,
     ) -> None:
         self.series_uid = series_uid
         self.files = list(files or [])
+        self.choices = list(choices or [])
         super().__init__(message, hint=hint)
 
 

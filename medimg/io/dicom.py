@@ -1684,7 +1684,7 @@ def _select_series(scan: DicomScan, path: str, series_uid: str | None) -> Series
         listing = "\n".join("  " + s.summary() for s in scan.series)
         raise DicomSeriesError(
             f"'{path}' holds {len(scan.series)} DICOM image series; choose one:\n{listing}",
-            files=[], hint="pass series_uid=KEY (first column above), or use medimg.io.find_series(path) "
+            files=[], choices=[s.key for s in scan.series], hint="pass series_uid=KEY (first column above), or use medimg.io.find_series(path) "
                            "to list them, or `medimg convert` to convert them all")
     return scan.series[0]
 

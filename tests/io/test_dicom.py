@@ -252,6 +252,7 @@ def test_find_series_groups_and_reports(tmp_path):
         read_dicom(root)
     msg = str(exc.value)
     assert "2 DICOM image series" in msg and uid_a in msg and uid_b in msg and "series_uid" in msg
+    assert sorted(exc.value.choices) == sorted([uid_a, uid_b])  # structured, for front ends
     img = read_dicom(root, series_uid=uid_b)
     assert img.spatial_shape == (4, 6, 4)
     with pytest.raises(DicomSeriesError, match="no DICOM series '1.2.999'"):
