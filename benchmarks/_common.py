@@ -1,8 +1,9 @@
 """Shared benchmark harness: timing, peak memory, machine info, tables, JSON (ARCHITECTURE §5).
 
 Every ``benchmarks/<name>.py`` runs medimg and its peers side by side in one process on the
-same input. Runs alternate between tools (round robin), after one warm-up call each, and
-the median is reported, so slow drifts of a shared machine hit every tool alike. With
+same input. Each round runs every tool once, in an order shuffled anew each round (seeded,
+so a run can be repeated), after one warm-up call each, and the median is reported, so slow
+drifts of a shared machine and cache effects of running first or last hit every tool alike. With
 ``--json PATH`` the result is written as::
 
     {"benchmark": NAME,
@@ -24,6 +25,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import random
 import statistics
 import subprocess
 import sys
@@ -168,7 +170,8 @@ def peak_rss_mb(fn: Callable[[], Any]) -> float | None:
 def run_case(case: str, tools: Sequence[Tool], repeats: int, *, memory: bool = True,
              progress: bool = True) -> list[Result]:
     """Time every tool on one case: a warm-up call each (which also checks agreement),
-    then ``repeats`` rounds in which each tool runs once, in turn. Median per tool."""
+    then ``repeats`` rounds in which each tool runs once, in an order shuffled anew each
+    round (seeded: the same call repeats the same orders). Median per tool."""
     agrees: dict[str, bool] = {}
     for t in tools:
         out = t.fn()
@@ -179,8 +182,11 @@ def run_case(case: str, tools: Sequence[Tool], repeats: int, *, memory: bool = T
             agrees[t.name] = False
         del out
     runs: dict[str, list[float]] = {t.name: [] for t in tools}
+    order_rng = random.Random(f"{case}:{len(tools)}")
     for r in range(repeats):
-        for t in tools:
+        order = list(tools)
+        order_rng.shuffle(order)
+        for t in order:
             gc.collect()
             t0 = time.perf_counter()
             out = t.fn()
