@@ -18,12 +18,11 @@ from typing import Any
 import torch
 
 from ..core.errors import DataError
+from ..io.layout import NIFTI_SUFFIXES
 from .predictor import Predictor
 from .progress import progress_bar
 
 __all__ = ["BatchReport", "find_cases", "predict_folder", "NIFTI_SUFFIXES"]
-
-NIFTI_SUFFIXES = (".nii.gz", ".nii")
 
 
 @dataclass

@@ -35,10 +35,10 @@ from ..core.affine import spacing_from_affine
 from ..core.errors import ImageReadError, ImageWriteError
 from ..core.image import Image
 from ._gzip import GZIP_MAGIC, GzipDataError, gunzip, gunzip_head, write_gzip_members
+from .layout import NIFTI_SUFFIXES, is_nifti_path
 
 __all__ = ["read_nifti", "write_nifti", "is_nifti_path", "NIFTI_SUFFIXES"]
 
-NIFTI_SUFFIXES = (".nii", ".nii.gz")
 _INTENT_LABEL = 1002  # NIFTI_INTENT_LABEL (nifti1.h)
 _XFORM_SCANNER = 1  # NIFTI_XFORM_SCANNER_ANAT
 _NIFTI1_MAGIC = (b"n+1\x00", b"ni1\x00")
@@ -48,12 +48,6 @@ _PLAIN_FIELDS = ("intent_code", "intent_name", "descrip", "aux_file", "xyzt_unit
 # the display window of the source fits its intensities, not a label or probability map
 _INTENSITY_FIELDS = ("cal_min", "cal_max")
 _GRID_FIELDS = ("dim_info", "slice_code", "slice_start", "slice_end", "slice_duration")
-
-
-def is_nifti_path(path: str | os.PathLike) -> bool:
-    """Whether the file name ends in ``.nii`` or ``.nii.gz`` (case-insensitive)."""
-    name = Path(path).name.lower()
-    return name.endswith(".nii") or name.endswith(".nii.gz")
 
 
 # ------------------------------------------------------------------------------------------

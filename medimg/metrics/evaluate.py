@@ -38,6 +38,7 @@ import torch
 
 from ..core.errors import DataError, GeometryError
 from ..core.image import Image
+from ..io.layout import nifti_case_id
 from .bootstrap import summarize
 from .segmentation import METRICS, _resolve_params, compute_metrics
 
@@ -59,7 +60,6 @@ DEFAULT_METRICS: tuple[str, ...] = ("dice", "jaccard", "hd95", "assd", "nsd", "v
 #: Columns of ``metrics.csv``, in order.
 CSV_COLUMNS = ("case_id", "label", "metric", "value")
 
-_NIFTI_SUFFIXES = (".nii.gz", ".nii")
 _STRONG = ("label", "seg", "multiclass", "truth", "annot")
 _GEOMETRY_ATOL_MM = 1e-3
 
@@ -69,11 +69,7 @@ _GEOMETRY_ATOL_MM = 1e-3
 # --------------------------------------------------------------------------------------
 def case_id_from_path(path: str | Path) -> str | None:
     """The case id of a NIfTI file: its name without ``.nii.gz`` / ``.nii`` (else None)."""
-    name = Path(path).name
-    for suffix in _NIFTI_SUFFIXES:
-        if name.lower().endswith(suffix) and len(name) > len(suffix):
-            return name[: -len(suffix)]
-    return None
+    return nifti_case_id(path)
 
 
 def _source(img: Image, default: str) -> str:
