@@ -10,9 +10,10 @@ gzip magic bytes) -> :func:`read_nifti`; a folder, or a file that is DICOM (``DI
 byte 128, or a bare data set) -> :func:`medimg.io.dicom.read_dicom`. Every image comes back
 channel-first with a voxel -> RAS+ mm affine (DICOM's LPS is converted at this door).
 
-The DICOM names (``find_series``, ``read_dicom``, ``convert_dicom``, ``SeriesInfo``,
-``read_dicom_seg``, ``write_dicom_seg``, ``deidentify``) are loaded on first use (PEP 562),
-so ``import medimg.io`` does not import pydicom or highdicom.
+The DICOM names (``find_series``, ``read_dicom``, ``SeriesInfo`` from
+:mod:`medimg.io.dicom`; ``convert_dicom`` from :mod:`medimg.io.convert`; ``read_dicom_seg``,
+``write_dicom_seg`` from :mod:`medimg.io.dicom_seg`; ``deidentify``) are loaded on first use
+(PEP 562), so ``import medimg.io`` does not import pydicom or highdicom.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from .nifti import NIFTI_SUFFIXES, is_nifti_path, read_nifti, write_nifti
 _LAZY: dict[str, str] = {
     "find_series": "medimg.io.dicom",
     "read_dicom": "medimg.io.dicom",
-    "convert_dicom": "medimg.io.dicom",
+    "convert_dicom": "medimg.io.convert",
     "SeriesInfo": "medimg.io.dicom",
     "read_dicom_seg": "medimg.io.dicom_seg",
     "write_dicom_seg": "medimg.io.dicom_seg",
@@ -146,8 +147,6 @@ def read_image(
                 hint="convert it to NIfTI first, e.g. with SimpleITK: "
                 "sitk.WriteImage(sitk.ReadImage(p), 'x.nii.gz')",
             )
-    if isinstance(img, list):  # read_dicom(multi_volume="split") only; not used here
-        raise ImageReadError(f"'{p}' holds several volumes; use medimg.io.read_dicom")
     if kind is not None and img.kind != kind:
         img = img.new(kind=kind)
     if dtype is not None:
