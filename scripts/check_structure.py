@@ -143,9 +143,9 @@ def _import_nodes(node: ast.AST) -> Iterator[ast.AST]:
 
 
 def _import_nodes_of(node: ast.AST) -> Iterator[ast.AST]:
-    if isinstance(node, (ast.Import, ast.ImportFrom)):
-        yield node
-    elif isinstance(node, ast.Call) and _dynamic_target(node) is not None:
+    if isinstance(node, (ast.Import, ast.ImportFrom)) or (
+        isinstance(node, ast.Call) and _dynamic_target(node) is not None
+    ):
         yield node
     yield from _import_nodes(node)
 

@@ -146,11 +146,11 @@ def test_script_exit_status_and_lines(tmp_path):
     bad = _package(tmp_path / "bad", {"__init__.py": "", "m.py": _function("f", 90)})
     good = _package(tmp_path / "good", {"__init__.py": "", "m.py": _function("f", 10)})
     run = [sys.executable, str(SCRIPT), "--package", "pkg", "--root"]
-    out = subprocess.run([*run, str(bad.parent)], capture_output=True, text=True)
+    out = subprocess.run([*run, str(bad.parent)], capture_output=True, text=True, check=False)
     assert out.returncode == 1 and out.stdout.splitlines() == ["pkg/m.py:1  function 'f' is 90 lines (max 80)"]
-    out = subprocess.run([*run, str(good.parent)], capture_output=True, text=True)
+    out = subprocess.run([*run, str(good.parent)], capture_output=True, text=True, check=False)
     assert out.returncode == 0 and "no import cycle" in out.stdout
-    out = subprocess.run([*run, str(good.parent), "--max-function-lines", "9"], capture_output=True, text=True)
+    out = subprocess.run([*run, str(good.parent), "--max-function-lines", "9"], capture_output=True, text=True, check=False)
     assert out.returncode == 1 and "function 'f' is 10 lines (max 9)" in out.stdout
 
 
