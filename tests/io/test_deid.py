@@ -21,7 +21,6 @@ from pydicom.uid import ExplicitVRLittleEndian
 
 from medimg.io.deid import Deidentifier, deidentify, load_profile
 from medimg.io.deid.profile import RETAIN, SUPPLEMENT
-
 from tests.conftest import shared_path
 from tests.io.deid_markers import name_of, reference_table, vr_of
 

@@ -39,12 +39,12 @@ from .run import OutputNotEmptyError, deidentify
 from .transform import METHOD_CODES, Deidentifier, deidentify_dataset
 
 __all__ = [
-    "deidentify",
-    "deidentify_dataset",
-    "DeidReport",
+    "METHOD_CODES",
     "DeidFileResult",
+    "DeidReport",
     "Deidentifier",
     "OutputNotEmptyError",
-    "METHOD_CODES",
+    "deidentify",
+    "deidentify_dataset",
     "load_profile",
 ]

@@ -22,13 +22,13 @@ from .transform import Deidentifier
 __all__ = [
     "BadInput",
     "check_readable",
-    "failure_reason",
+    "clear_outputs",
     "deidentify_file",
     "existing_outputs",
-    "clear_outputs",
-    "write_mapping",
-    "pydicom_log_muted",
+    "failure_reason",
     "progress",
+    "pydicom_log_muted",
+    "write_mapping",
 ]
 
 
@@ -88,7 +88,7 @@ def failure_reason(exc: BaseException) -> str:
 class _DropAll(logging.Filter):
     """A logging filter that drops every record."""
 
-    def filter(self, record: logging.LogRecord) -> bool:  # noqa: ARG002
+    def filter(self, record: logging.LogRecord) -> bool:
         return False
 
 
@@ -201,7 +201,7 @@ def _written_by_deid(path: Path) -> bool:
 
     try:
         ds = pydicom.dcmread(path, specific_tags=["PatientIdentityRemoved", "DeidentificationMethod"])
-    except Exception:
+    except Exception:  # noqa: BLE001 - anything unreadable is not medimg's output
         return False
     method = ds.get("DeidentificationMethod", "")
     methods = list(method) if isinstance(method, (list, tuple, pydicom.multival.MultiValue)) else [method]

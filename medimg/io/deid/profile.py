@@ -26,7 +26,7 @@ import importlib
 import pkgutil
 from dataclasses import dataclass
 
-__all__ = ["ProfileRow", "Profile", "RETAIN", "SUPPLEMENT", "load_profile", "lookup"]
+__all__ = ["RETAIN", "SUPPLEMENT", "Profile", "ProfileRow", "load_profile", "lookup"]
 
 #: action code of each attribute category of the package's databases
 _CATEGORY_CODES = {

@@ -59,9 +59,12 @@ class DeidReport:
     def summary(self) -> str:
         """A one-screen summary: counts, options, each failure with its reason."""
         opts = ", ".join(k for k, v in self.options.items() if v is True) or "none"
+        table = f", {self.table}" if self.table else ""
         lines = [
-            f"de-identified {self.n_ok} of {len(self.files)} files into {self.output_dir} "
-            f"(PS3.15 E.1 Basic Profile{', ' + self.table if self.table else ''}; options: {opts})",
+            (
+                f"de-identified {self.n_ok} of {len(self.files)} files into {self.output_dir} "
+                f"(PS3.15 E.1 Basic Profile{table}; options: {opts})"
+            ),
         ]
         if self.mapping_path is not None:
             lines.append(f"mapping (contains identifiers, keep it safe): {self.mapping_path}")

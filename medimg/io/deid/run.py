@@ -14,14 +14,16 @@ from .files import (
     deidentify_file,
     existing_outputs,
     failure_reason,
-    progress as _progress,
     pydicom_log_muted,
     write_mapping,
+)
+from .files import (
+    progress as _progress,
 )
 from .report import DeidFileResult, DeidReport
 from .transform import Deidentifier
 
-__all__ = ["deidentify", "OutputNotEmptyError"]
+__all__ = ["OutputNotEmptyError", "deidentify"]
 
 log = logging.getLogger("medimg.io.deid")
 
@@ -71,7 +73,7 @@ def _run_files(
             with warnings.catch_warnings(record=True) as caught, pydicom_log_muted():
                 warnings.simplefilter("always")
                 target, notes = deidentify_file(path, rel, out_root, naming, deid, i)
-        except Exception as exc:  # one bad file never stops the folder
+        except Exception as exc:  # noqa: BLE001 - one bad file never stops the folder
             reason = exc.reason if isinstance(exc, BadInput) else failure_reason(exc)
             report.files.append(DeidFileResult(rel, "failed", reason=reason))
             log.warning("file #%d failed: %s", i + 1, reason)

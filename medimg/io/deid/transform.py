@@ -47,7 +47,7 @@ from typing import Any
 from .profile import Profile, ProfileRow, load_profile
 from .values import BYTES_VRS, base_vr, dummy_value, empty_value, shift_da, shift_dt
 
-__all__ = ["Deidentifier", "deidentify_dataset", "METHOD_CODES"]
+__all__ = ["METHOD_CODES", "Deidentifier", "deidentify_dataset"]
 
 #: PS3.16 CID 7050 De-identification Method codes (scheme DCM).
 METHOD_CODES = {

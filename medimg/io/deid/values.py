@@ -6,7 +6,7 @@ import datetime as _dt
 import re
 from typing import Any
 
-__all__ = ["base_vr", "dummy_value", "empty_value", "shift_da", "shift_dt", "NUMERIC_VRS", "BYTES_VRS"]
+__all__ = ["BYTES_VRS", "NUMERIC_VRS", "base_vr", "dummy_value", "empty_value", "shift_da", "shift_dt"]
 
 DUMMY_TEXT = "ANONYMIZED"
 #: a dummy per VR (PS3.5 6.2): valid, non-empty, and obviously not a real value
