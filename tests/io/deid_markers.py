@@ -8,7 +8,7 @@ element); :func:`survivors` lists the attributes whose marker is still in the ou
 
 Run as a script to measure a whole ``medimg deid`` run on a real file::
 
-    python -m tests.io.deid_markers /work/shared/data/dicom/chest_ct/series/IMG0001.dcm [OPTIONS...]
+    python -m tests.io.deid_markers FILE.dcm [OPTIONS...]
 
 It plants, calls ``python -m medimg.cli deid IN OUT OPTIONS...`` with the Python running
 it, and prints how many markers survived and which.
