@@ -23,8 +23,6 @@ KNOWN_OVERSIZE: frozenset[str] = frozenset({
     "medimg/config/loader.py::load_config",
     "medimg/demo.py::run_demo",
     "medimg/engine/run.py::train",
-    "medimg/io/deid.py",
-    "medimg/io/deid.py::deidentify",
     "medimg/io/dicom.py",
     "medimg/io/dicom.py::_lite_parse",
     "medimg/io/dicom.py::_header_from_dataset",
