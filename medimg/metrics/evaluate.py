@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..core.affine import GRID_ATOL_MM
 from ..core.errors import DataError, GeometryError
 from ..core.image import Image
 from ..io.layout import nifti_case_id
@@ -61,7 +62,6 @@ DEFAULT_METRICS: tuple[str, ...] = ("dice", "jaccard", "hd95", "assd", "nsd", "v
 CSV_COLUMNS = ("case_id", "label", "metric", "value")
 
 _STRONG = ("label", "seg", "multiclass", "truth", "annot")
-_GEOMETRY_ATOL_MM = 1e-3
 
 
 # --------------------------------------------------------------------------------------
@@ -140,11 +140,11 @@ def _check_grid(pred: Image, ref: Image, pred_src: str, ref_src: str) -> None:
             "preprocessing) or resample the prediction with nearest-neighbour first",
         )
     diff = np.abs(np.asarray(pred.affine) - np.asarray(ref.affine))
-    if diff.max() > _GEOMETRY_ATOL_MM:
+    if diff.max() > GRID_ATOL_MM:
         fmt = lambda t: "(" + ", ".join(f"{v:.4g}" for v in t) + ")"  # noqa: E731
         raise GeometryError(
             f"prediction '{pred_src}' and reference '{ref_src}' are not on the same grid: "
-            f"affines differ by up to {diff.max():.4g} mm (tolerance {_GEOMETRY_ATOL_MM} mm); "
+            f"affines differ by up to {diff.max():.4g} mm (tolerance {GRID_ATOL_MM} mm); "
             f"spacing {fmt(pred.spacing)} vs {fmt(ref.spacing)} mm, origin {fmt(pred.origin)} "
             f"vs {fmt(ref.origin)} mm, axes {''.join(pred.axcodes)} vs {''.join(ref.axcodes)}",
             hint="resample or reorient the prediction onto the reference grid first",

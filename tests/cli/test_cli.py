@@ -206,7 +206,7 @@ def test_debug_shows_the_exception(tmp_path: Path):
 
 
 def test_unexpected_error_is_one_line(monkeypatch, tmp_path: Path):
-    import medimg.cli.commands as cli_app
+    import medimg.cli.info as cli_app
 
     def boom(path, series=None):
         raise RuntimeError("boom\nsecond line")

@@ -13,7 +13,7 @@ CORE_API = {
     "MedimgError", "ConfigError", "UnknownComponentError", "ImageReadError", "ImageWriteError",
     "DicomError", "DicomSeriesError", "GeometryError", "DataError", "TransformError",
     "CheckpointError", "MissingDependencyError",
-    "affines_close", "axcodes_from_affine", "direction_from_affine", "lps_to_ras",
+    "GRID_ATOL_MM", "affines_close", "axcodes_from_affine", "direction_from_affine", "lps_to_ras",
     "make_affine", "orientation_transform", "origin_from_affine", "ras_to_lps",
     "reoriented_affine", "scaled_affine", "spacing_from_affine",
 }

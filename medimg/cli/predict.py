@@ -1,0 +1,69 @@
+"""``medimg predict CHECKPOINT INPUT OUTPUT_DIR``: batch prediction."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .app import EXIT_FAILURE, _console, app
+
+
+@app.command()
+def predict(
+    checkpoint: Annotated[Path, typer.Argument(help="A medimg checkpoint (.pt).")],
+    input: Annotated[Path, typer.Argument(help="A NIfTI file, a folder of them, or a folder of case folders.")],
+    output_dir: Annotated[Path, typer.Argument(help="Where to write <case_id>.nii.gz and predictions.csv.")],
+    device: Annotated[str, typer.Option(help="auto (CUDA if available), cpu, cuda, cuda:1...")] = "auto",
+    overlap: Annotated[
+        Optional[float], typer.Option(min=0.0, max=0.99, help="Sliding-window overlap (default: checkpoint's).")
+    ] = None,
+    tta: Annotated[
+        Optional[bool],
+        typer.Option("--tta/--no-tta", help="Mirror test-time augmentation over all spatial axes (default: checkpoint's)."),
+    ] = None,
+    sw_batch_size: Annotated[Optional[int], typer.Option(min=1, help="Tiles per forward pass.")] = None,
+) -> None:
+    """Predict label maps for every case; exit 1 if any case failed (all are attempted)."""
+    if not checkpoint.is_file():
+        from ..core.errors import CheckpointError
+
+        raise CheckpointError(
+            f"checkpoint '{checkpoint}' not found" if not checkpoint.exists() else f"'{checkpoint}' is not a file",
+            hint="give the .pt file written by `medimg train` (best.pt in the run folder)",
+        )
+    if not input.exists():
+        from ..core.errors import DataError
+
+        raise DataError(f"input '{input}' does not exist", hint="give a NIfTI file or a folder of cases")
+    from ..inference import Predictor, predict_folder
+
+    predictor = Predictor.from_checkpoint(checkpoint, device, overlap=overlap, sw_batch_size=sw_batch_size)
+    if tta is not None:
+        predictor.tta_flips = list(range(len(predictor.roi_size))) if tta else []
+    report = predict_folder(predictor, input, output_dir, device=device, progress=sys.stderr.isatty())
+
+    from rich.table import Table
+
+    out = _console()
+    table = Table(title=f"predicted {len(report.ok)} of {len(report.ok) + len(report.failed)} cases -> {output_dir}",
+                  title_justify="left")
+    table.add_column("case", style="bold")
+    table.add_column("status")
+    table.add_column("seconds / error")
+    for case in report.ok:
+        table.add_row(case, "[green]ok[/green]", f"{report.seconds.get(case, float('nan')):.2f}")
+    for case, msg in report.failed:
+        from rich.markup import escape
+
+        table.add_row(case, "[red]failed[/red]", escape(msg))
+    out.print(table)
+    if report.failed:
+        _console(stderr=True).print(
+            f"error: {len(report.failed)} case(s) failed; see {Path(output_dir) / 'predictions.csv'}",
+            style="bold red",
+            markup=False,
+        )
+        raise typer.Exit(EXIT_FAILURE)
