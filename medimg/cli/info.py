@@ -24,8 +24,8 @@ _SERIES_KEYS = (
 def image_summary(path: str | Path, series: str | None = None) -> dict[str, Any]:
     """Read ``path`` (NIfTI file or DICOM series) and summarise it as plain data.
 
-    ``series`` picks one series (a key as listed by ``find_series``) of a DICOM folder
-    holding several.
+    ``series`` picks one series (a key as listed when the folder holds several, i.e.
+    ``SeriesInfo.key``) of a DICOM folder.
     """
     import torch
 
@@ -97,9 +97,9 @@ def info(
     try:
         summary = image_summary(path, series)
     except DicomSeriesError as exc:
-        if series is None and exc.choices:
+        if exc.choices:  # several series and none chosen, or an unknown / ambiguous --series
             raise DicomSeriesError(
-                exc.message,
+                exc.message, series_uid=exc.series_uid, files=exc.files, choices=exc.choices,
                 hint="pick one with `medimg info PATH --series KEY` (first column above), "
                      "or convert them all with `medimg convert PATH OUT_DIR`",
             ) from exc

@@ -151,7 +151,7 @@ def _select_series(scan: DicomScan, path: str, series_uid: str | None) -> Series
         raise DicomError(
             f"no readable DICOM image series under '{path}' ({scan.num_files} files looked at{extra})"
             + (f"; unreadable files: {reasons}" + (" ..." if len(scan.unreadable) > 5 else "") if reasons else ""),
-            hint="check the folder; find_series(path).summary() lists what was found and why files were skipped")
+            hint="check that the folder holds DICOM image files; the reasons files were skipped are listed above")
     if len(scan.series) > 1:
         listing = "\n".join("  " + s.summary() for s in scan.series)
         raise DicomSeriesError(
