@@ -342,16 +342,16 @@ def write_gzip_members(f: BinaryIO, chunks: Iterable[Any], level: int | None = N
 
     Each member holds ``member_size`` uncompressed bytes (the last one fewer) and carries
     its own total size in an FEXTRA ``'MG'`` subfield (see the module docstring).
-    ``level``: ISA-L 0-3 (default 2: here both faster and smaller than 1) when installed,
-    else zlib 0-9 (default 6).
+    ``level``: 0-9 as for gzip; 0-3 are compressed by ISA-L when installed (its levels,
+    faster than zlib's at a similar size), 4-9 by zlib. Default: 2 with ISA-L (here both
+    faster and smaller than ISA-L's 1), else 6.
     """
-    if _isal_zlib is not None:
-        lvl = 2 if level is None else int(level)
-        if not 0 <= lvl <= 3:
-            raise ValueError(f"ISA-L gzip level must be 0-3, got {lvl}")
+    lvl = (2 if _isal_zlib is not None else 6) if level is None else int(level)
+    if not 0 <= lvl <= 9:
+        raise ValueError(f"gzip level must be 0-9, got {lvl}")
+    if _isal_zlib is not None and lvl <= 3:
         compress, crc32 = _isal_zlib.compress, _isal_zlib.crc32
     else:
-        lvl = 6 if level is None else int(level)
         compress, crc32 = zlib.compress, zlib.crc32
 
     def member(data: Any) -> bytes:
