@@ -329,8 +329,9 @@ def write_nifti(
     Args:
         image: the image; data ``(C, X, Y, Z)`` or ``(C, X, Y)``.
         path: target file ending in ``.nii`` or ``.nii.gz``.
-        compresslevel: gzip level 0-9; levels 0-3 use ISA-L when it is installed (faster
-            than zlib at a similar size), 4-9 zlib. Default: 2 with ISA-L, else zlib's 6.
+        compresslevel: gzip level 0-9; levels 0-3 use ISA-L when it is installed, other
+            levels libdeflate when installed (both much faster than zlib at a similar
+            size), else zlib. Default: 2 with ISA-L, else 6.
             ``.nii.gz`` files are written
             as independent 4 MiB gzip members, compressed in parallel and indexed so that
             medimg inflates them in parallel (see :mod:`medimg.io._gzip`); every gzip
