@@ -39,8 +39,15 @@ import numpy as np
 from ..core.errors import ImageReadError, ImageWriteError
 from ..core.image import Image
 from ._gzip import GZIP_MAGIC, GzipDataError, gunzip, gunzip_head, write_gzip_members
-from ._nifti_header import (INTENT_LABEL, build_header, data_dtype, dims, header_meta,
-                            parse_header, read_err)
+from ._nifti_header import (
+    INTENT_LABEL,
+    build_header,
+    data_dtype,
+    dims,
+    header_meta,
+    parse_header,
+    read_err,
+)
 from ._nifti_scaling import apply_scaling, header_scaling, restore_dtype
 from .layout import NIFTI_SUFFIXES, is_nifti_path
 
