@@ -235,6 +235,8 @@ class _Group(TyperGroup):
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except _UsageError as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":  # `medimg` alone: the help was shown
+                sys.exit(EXIT_USAGE)
             sys.exit(_print_usage_error(exc))
         except _ClickException as exc:
             exc.show()

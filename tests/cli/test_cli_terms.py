@@ -59,6 +59,13 @@ def test_usage_errors_share_one_exit_code_and_a_plain_message(args, command, say
     assert "Value error" not in res.output  # pydantic's wording of a bad choice
 
 
+@pytest.mark.parametrize("args", [[], ["config"]])
+def test_a_group_alone_shows_its_help_and_no_error(args):
+    res = run(*args)
+    assert res.exit_code == EXIT_USAGE
+    assert "Usage" in res.output and "Commands" in res.output and "error:" not in res.output
+
+
 def test_usage_line_names_arguments_in_capitals():
     res = run("predict", "--bogus")
     assert res.output.splitlines()[0] == "usage: medimg predict [OPTIONS] {CHECKPOINT} {INPUT} {OUTPUT_DIR}"
