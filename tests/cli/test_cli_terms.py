@@ -258,3 +258,31 @@ def test_yaml_value():
     assert [yaml_value(v) for v in (None, True, 3, 0.5, "RAS", "", "yes", (1, 2), {1: "a b"})] == [
         "null", "true", "3", "0.5", "RAS", "''", "'yes'", "[1, 2]", "{1: 'a b'}"
     ]
+
+
+def test_predict_device_checked_against_the_machine(monkeypatch):
+    import torch
+    import typer
+
+    from medimg.cli.predict import _check_device, _check_device_available
+
+    assert _check_device(" CUDA:1 ") == "cuda:1" and _check_device("auto") == "auto"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    _check_device_available("cuda")
+    _check_device_available("cuda:1")
+    with pytest.raises(typer.BadParameter, match=r"'cuda:2': this machine has 2 CUDA GPU\(s\) \(cuda:0..cuda:1\)"):
+        _check_device_available("cuda:2")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(typer.BadParameter, match="this machine has no CUDA GPU; use --device auto or cpu"):
+        _check_device_available("cuda")
+
+
+def test_check_names_is_a_usage_error_with_close_matches():
+    import typer
+
+    from medimg.cli.app import _check_names
+
+    _check_names("--metrics", ["dice", "HD95"], "metrics")
+    with pytest.raises(typer.BadParameter, match=r"unknown name 'dcie'; did you mean 'dice'\? see `medimg list metrics`"):
+        _check_names("--metrics", ["dice", "dcie"], "metrics")
