@@ -1,23 +1,22 @@
-"""``medimg evaluate PRED REF``: per-case, per-class metrics with confidence intervals."""
+"""``medimg evaluate PRED_DIR REF_DIR``: per-case, per-class metrics with confidence intervals."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated, Any, Callable, Optional
 
 import typer
 
-from .app import EXIT_FAILURE, _console, _split_list, app
+from .app import EXIT_FAILURE, _console, _split_list, app, progress_enabled
 
 
 @app.command()
 def evaluate(
-    pred: Annotated[
-        Path, typer.Argument(metavar="PRED", help="Predicted label maps: a folder (flat or one folder per case) or one NIfTI file.")
+    pred_dir: Annotated[
+        Path, typer.Argument(help="Predicted label maps: a folder (flat or one folder per case), or one NIfTI file.")
     ],
-    ref: Annotated[
-        Path, typer.Argument(metavar="REF", help="Reference label maps: a folder (same layout rules) or one NIfTI file.")
+    ref_dir: Annotated[
+        Path, typer.Argument(help="Reference label maps: a folder (same layout rules), or one NIfTI file.")
     ],
     output_dir: Annotated[
         Optional[Path], typer.Option("--output-dir", "-o", help="Write metrics.csv, summary.json and plots here.")
@@ -27,7 +26,7 @@ def evaluate(
     ] = None,
     label_names: Annotated[
         Optional[str],
-        typer.Option(help="Comma-separated class names, background first (default: PRED's labels.json)."),
+        typer.Option(help="Comma-separated class names, background first (default: PRED_DIR's labels.json)."),
     ] = None,
     bootstrap: Annotated[int, typer.Option(min=0, help="Bootstrap resamples for the CIs (0: none).")] = 1000,
     ref_name: Annotated[
@@ -38,7 +37,7 @@ def evaluate(
         Optional[str],
         typer.Option(
             help="Remap reference values before scoring, e.g. '1:1,2:1,4:1' (unlisted -> 0); "
-            "default: the training label map recorded in PRED (label_map.json)."
+            "default: the training label map recorded in PRED_DIR (label_map.json)."
         ),
     ] = None,
     allow_absent_classes: Annotated[
@@ -50,7 +49,7 @@ def evaluate(
 
     Exit 1 if any case failed or lacks its prediction or reference (all are attempted).
     """
-    for what, p in (("prediction", pred), ("reference", ref)):
+    for what, p in (("prediction", pred_dir), ("reference", ref_dir)):
         if not p.exists():
             from ..core.errors import DataError
 
@@ -58,19 +57,13 @@ def evaluate(
             raise DataError(f"{what} {kind} '{p}' does not exist",
                             hint="give a folder of label maps, or one .nii/.nii.gz file")
     from ..metrics import evaluate_folders
-    from ..metrics.labels import LabelMismatchError
 
-    with _EvaluateProgress(sys.stderr.isatty()) as step:
-        try:
-            report = evaluate_folders(
-                pred, ref, output_dir, metrics=_split_list(metrics), label_names=_split_list(label_names),
-                bootstrap=bootstrap, ref_name=ref_name, label_map=_parse_label_map(label_map),
-                progress=step, allow_absent_classes=allow_absent_classes,
-            )
-        except LabelMismatchError as exc:
-            from ..core.errors import DataError
-
-            raise DataError(exc.message, hint=exc.cli_hint) from None
+    with _EvaluateProgress(progress_enabled()) as step:
+        report = evaluate_folders(
+            pred_dir, ref_dir, output_dir, metrics=_split_list(metrics), label_names=_split_list(label_names),
+            bootstrap=bootstrap, ref_name=ref_name, label_map=_parse_label_map(label_map),
+            progress=step, allow_absent_classes=allow_absent_classes,
+        )
     _console().print(report.format(), markup=False)
     if not report.all_ok:
         _console(stderr=True).print(f"error: {report.problems()}", style="bold red", markup=False)

@@ -225,16 +225,16 @@ def suggest_label_map(ref_values: Iterable[int], classes: Iterable[int]) -> dict
 class LabelMismatchError(DataError):
     """The references hold values the prediction's classes do not cover, or the reverse.
 
+    ``hint`` names ``label_map=...``; ``cli_hint`` the same fix as ``--label-map ...``.
+
     Attributes:
         suggestion: the label map that would fix it (values may be ``"?"``), or None.
-        cli_hint: the hint in command-line terms (``--label-map ...``).
     """
 
     def __init__(
         self, message: str, *, hint: str, cli_hint: str, suggestion: dict[int, int | str] | None
     ) -> None:
-        super().__init__(message, hint=hint)
-        self.cli_hint = cli_hint
+        super().__init__(message, hint=hint, cli_hint=cli_hint)
         self.suggestion = suggestion
 
 

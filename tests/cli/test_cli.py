@@ -208,14 +208,15 @@ def test_debug_shows_the_exception(tmp_path: Path):
 def test_unexpected_error_is_one_line(monkeypatch, tmp_path: Path):
     import medimg.cli.info as cli_app
 
-    def boom(path, series=None):
+    def boom(path, series=None, **options):
         raise RuntimeError("boom\nsecond line")
 
     monkeypatch.setattr(cli_app, "image_summary", boom)
     path = _nifti(tmp_path / "a.nii.gz", np.zeros((2, 2, 2), np.float32))
     res = run("info", path)
     assert res.exit_code == 1
-    assert res.output.splitlines()[0] == "error: RuntimeError: boom"
+    # one line in CLI terms: the message, never the Python class name (issue 6, item 12)
+    assert res.output.splitlines()[0] == "error: boom"
     assert "run with --debug for the traceback" in res.output and "second line" not in res.output
 
 
