@@ -8,7 +8,6 @@ One bad case is reported and the others go on; every run writes, into the output
 from __future__ import annotations
 
 import csv
-import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from ..core.errors import DataError
 from ..io.cases import FoundCase
 from ..io.cases import find_cases as find_cases_on_disk
 from ..io.layout import NIFTI_SUFFIXES
+from ..metrics.labels import write_prediction_labels
 from .predictor import Predictor
 from .progress import progress_bar
 
@@ -135,7 +135,9 @@ def predict_folder(
     keys = predictor.image_keys if in_ch > 1 else None
     cases = find_cases(input, keys, in_ch)
     names = predictor.label_names or [f"class_{i}" for i in range(_num_classes(predictor))]
-    (out / "labels.json").write_text(json.dumps({str(i): n for i, n in enumerate(names)}, indent=2) + "\n")
+    # class names and the training label map travel with the predictions, so `evaluate`
+    # scores references in the classes the model was trained on
+    write_prediction_labels(out, names, ((predictor.checkpoint or {}).get("data") or {}).get("label_map"))
 
     report = BatchReport(output_dir=out)
     rows: list[dict[str, Any]] = []
