@@ -1,6 +1,7 @@
 """Bottom layer: the image and sample model, affine algebra, registry, errors. No I/O."""
 
 from .affine import (
+    GRID_ATOL_MM,
     affines_close,
     axcodes_from_affine,
     direction_from_affine,
@@ -50,6 +51,7 @@ __all__ = [
     "CheckpointError",
     "MissingDependencyError",
     "affines_close",
+    "GRID_ATOL_MM",
     "axcodes_from_affine",
     "direction_from_affine",
     "lps_to_ras",

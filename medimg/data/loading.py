@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..core.affine import GRID_ATOL_MM
 from ..core.errors import DataError, GeometryError
 from ..core.image import Image
 from ..core.sample import Sample
@@ -15,8 +16,6 @@ from .records import CaseRecord
 
 __all__ = ["load_sample", "check_same_grid", "GRID_ATOL_MM"]
 
-#: Tolerance (mm) on affine entries for channels/labels to count as one grid.
-GRID_ATOL_MM = 1e-3
 
 
 def _fmt_affine(a: np.ndarray) -> str:
@@ -25,9 +24,7 @@ def _fmt_affine(a: np.ndarray) -> str:
 
 def check_same_grid(case_id: str, ref: Image, ref_path: Path, other: Image, other_path: Path) -> None:
     """Raise :class:`GeometryError` unless ``other`` is on ``ref``'s grid (shape, affine 1e-3 mm)."""
-    if ref.spatial_shape == other.spatial_shape and np.allclose(
-        ref.affine, other.affine, atol=GRID_ATOL_MM, rtol=0
-    ):
+    if ref.same_grid(other):
         return
     raise GeometryError(
         f"case '{case_id}': '{other_path}' is not on the grid of '{ref_path}': "

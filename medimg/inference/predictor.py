@@ -212,7 +212,7 @@ class Predictor:
                 images.append(read_image(it))
         first = images[0]
         for name, im in zip(items[1:], images[1:]):
-            if not first.same_grid(im, atol=1e-3):
+            if not first.same_grid(im):
                 raise GeometryError(
                     f"channel '{name}' is not on the grid of the first channel '{items[0]}': shape "
                     f"{im.spatial_shape} vs {first.spatial_shape}, affines differ by "
@@ -301,9 +301,7 @@ class Predictor:
             probs = self._probabilities_on_preprocessed(x).float().cpu()
         prob_img = Image(probs, pre["image"].affine, kind="probabilities")
         back = invert_history(prob_img, pre.history)
-        if back.spatial_shape != source.spatial_shape or not np.allclose(
-            back.affine, source.affine, atol=1e-3, rtol=0
-        ):
+        if not back.same_grid(source):
             raise GeometryError(
                 f"case '{case_id or '?'}': inverting the preprocessing gave grid "
                 f"{back.spatial_shape} (affine off by {np.abs(back.affine - source.affine).max():.3g} mm), "
