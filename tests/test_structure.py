@@ -32,10 +32,6 @@ KNOWN_OVERSIZE: frozenset[str] = frozenset({
     "medimg/io/dicom_seg.py",
     "medimg/io/dicom_seg.py::read_dicom_seg",
     "medimg/io/dicom_seg.py::write_dicom_seg",
-    "medimg/io/nifti.py::read_nifti",
-    "medimg/metrics/evaluate.py",
-    "medimg/metrics/evaluate.py::evaluate_folders",
-    "medimg/metrics/segmentation.py",
     "cycle: medimg.config.build, medimg.config.loader, medimg.engine, medimg.engine.run",
 })
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from .app import EXIT_FAILURE, _check_choice, _console, app
+from .app import EXIT_FAILURE, GantryTilt, MultiVolume, UnevenSpacing, _console, app, progress_enabled
 
 #: What the bar says for each stage the library reports (``medimg.io.dicom.ProgressHook``).
 _STAGES = {"scan": "scanning files", "convert": "converting series"}
@@ -43,13 +42,13 @@ def convert(
     source: Annotated[Path, typer.Argument(metavar="INPUT", help="A DICOM file or folder (searched recursively).")],
     output_dir: Annotated[Path, typer.Argument(help="Where to write one .nii.gz per series and series.csv.")],
     multi_volume: Annotated[
-        str, typer.Option(help="Series with several volumes: 'channels' (one 4D file) or 'split'.")
+        MultiVolume, typer.Option(help="Series with several volumes: 'channels' (one 4D file) or 'split'.")
     ] = "channels",
     gantry_tilt: Annotated[
-        str, typer.Option(help="Tilted CT: 'error', 'shear' (keep voxels, sheared affine) or 'resample'.")
+        GantryTilt, typer.Option(help="Tilted CT: 'error', 'shear' (keep voxels, sheared affine) or 'resample'.")
     ] = "error",
     uneven_spacing: Annotated[
-        str, typer.Option(help="Uneven slice gaps: 'error' or 'resample' to the median spacing.")
+        UnevenSpacing, typer.Option(help="Uneven slice gaps: 'error' or 'resample' to the median spacing.")
     ] = "error",
 ) -> None:
     """Convert every DICOM series under INPUT to NIfTI (RAS+, exact geometry); exit 1 if any failed.
@@ -59,24 +58,15 @@ def convert(
     patient too) never share a prefix. series.csv lists every series with its study UID and
     date; converting more studies into the same OUTPUT_DIR adds their rows.
     """
-    _check_choice("--multi-volume", multi_volume, ("channels", "split"))
-    _check_choice("--gantry-tilt", gantry_tilt, ("error", "shear", "resample"))
-    _check_choice("--uneven-spacing", uneven_spacing, ("error", "resample"))
     if not source.exists():
         from ..core.errors import ImageReadError
 
         raise ImageReadError(f"'{source}' does not exist", hint="give a DICOM file or folder")
     from ..io.convert import convert_dicom
 
-    with _progress_bar(sys.stderr.isatty()) as hook:
-        report = convert_dicom(
-            source,
-            output_dir,
-            multi_volume=multi_volume,  # type: ignore[arg-type]
-            gantry_tilt=gantry_tilt,  # type: ignore[arg-type]
-            uneven_spacing=uneven_spacing,  # type: ignore[arg-type]
-            progress=hook,
-        )
+    with _progress_bar(progress_enabled()) as hook:
+        report = convert_dicom(source, output_dir, multi_volume=multi_volume, gantry_tilt=gantry_tilt,
+                               uneven_spacing=uneven_spacing, progress=hook)
     _console().print(report.summary(), markup=False)
     if not report.rows:
         _console(stderr=True).print(f"error: no DICOM series found under '{source}'", style="bold red", markup=False)

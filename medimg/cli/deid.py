@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from .app import EXIT_FAILURE, _check_choice, _console, app
+from .app import EXIT_FAILURE, DeidNaming, _console, app, progress_enabled
 
 
 @app.command()
 def deid(
-    input: Annotated[Path, typer.Argument(help="A DICOM file or folder (searched recursively).")],
+    input_path: Annotated[
+        Path, typer.Argument(metavar="INPUT", help="A DICOM file or folder (searched recursively).")
+    ],
     output_dir: Annotated[
         Path, typer.Argument(help="Where to write the de-identified copies (an empty folder outside INPUT).")
     ],
@@ -40,7 +41,7 @@ def deid(
         typer.Option(help="Key for UIDs, pseudonyms and date shifts; the same key gives the same "
                      "results across batches (default: random per run)."),
     ] = None,
-    naming: Annotated[str, typer.Option(help="'uid': study/series/sop.dcm by new UIDs; 'keep': input paths.")] = "uid",
+    naming: Annotated[DeidNaming, typer.Option(help="'uid': study/series/sop.dcm by new UIDs; 'keep': input paths.")] = "uid",
     overwrite: Annotated[
         bool,
         typer.Option(help="OUTPUT_DIR holds an earlier run's files: delete them first (only files medimg "
@@ -48,16 +49,15 @@ def deid(
     ] = False,
 ) -> None:
     """De-identify DICOM files (PS3.15 E.1 basic profile) into OUTPUT_DIR; exit 1 if any file failed."""
-    _check_choice("--naming", naming, ("uid", "keep"))
     from ..core.errors import ImageReadError, ImageWriteError
 
-    if not input.exists():
-        raise ImageReadError(f"'{input}' does not exist", hint="give a DICOM file or folder")
+    if not input_path.exists():
+        raise ImageReadError(f"'{input_path}' does not exist", hint="give a DICOM file or folder")
     from ..io.deid import OutputNotEmptyError, deidentify
 
     try:
         report = deidentify(
-            input,
+            input_path,
             output_dir,
             mapping_path=mapping,
             keep_private=keep_private,
@@ -69,7 +69,7 @@ def deid(
             secret=secret,
             naming=naming,
             overwrite=overwrite,
-            progress=sys.stderr.isatty(),
+            progress=progress_enabled(),
         )
     except OutputNotEmptyError as exc:
         raise ImageWriteError(
@@ -80,7 +80,7 @@ def deid(
         raise ImageWriteError(str(exc)) from None
     _console().print(report.summary(), markup=False)
     if not report.files:
-        _console(stderr=True).print(f"error: no file found under '{input}'", style="bold red", markup=False)
+        _console(stderr=True).print(f"error: no file found under '{input_path}'", style="bold red", markup=False)
         raise typer.Exit(EXIT_FAILURE)
     if report.n_failed:
         raise typer.Exit(EXIT_FAILURE)

@@ -79,10 +79,10 @@ def failure_reason(exc: BaseException) -> str:
     if isinstance(exc, InvalidDicomError):
         return "not a DICOM file: no 'DICM' preamble/file meta header (PS3.10 7.1)"
     if isinstance(exc, EOFError) or "end of file" in str(exc).lower() or "truncat" in str(exc).lower():
-        return f"truncated file ({type(exc).__name__})"
+        return "truncated file: it ends before the data its header announces"
     tag = re.search(r"\(([0-9A-Fa-f]{4}),\s*([0-9A-Fa-f]{4})\)", str(exc))
     where = f" in ({tag.group(1).upper()},{tag.group(2).upper()})" if tag else ""
-    return f"unreadable or invalid value{where} ({type(exc).__name__})"
+    return f"unreadable or invalid value{where}: the bytes there do not follow the DICOM encoding"
 
 
 class _DropAll(logging.Filter):

@@ -116,14 +116,18 @@ def _fmt_files(frames: Iterable[_Frame], limit: int = 6) -> str:
     return ", ".join(names[:limit]) + more
 
 
-def _series_error(info: SeriesInfo, problem: str, frames: Iterable[_Frame] = (), hint: str | None = None) -> DicomSeriesError:
-    """A :class:`DicomSeriesError` naming the series, the problem and the files concerned."""
+def _series_error(info: SeriesInfo, problem: str, frames: Iterable[_Frame] = (), hint: str | None = None,
+                  cli_hint: str | None = None) -> DicomSeriesError:
+    """A :class:`DicomSeriesError` naming the series, the problem and the files concerned.
+
+    ``hint`` says how to fix it in Python terms, ``cli_hint`` in command-line terms.
+    """
     frames = list(frames)
     where = f"DICOM series {info.key} ('{info.description}', {info.num_files} files)"
     files = _fmt_files(frames) if frames else ""
     msg = f"{where}: {problem}" + (f"; files: {files}" if files else "")
     return DicomSeriesError(msg, series_uid=info.series_instance_uid,
-                            files=sorted({f.path for f in frames}) or list(info.files), hint=hint)
+                            files=sorted({f.path for f in frames}) or list(info.files), hint=hint, cli_hint=cli_hint)
 
 
 # ----------------------------------------------------------------------------------------
@@ -156,7 +160,8 @@ def _plan_geometry(info: SeriesInfo, opt: _Options) -> _Plan:
         missing = [f for f in frames if f.ipp is None or f.iop is None]
         raise _series_error(
             info, "ImagePositionPatient/ImageOrientationPatient missing: the slices cannot be placed in space",
-            missing, hint="read the files one at a time (read_dicom(file)) to get 2D images")
+            missing, hint="read the files one at a time (read_dicom(file)) to get 2D images",
+            cli_hint="run `medimg info FILE` on one file at a time to see each as a 2D image")
     axes = _slice_axes(info, f0, frames)
     positions, clusters = _group_positions(frames, axes.normal)
     vols, labels = _split_volumes(info, clusters, positions)
@@ -317,7 +322,9 @@ def _gantry_tilt(info: SeriesInfo, ref: list[_Frame], inplane: np.ndarray, along
             f"slice, {tilt_deg:.2f} degrees off the slice normal{tag}",
             [ref[0], ref[-1]],
             hint="pass gantry_tilt='shear' (exact sheared affine, no resampling) or "
-                 "gantry_tilt='resample' (orthogonal grid, linear interpolation in-plane)")
+                 "gantry_tilt='resample' (orthogonal grid, linear interpolation in-plane)",
+            cli_hint="add --gantry-tilt shear (exact sheared affine, no resampling) or --gantry-tilt "
+                     "resample (orthogonal grid, linear interpolation in-plane) to `medimg info` or `medimg convert`")
     return tilt_deg
 
 
@@ -351,7 +358,9 @@ def _even_spacing(info: SeriesInfo, ref: list[_Frame], positions: np.ndarray, al
         fr_list = [ref[i_min], ref[i_min + 1], ref[i_max], ref[i_max + 1]] if not len(gaps) else [ref[gaps[0]], ref[gaps[0] + 1]]
         raise _series_error(info, problem, fr_list,
                             hint="pass uneven_spacing='resample' to interpolate onto a uniform "
-                                 f"grid at the median spacing ({med:.3f} mm)")
+                                 f"grid at the median spacing ({med:.3f} mm)",
+                            cli_hint="add --uneven-spacing resample to `medimg info` or `medimg convert` to "
+                                     f"interpolate onto a uniform grid at the median spacing ({med:.3f} mm)")
     if steps.min() <= 0:
         raise _series_error(info, problem, ref)
     n_new = int(round((positions[-1] - positions[0]) / med)) + 1

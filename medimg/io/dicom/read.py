@@ -158,7 +158,8 @@ def _select_series(scan: DicomScan, path: str, series_uid: str | None) -> Series
             f"'{path}' holds {len(scan.series)} DICOM image series; choose one:\n{listing}",
             files=[], choices=[s.key for s in scan.series],
             hint="pass series_uid=KEY (first column above), or use medimg.io.find_series(path) "
-                 "to list them, or `medimg convert` to convert them all")
+                 "to list them, or `medimg convert` to convert them all",
+            cli_hint="pick one with --series KEY (first column above), or convert them all with `medimg convert`")
     return scan.series[0]
 
 
@@ -170,18 +171,20 @@ def _series_by_uid(scan: DicomScan, path: str, series_uid: str) -> SeriesInfo:
         raise DicomSeriesError(
             f"no DICOM series {series_uid!r} under '{path}'; the series found are:\n{listing}",
             series_uid=series_uid, choices=[s.key for s in scan.series],
-            hint="pass one of the keys above as series_uid")
+            hint="pass one of the keys above as series_uid", cli_hint="pick one of the keys above with --series KEY")
     if len(hits) > 1:
         listing = "\n".join("  " + s.summary() for s in hits)
         raise DicomSeriesError(
             f"SeriesInstanceUID {series_uid} under '{path}' splits into {len(hits)} volume groups:\n{listing}",
             series_uid=series_uid, choices=[s.key for s in hits],
-            hint="pass one of the keys 'UID#n' above as series_uid")
+            hint="pass one of the keys 'UID#n' above as series_uid",
+            cli_hint="pick one of the keys 'UID#n' above with --series KEY")
     if not hits[0].is_image:
         raise DicomSeriesError(
             f"DICOM series {series_uid} under '{path}' is {hits[0].error}", series_uid=series_uid,
             files=hits[0].files,
-            hint="DICOM SEG objects are read with medimg.io.read_dicom_seg")
+            hint="DICOM SEG objects are read with medimg.io.read_dicom_seg",
+            cli_hint="pick an image series with --series KEY")
     return hits[0]
 
 
