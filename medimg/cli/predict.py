@@ -42,8 +42,8 @@ def predict(
 
     predictor = Predictor.from_checkpoint(checkpoint, device, overlap=overlap, sw_batch_size=sw_batch_size)
     if tta is not None:
-        predictor.tta_flips = list(range(len(predictor.roi_size))) if tta else []
-    report = predict_folder(predictor, input, output_dir, device=device, progress=sys.stderr.isatty())
+        predictor = predictor.with_options(tta_flips=list(range(len(predictor.roi_size))) if tta else [])
+    report = predict_folder(predictor, input, output_dir, progress=sys.stderr.isatty())
 
     from rich.table import Table
 
