@@ -56,7 +56,6 @@ __all__ = [
     "load_checkpoint",
     "inference_spec",
     "build_model",
-    "to_plain",
 ]
 
 CHECKPOINT_FORMAT = "medimg-checkpoint"
