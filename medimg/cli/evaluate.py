@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Callable, Optional
 
 import typer
 
-from .app import EXIT_FAILURE, _console, _split_list, app
+from .app import EXIT_FAILURE, _console, _split_list, app, progress_enabled
 
 
 @app.command()
 def evaluate(
-    pred_dir: Annotated[Path, typer.Argument(help="Predicted label maps (flat or one folder per case).")],
-    ref_dir: Annotated[Path, typer.Argument(help="Reference label maps, same layout rules.")],
+    pred_dir: Annotated[
+        Path, typer.Argument(help="Predicted label maps: a folder (flat or one folder per case), or one NIfTI file.")
+    ],
+    ref_dir: Annotated[
+        Path, typer.Argument(help="Reference label maps: a folder (same layout rules), or one NIfTI file.")
+    ],
     output_dir: Annotated[
         Optional[Path], typer.Option("--output-dir", "-o", help="Write metrics.csv, summary.json and plots here.")
     ] = None,
@@ -21,7 +25,8 @@ def evaluate(
         Optional[str], typer.Option(help="Comma-separated metric names (see `medimg list metrics`).")
     ] = None,
     label_names: Annotated[
-        Optional[str], typer.Option(help="Comma-separated class names, background first.")
+        Optional[str],
+        typer.Option(help="Comma-separated class names, background first (default: PRED_DIR's labels.json)."),
     ] = None,
     bootstrap: Annotated[int, typer.Option(min=0, help="Bootstrap resamples for the CIs (0: none).")] = 1000,
     ref_name: Annotated[
@@ -30,31 +35,63 @@ def evaluate(
     ] = None,
     label_map: Annotated[
         Optional[str],
-        typer.Option(help="Remap reference values before scoring, e.g. '1:1,2:1,4:1' (unlisted -> 0)."),
+        typer.Option(
+            help="Remap reference values before scoring, e.g. '1:1,2:1,4:1' (unlisted -> 0); "
+            "default: the training label map recorded in PRED_DIR (label_map.json)."
+        ),
     ] = None,
+    allow_absent_classes: Annotated[
+        bool,
+        typer.Option(help="Score prediction classes that occur in no reference instead of stopping."),
+    ] = False,
 ) -> None:
-    """Score predictions against references: per case, per class, with confidence intervals."""
-    for what, p in (("prediction folder", pred_dir), ("reference folder", ref_dir)):
-        if not p.is_dir():
+    """Score predictions against references: per case, per class, with confidence intervals.
+
+    Exit 1 if any case failed or lacks its prediction or reference (all are attempted).
+    """
+    for what, p in (("prediction", pred_dir), ("reference", ref_dir)):
+        if not p.exists():
             from ..core.errors import DataError
 
-            raise DataError(f"{what} '{p}' " + ("is not a folder" if p.exists() else "does not exist"))
+            kind = "file" if p.suffix else "folder"
+            raise DataError(f"{what} {kind} '{p}' does not exist",
+                            hint="give a folder of label maps, or one .nii/.nii.gz file")
     from ..metrics import evaluate_folders
 
-    report = evaluate_folders(
-        pred_dir,
-        ref_dir,
-        output_dir,
-        metrics=_split_list(metrics),
-        label_names=_split_list(label_names),
-        bootstrap=bootstrap,
-        ref_name=ref_name,
-        label_map=_parse_label_map(label_map),
-    )
+    with _EvaluateProgress(progress_enabled()) as step:
+        report = evaluate_folders(
+            pred_dir, ref_dir, output_dir, metrics=_split_list(metrics), label_names=_split_list(label_names),
+            bootstrap=bootstrap, ref_name=ref_name, label_map=_parse_label_map(label_map),
+            progress=step, allow_absent_classes=allow_absent_classes,
+        )
     _console().print(report.format(), markup=False)
-    if not report.cases:
-        _console(stderr=True).print("error: no case could be evaluated", style="bold red", markup=False)
+    if not report.all_ok:
+        _console(stderr=True).print(f"error: {report.problems()}", style="bold red", markup=False)
         raise typer.Exit(EXIT_FAILURE)
+
+
+class _EvaluateProgress:
+    """A context giving ``step(done, total, case_id)`` that drives the shared progress bar."""
+
+    def __init__(self, enabled: bool) -> None:
+        from ..inference.progress import progress_bar
+
+        self._bar = progress_bar(enabled)
+        self._task: Any = None
+        self._started = False
+
+    def __enter__(self) -> Callable[[int, int, str], None]:
+        self._bar.__enter__()
+        return self._step
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.__exit__(*exc)
+
+    def _step(self, done: int, total: int, case_id: str) -> None:
+        if not self._started:
+            self._task = self._bar.add_task("evaluate", total=total)
+            self._started = True
+        self._bar.update(self._task, completed=done, description=f"evaluate {case_id}")
 
 
 def _parse_label_map(text: Optional[str]) -> Optional[dict[int, int]]:

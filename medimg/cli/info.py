@@ -8,7 +8,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from .app import _console, _fmt_floats, app
+from .app import GantryTilt, UnevenSpacing, _console, _fmt_floats, app
 
 
 #: Series-level metadata shown by ``info`` when present (no patient identifiers).
@@ -21,20 +21,26 @@ _SERIES_KEYS = (
 )
 
 
-def image_summary(path: str | Path, series: str | None = None) -> dict[str, Any]:
+def image_summary(
+    path: str | Path,
+    series: str | None = None,
+    *,
+    gantry_tilt: GantryTilt = "error",
+    uneven_spacing: UnevenSpacing = "error",
+) -> dict[str, Any]:
     """Read ``path`` (NIfTI file or DICOM series) and summarise it as plain data.
 
     ``series`` picks one series (a key as listed by ``find_series``) of a DICOM folder
-    holding several.
+    holding several; ``gantry_tilt`` and ``uneven_spacing`` are ``read_dicom``'s.
     """
     import torch
 
     from ..io import read_image
 
-    if series is not None:
-        from ..io.dicom import read_dicom
+    if series is not None or gantry_tilt != "error" or uneven_spacing != "error":
+        from ..io import read_dicom
 
-        img = read_dicom(path, series_uid=series)
+        img = read_dicom(path, series_uid=series, gantry_tilt=gantry_tilt, uneven_spacing=uneven_spacing)
     else:
         img = read_image(path)
     data = img.data
@@ -78,6 +84,19 @@ def image_summary(path: str | Path, series: str | None = None) -> dict[str, Any]
     return summary
 
 
+def _in_cli_terms(exc: Any, series: str | None) -> Any:
+    """The error, its hint naming this command's options (``--series KEY``)."""
+    if series is None and exc.choices:
+        return exc.reworded(
+            "pick one with `medimg info PATH --series KEY` (first column above), "
+            "or convert them all with `medimg convert PATH OUT_DIR`"
+        )
+    # --series KEY matched no series, or several volume groups: the listing shows the keys
+    if series is not None and (exc.choices or (exc.series_uid == series and not exc.files)):
+        return exc.reworded("pick one of the keys listed above with `medimg info PATH --series KEY`")
+    return exc
+
+
 @app.command()
 def info(
     path: Annotated[Path, typer.Argument(help="A NIfTI file or a DICOM file/folder.")],
@@ -86,24 +105,35 @@ def info(
         Optional[str],
         typer.Option("--series", help="Key of the DICOM series to show, where PATH holds several (listed by the error)."),
     ] = None,
+    gantry_tilt: Annotated[
+        GantryTilt,
+        typer.Option(help="DICOM: tilted CT: refuse ('error'), keep every voxel with a sheared affine "
+                          "('shear') or resample onto an orthogonal grid ('resample')."),
+    ] = "error",
+    uneven_spacing: Annotated[
+        UnevenSpacing,
+        typer.Option(help="DICOM: uneven slice gaps: refuse ('error') or resample to the median spacing."),
+    ] = "error",
 ) -> None:
     """Show an image's shape, spacing, orientation, dtype and intensity range."""
     if not path.exists():
         from ..core.errors import ImageReadError
 
         raise ImageReadError(f"'{path}' does not exist", hint="check the path")
+    dicom_only = [o for o, used in (("--series", series is not None), ("--gantry-tilt", gantry_tilt != "error"),
+                                     ("--uneven-spacing", uneven_spacing != "error")) if used]
+    if dicom_only and path.is_file():
+        from ..io.layout import is_nifti_path
+
+        if is_nifti_path(path):
+            raise typer.BadParameter(f"applies to DICOM input only; '{path}' is a NIfTI file",
+                                     param_hint=dicom_only[0])
     from ..core.errors import DicomSeriesError
 
     try:
-        summary = image_summary(path, series)
+        summary = image_summary(path, series, gantry_tilt=gantry_tilt, uneven_spacing=uneven_spacing)
     except DicomSeriesError as exc:
-        if series is None and exc.choices:
-            raise DicomSeriesError(
-                exc.message,
-                hint="pick one with `medimg info PATH --series KEY` (first column above), "
-                     "or convert them all with `medimg convert PATH OUT_DIR`",
-            ) from exc
-        raise
+        raise _in_cli_terms(exc, series) from None
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
         return

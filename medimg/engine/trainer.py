@@ -12,14 +12,13 @@ label map: what is measured is what ships.
 
 from __future__ import annotations
 
-import csv
 import math
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -33,13 +32,21 @@ from ..inference.checkpoint import save_checkpoint
 from ..inference.predictor import Predictor
 from ..inference.progress import progress_bar
 from ..metrics import METRICS
+from .callbacks import (
+    CURVE_FILE,
+    HISTORY_FILE,
+    BestModelCheckpoint,
+    Callback,
+    EarlyStopping,
+    FitState,
+    History,
+    StopAgreement,
+    TimeBudget,
+)
 from .distributed import DistInfo
 from .selection import LOSS, parse_select_by
 
 __all__ = ["Trainer", "TrainResult", "validation_metrics", "HISTORY_FILE", "CURVE_FILE"]
-
-HISTORY_FILE = "history.csv"
-CURVE_FILE = "training_curve.png"
 
 
 @dataclass
@@ -55,7 +62,8 @@ class TrainResult:
         best_epoch: the epoch (1-based) it was reached at.
         epochs_run: epochs completed.
         seconds: wall time of the training loop.
-        stopped_because: ``"max_epochs"``, ``"patience"`` or ``"max_minutes"``.
+        stopped_because: ``"max_epochs"``, ``"patience"`` or ``"max_minutes"`` (on the
+            other ranks of a distributed run, ``"rank 0"`` when rank 0 alone stopped).
         history: one dict per epoch (the rows of ``history.csv``).
     """
 
@@ -241,7 +249,6 @@ class Trainer:
         self._log = log
         self.selection = parse_select_by(select_by, self.label_names)
         self.select_by = self.selection.key  # as the validation metrics name it
-        #: ``"max"`` when a higher ``select_by`` is better, ``"min"`` when a lower one is.
         self.select_mode = self.selection.mode
         self.metrics = list(dict.fromkeys([*(m.lower() for m in metrics), self.selection.metric]))
         self.amp = amp
@@ -249,6 +256,10 @@ class Trainer:
         if amp and device.type == "cuda":
             self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
+
+    #: ``"max"`` when a higher ``select_by`` is better, ``"min"`` when a lower one is
+    #: (hd95, loss); read by the best-model and early-stopping callbacks.
+    select_mode: Literal["max", "min"] = "max"
 
     # -- helpers --------------------------------------------------------------------------
     def log(self, text: str) -> None:
@@ -268,11 +279,12 @@ class Trainer:
     def _predictor(self) -> Predictor:
         return Predictor(self.model, self.spec, device=self.device, amp=self.amp)
 
-    def _improves(self, value: float, best: float | None) -> bool:
-        """Whether ``value`` beats ``best`` in ``select_by``'s direction (NaN never does)."""
-        if best is None:
-            return True
-        return value > best if self.select_mode == "max" else value < best
+    def _validate(self) -> dict[str, float]:
+        """Score the current weights on the validation cases (rank 0)."""
+        self.model.eval()
+        return validation_metrics(
+            self._predictor(), self.val_samples, self.label_names, self.metrics, loss_fn=self.loss_fn
+        )
 
     def _save(self, name: str, epoch: int, metrics: Mapping[str, float], best: float | None) -> Path:
         training = dict(self.training_info)
@@ -324,155 +336,146 @@ class Trainer:
             self.optimizer.step()
         return float(loss.detach())
 
-    def _agree(self, flag: bool) -> bool:
-        """Rank 0's decision, shared with every rank (single process: unchanged)."""
-        if not self.dist.enabled:
-            return flag
-        import torch.distributed as dist
+    # -- callbacks ------------------------------------------------------------------------
+    def default_callbacks(self) -> list[Callback]:
+        """The built-in callbacks of this run, in the order :meth:`fit` calls them:
+        best model and checkpoints, patience, time budget, history and curve. Only rank 0
+        gets the ones that write files. (:meth:`fit` adds :class:`StopAgreement` last.)"""
+        callbacks: list[Callback] = []
+        if self.dist.is_main:
+            validates = bool(self.val_samples)
+            callbacks.append(BestModelCheckpoint(self._save, self.select_by, self.select_mode, validates))
+        if self.patience is not None:
+            callbacks.append(EarlyStopping(self.patience, self.select_by, self.select_mode))
+        if self.max_minutes is not None:
+            callbacks.append(TimeBudget(self.max_minutes))
+        if self.dist.is_main:
+            callbacks.append(History(self.run_dir, self.select_by, self.log))
+        return callbacks
 
-        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
-        dist.broadcast(t, 0)
-        return bool(t.item() > 0.5)
+    def _emit(self, hook: str, state: FitState, *args: Any) -> None:
+        """Call ``hook`` on every callback, in order (a callback may lack the hook)."""
+        for callback in self._callbacks:
+            method = getattr(callback, hook, None)
+            if method is not None:
+                method(state, *args)
+
+    def _best_model(self) -> BestModelCheckpoint | None:
+        return next((c for c in self._callbacks if isinstance(c, BestModelCheckpoint)), None)
 
     # -- the loop -------------------------------------------------------------------------
-    def fit(self) -> TrainResult:
-        """Train until ``max_epochs``, ``patience`` or ``max_minutes``; write checkpoints."""
+    def fit(self, callbacks: Sequence[Callback] = ()) -> TrainResult:
+        """Train until ``max_epochs`` or a callback's stop (``patience``, ``max_minutes``).
+
+        Writes (rank 0) ``best.pt``, ``last.pt``, ``history.csv`` and ``training_curve.png``
+        through the built-in callbacks (:meth:`default_callbacks`).
+
+        Args:
+            callbacks: more callbacks (:class:`~medimg.engine.callbacks.Callback`), called
+                after the built-in ones, before the distributed stop agreement.
+        """
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-        history: list[dict[str, Any]] = []
-        best: float | None = None
-        best_epoch: int | None = None
-        since_best = 0
-        stopped = "max_epochs"
+        self._callbacks = [*self.default_callbacks(), *callbacks]
+        if self.dist.enabled:
+            self._callbacks.append(StopAgreement(self.dist, self.device))
+        state = FitState(self.max_epochs, self.iterations_per_epoch)
         t_start = time.perf_counter()
-        epoch = 0
-        bar = progress_bar(self.progress)
-        self._bar = bar
+        self._bar = bar = progress_bar(self.progress)
         with bar:
-            task = bar.add_task("train", total=self.max_epochs * self.iterations_per_epoch) if bar.enabled else None
+            total = self.max_epochs * self.iterations_per_epoch
+            self._task = bar.add_task("train", total=total) if bar.enabled else None
+            self._emit("on_fit_start", state)
             for epoch in range(1, self.max_epochs + 1):
-                t0 = time.perf_counter()
-                self.net.train()
-                losses: list[float] = []
-                for batch in self.train_batches(epoch - 1):
-                    losses.append(self._train_step(batch))
-                    if task is not None:
-                        bar.update(task, advance=1, description=f"epoch {epoch}/{self.max_epochs} loss {np.mean(losses):.4f}")
-                if self.scheduler is not None:
-                    self.scheduler.step()
-                row: dict[str, Any] = {
-                    "epoch": epoch,
-                    "train_loss": float(np.mean(losses)) if losses else math.nan,
-                    "lr": float(self.optimizer.param_groups[0]["lr"]),
-                }
-                metrics: dict[str, float] = {}
-                improved = False
-                out_of_time = (
-                    self.max_minutes is not None and (time.perf_counter() - t_start) / 60 >= self.max_minutes
-                )
-                due = epoch % self.val_every == 0 or epoch == self.max_epochs or out_of_time
-                if self.dist.is_main and self.val_samples and due:
-                    self.model.eval()
-                    metrics = validation_metrics(
-                        self._predictor(), self.val_samples, self.label_names, self.metrics, loss_fn=self.loss_fn
-                    )
-                    value = metrics[self.select_by]
-                    if self._improves(value, best):
-                        best, best_epoch, improved, since_best = value, epoch, True, 0
-                    else:
-                        since_best += 1
-                    row.update({f"val_{k}": v for k, v in metrics.items()})
-                elif self.dist.is_main and not self.val_samples:
-                    improved, best_epoch = True, epoch  # no validation: best = latest
-                row["seconds"] = time.perf_counter() - t0
-                history.append(row)
-                elapsed_min = (time.perf_counter() - t_start) / 60
-                if self.dist.is_main:
-                    if improved:
-                        self._save("best.pt", epoch, metrics, best)
-                    self._save("last.pt", epoch, metrics, best)
-                    self._write_history(history)
-                    val_text = "  ".join(f"val {k} {v:.4f}" for k, v in metrics.items() if k in ("dice", self.select_by))
-                    mark = "  *best*" if improved and metrics else ""
-                    self.log(f"epoch {epoch:3d}  loss {row['train_loss']:.4f}  {val_text}  {row['seconds']:.1f}s{mark}")
-                stop = False
-                if self.patience is not None and since_best >= self.patience:
-                    stop, stopped = True, "patience"
-                elif out_of_time and epoch < self.max_epochs:
-                    stop, stopped = True, "max_minutes"
-                if self._agree(stop):
-                    if self.dist.enabled and not stop:
-                        stopped = "rank 0"
+                self._run_epoch(state, epoch)
+                if state.stop_requested:
                     break
-                if task is not None and self.max_minutes is not None and epoch < self.max_epochs:
-                    # re-estimate the total from the time budget so the ETA is honest
-                    per_epoch = elapsed_min / epoch
-                    left = max(1, min(self.max_epochs - epoch, math.ceil((self.max_minutes - elapsed_min) / max(per_epoch, 1e-9))))
-                    bar.update(task, total=(epoch + left) * self.iterations_per_epoch)
-            if task is not None:
-                bar.update(task, total=epoch * self.iterations_per_epoch, completed=epoch * self.iterations_per_epoch)
+                self._update_eta(state, t_start)
+            if self._task is not None:
+                done = max(0, state.epoch - 1) * self.iterations_per_epoch + state.step  # a cut epoch counts its steps
+                bar.update(self._task, total=done, completed=done)
         seconds = time.perf_counter() - t_start
-        if self.dist.is_main:
-            self._plot(history)
-            best_text = "n/a" if best is None else f"{best:.4f} at epoch {best_epoch}"
-            self.log(
-                f"finished: {epoch} epoch(s) in {seconds / 60:.1f} min (stopped: {stopped}); "
-                f"best validation {self.select_by} {best_text}; checkpoints, {HISTORY_FILE} and "
-                f"{CURVE_FILE} in {self.run_dir}"
-            )
+        self._emit("on_fit_end", state)
+        result = self._result(state, seconds)
+        self._log_summary(result)
+        return result
+
+    def _run_epoch(self, state: FitState, epoch: int) -> None:
+        """One epoch: steps, scheduler, validation when due, then the epoch's callbacks."""
+        state.begin_epoch(epoch)
+        t0 = time.perf_counter()
+        losses = self._train_epoch(state)
+        if self.scheduler is not None:
+            self.scheduler.step()
+        state.row = {
+            "epoch": epoch,
+            "train_loss": float(np.mean(losses)) if losses else math.nan,
+            "lr": float(self.optimizer.param_groups[0]["lr"]),
+        }
+        state.validate_now = epoch % self.val_every == 0 or epoch == self.max_epochs or state.stop_requested
+        self._emit("on_train_epoch_end", state)
+        if self.dist.is_main and self.val_samples and state.validate_now:
+            state.metrics = self._validate()
+            state.row.update({f"val_{k}": v for k, v in state.metrics.items()})
+            self._emit("on_validation_end", state, state.metrics)
+        state.row["seconds"] = time.perf_counter() - t0
+        state.history.append(state.row)
+        self._emit("on_epoch_end", state)
+        self._log_epoch(state)
+
+    def _train_epoch(self, state: FitState) -> list[float]:
+        """The epoch's training steps; stops after the step at which a callback asks to."""
+        self.net.train()
+        losses: list[float] = []
+        for batch in self.train_batches(state.epoch - 1):
+            losses.append(self._train_step(batch))
+            state.step += 1
+            if self._task is not None:
+                text = f"epoch {state.epoch}/{self.max_epochs} loss {np.mean(losses):.4f}"
+                self._bar.update(self._task, advance=1, description=text)
+            self._emit("on_step_end", state)
+            if state.stop_requested:
+                break
+        return losses
+
+    def _update_eta(self, state: FitState, t_start: float) -> None:
+        """With a time budget, re-estimate the bar's total so the ETA is honest."""
+        if self._task is None or self.max_minutes is None or state.epoch >= self.max_epochs:
+            return
+        elapsed = (time.perf_counter() - t_start) / 60
+        per_epoch = elapsed / state.epoch
+        fit_in_budget = math.ceil((self.max_minutes - elapsed) / max(per_epoch, 1e-9))
+        left = max(1, min(self.max_epochs - state.epoch, fit_in_budget))
+        self._bar.update(self._task, total=(state.epoch + left) * self.iterations_per_epoch)
+
+    # -- reporting ------------------------------------------------------------------------
+    def _log_epoch(self, state: FitState) -> None:
+        metrics, row = state.metrics, state.row
+        best = self._best_model()
+        val_text = "  ".join(f"val {k} {v:.4f}" for k, v in metrics.items() if k in ("dice", self.select_by))
+        mark = "  *best*" if metrics and best is not None and best.best_epoch == state.epoch else ""
+        self.log(f"epoch {state.epoch:3d}  loss {row['train_loss']:.4f}  {val_text}  {row['seconds']:.1f}s{mark}")
+
+    def _result(self, state: FitState, seconds: float) -> TrainResult:
+        best = self._best_model()
+        best_epoch = best.best_epoch if best is not None else None
         return TrainResult(
             run_dir=self.run_dir,
             best_checkpoint=self.run_dir / "best.pt" if best_epoch is not None else None,
             last_checkpoint=self.run_dir / "last.pt",
-            best_metric=best,
+            best_metric=best.best if best is not None else None,
             best_epoch=best_epoch,
-            epochs_run=epoch,
+            epochs_run=state.epoch,
             seconds=seconds,
-            stopped_because=stopped,
-            history=history,
+            stopped_because=state.stop_reason or "max_epochs",
+            history=state.history,
         )
 
-    # -- outputs --------------------------------------------------------------------------
-    def _write_history(self, history: list[dict[str, Any]]) -> None:
-        fields: list[str] = []
-        for row in history:
-            for k in row:
-                if k not in fields:
-                    fields.append(k)
-        # keep "seconds" last for readability
-        fields = [f for f in fields if f != "seconds"] + ["seconds"]
-        with open(self.run_dir / HISTORY_FILE, "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=fields)
-            w.writeheader()
-            for row in history:
-                w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-
-    def _plot(self, history: list[dict[str, Any]]) -> Path | None:
-        """``training_curve.png``: train loss and validation metric per epoch (needs matplotlib)."""
-        try:
-            import matplotlib
-
-            matplotlib.use("Agg", force=False)
-            import matplotlib.pyplot as plt
-        except ImportError:
-            self.log("training_curve.png skipped: matplotlib not installed (pip install 'medimg[plots]')")
-            return None
-        epochs = [r["epoch"] for r in history]
-        fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
-        ax.plot(epochs, [r["train_loss"] for r in history], "o-", color="tab:blue", label="train loss")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("train loss", color="tab:blue")
-        key = f"val_{self.select_by}"
-        pts = [(r["epoch"], r[key]) for r in history if key in r]
-        if pts:
-            ax2 = ax.twinx()
-            ax2.plot([p[0] for p in pts], [p[1] for p in pts], "s-", color="tab:orange", label=key)
-            ax2.set_ylabel(f"validation {self.select_by}", color="tab:orange")
-            if all(0 <= p[1] <= 1 for p in pts):  # a ratio (Dice...); not mm (hd95) or a loss
-                ax2.set_ylim(0, 1)
-        ax.set_title(self.run_dir.name)
-        fig.tight_layout()
-        out = self.run_dir / CURVE_FILE
-        fig.savefig(out)
-        plt.close(fig)
-        return out
+    def _log_summary(self, result: TrainResult) -> None:
+        best = result.best_metric
+        best_text = "n/a" if best is None else f"{best:.4f} at epoch {result.best_epoch}"
+        self.log(
+            f"finished: {result.epochs_run} epoch(s) in {result.seconds / 60:.1f} min "
+            f"(stopped: {result.stopped_because}); best validation {self.select_by} {best_text}; "
+            f"checkpoints, {HISTORY_FILE} and {CURVE_FILE} in {self.run_dir}"
+        )

@@ -8,7 +8,6 @@ One bad case is reported and the others go on; every run writes, into the output
 from __future__ import annotations
 
 import csv
-import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -18,7 +17,10 @@ from typing import Any
 import torch
 
 from ..core.errors import DataError
+from ..io.cases import FoundCase
+from ..io.cases import find_cases as find_cases_on_disk
 from ..io.layout import NIFTI_SUFFIXES
+from ..metrics.labels import write_prediction_labels
 from .predictor import Predictor
 from .progress import progress_bar
 
@@ -46,45 +48,10 @@ class BatchReport:
         return not self.failed
 
 
-def _is_nifti(p: Path) -> bool:
-    return p.is_file() and p.name.lower().endswith(NIFTI_SUFFIXES)
-
-
-def _case_id(p: Path) -> str:
-    name = p.name
-    for suf in NIFTI_SUFFIXES:
-        if name.lower().endswith(suf):
-            return name[: -len(suf)]
-    return name
-
-
-def _holds_dicom(folder: Path) -> bool:
-    """Whether any file under ``folder`` is DICOM (stops at the first one found)."""
-    from ..io.dicom import is_dicom_file
-
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            if name.startswith(".") or name.lower().endswith(NIFTI_SUFFIXES):
-                continue
-            if is_dicom_file(os.path.join(dirpath, name)):
-                return True
-    return False
-
-
-def _channel_file(folder: Path, key: str) -> Path | None:
-    """The file of channel ``key`` in a case folder: ``key`` itself or ``key`` + .nii(.gz)."""
-    for cand in (key, f"{key}.nii.gz", f"{key}.nii"):
-        p = folder / cand
-        if p.is_file():
-            return p
-    return None
-
-
 def find_cases(
-    input: str | os.PathLike, image_keys: list[str] | None = None, in_channels: int = 1
-) -> list[tuple[str, list[Path] | Exception]]:
-    """List the cases under ``input`` as ``(case_id, channel paths or the problem)``.
+    path: str | os.PathLike, image_keys: list[str] | None = None, in_channels: int = 1
+) -> list[FoundCase]:
+    """The cases to predict under ``path``, by :func:`medimg.io.cases.find_cases`'s rules.
 
     Accepted layouts:
 
@@ -99,54 +66,21 @@ def find_cases(
       series folders (one case per subfolder holding DICOM files). A folder holding
       several series is one failed case whose error lists them.
 
-    Raises:
-        DataError: ``input`` does not exist or holds no case in any of these layouts.
-    """
-    root = Path(input)
-    if not root.exists():
-        raise DataError(f"prediction input not found: '{root}'", hint="pass a NIfTI file or a folder")
-    dicom_ok = in_channels == 1
-    if root.is_file():
-        if _is_nifti(root):
-            return [(_case_id(root), [root])]
-        if dicom_ok:
-            from ..io.dicom import is_dicom_file
+    Returns:
+        :class:`~medimg.io.cases.FoundCase` items; each unpacks as ``(case_id, paths or
+        the problem to report)``.
 
-            if is_dicom_file(root):
-                return [(root.stem, [root])]
-        raise DataError(
-            f"'{root}' is not a NIfTI file (.nii or .nii.gz)" + (" or a DICOM file" if dicom_ok else "")
-        )
+    Raises:
+        DataError: ``path`` does not exist or holds no case in any of these layouts.
+    """
+    dicom_ok = in_channels == 1
     keys = list(image_keys or [])
-    subdirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    files = sorted(p for p in root.iterdir() if _is_nifti(p))
-    cases: list[tuple[str, list[Path] | Exception]] = []
-    # Case folders: any subfolder holding at least one of the channel files (or any NIfTI).
-    for d in subdirs:
-        if keys:
-            found = {k: _channel_file(d, k) for k in keys}
-            if not any(found.values()):
-                continue
-            missing = [k for k, v in found.items() if v is None]
-            if missing:
-                cases.append((d.name, DataError(f"case folder '{d}' lacks channel file(s) {missing}")))
-            else:
-                cases.append((d.name, [found[k] for k in keys]))  # type: ignore[misc]
-        else:
-            inner = sorted(p for p in d.iterdir() if _is_nifti(p))
-            if len(inner) == 1:
-                cases.append((d.name, inner))
-            elif not inner and dicom_ok and _holds_dicom(d):
-                cases.append((d.name, [d]))
+    cases = find_cases_on_disk(path, files=keys or None, pick="only", dicom=dicom_ok, what="prediction input")
     if cases:
         return cases
-    if files:
-        return [(_case_id(p), [p]) for p in files]
-    if dicom_ok and _holds_dicom(root):
-        return [(root.name, [root])]
     layout = f"case folders holding {keys}" if keys else "case folders"
     raise DataError(
-        f"no cases found in '{root}': expected NIfTI files (.nii/.nii.gz) or {layout}"
+        f"no cases found in '{path}': expected NIfTI files (.nii/.nii.gz) or {layout}"
         + (" or DICOM series" if dicom_ok else ""),
         hint=f"the model takes {in_channels} channel(s)"
         + (f" named {keys}" if keys else "")
@@ -198,7 +132,9 @@ def predict_folder(
     keys = predictor.image_keys if in_ch > 1 else None
     cases = find_cases(source, keys, in_ch)
     names = predictor.label_names or [f"class_{i}" for i in range(predictor.num_classes or 2)]
-    (out / "labels.json").write_text(json.dumps({str(i): n for i, n in enumerate(names)}, indent=2) + "\n")
+    # class names and the training label map travel with the predictions, so `evaluate`
+    # scores references in the classes the model was trained on
+    write_prediction_labels(out, names, predictor.spec.label_map)
 
     report = BatchReport(output_dir=out)
     rows: list[dict[str, Any]] = []
