@@ -30,7 +30,6 @@ KNOWN_OVERSIZE: frozenset[str] = frozenset({
     "medimg/io/dicom_seg.py",
     "medimg/io/dicom_seg.py::read_dicom_seg",
     "medimg/io/dicom_seg.py::write_dicom_seg",
-    "medimg/io/nifti.py::read_nifti",
 })
 
 

@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 # benchmark script -> peers its --quick run must include
 BENCHMARKS = {
-    "io_nifti.py": {"SimpleITK", "nibabel", "MONAI", "inflate zlib"},
+    "io_nifti.py": {"SimpleITK", "nibabel", "MONAI", "nibabel+deflate", "inflate zlib"},
     "io_dicom.py": {"pydicom_loop", "simpleitk", "monai"},
     "preprocess.py": {"monai"},
     "metrics_seg.py": {"monai"},

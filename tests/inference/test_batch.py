@@ -17,14 +17,14 @@ from medimg.models import create_model
 PREPROCESS = [{"name": "orient", "axcodes": "RAS"}, {"name": "resample", "spacing": [2.0, 2.0, 2.0]}]
 
 
-def _checkpoint(path, in_channels=1, images=("img.nii.gz",)):
+def _checkpoint(path, in_channels=1, images=("img.nii.gz",), label_map=None):
     params = {"in_channels": in_channels, "out_channels": 2, "spatial_dims": 3, "channels": [4, 8], "strides": [2]}
     torch.manual_seed(0)
     save_checkpoint(
         path, create_model("unet", **params), model_name="unet", model_params=params,
         label_names=["background", "lesion"], preprocess=PREPROCESS,
         inference={"roi_size": [16, 16, 16], "overlap": 0.25, "sw_batch_size": 2},
-        data={"images": list(images)},
+        data={"images": list(images), "label_map": label_map},
     )
     return path
 
@@ -62,6 +62,19 @@ def test_folder_with_a_corrupt_file(tmp_path):
     rows = {r["case_id"]: r for r in csv.DictReader(open(out / "predictions.csv"))}
     assert rows["a"]["status"] == "ok" and float(rows["a"]["seconds"]) > 0
     assert rows["broken"]["status"] == "failed" and rows["broken"]["error"]
+
+
+def test_the_training_label_map_travels_with_the_predictions(tmp_path):
+    """evaluate applies the label map the model was trained with (issue 6 §7)."""
+    from medimg.metrics.labels import read_prediction_labels
+
+    ckpt = _checkpoint(tmp_path / "m.pt", label_map={1: 1, 2: 1, 4: 1})
+    write_image(_image((12, 12, 8), (1.0, 1.0, 2.0), 3), tmp_path / "a.nii.gz")
+    predict_folder(ckpt, tmp_path / "a.nii.gz", tmp_path / "out", device="cpu", progress=False)
+    assert json.loads((tmp_path / "out" / "label_map.json").read_text()) == {"1": 1, "2": 1, "4": 1}
+    recorded = read_prediction_labels(tmp_path / "out")
+    assert recorded.label_map == {1: 1, 2: 1, 4: 1}
+    assert recorded.names == {0: "background", 1: "lesion"}
 
 
 def test_single_file_input(tmp_path):
