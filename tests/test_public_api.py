@@ -83,11 +83,7 @@ PUBLIC_API: dict[str, set[str]] = {
 #: Public functions (by name) that still take a parameter named ``input`` (issue 6, item 6
 #: asks for none). This list may only shrink: a new offender fails the test below; remove a
 #: name once its function is renamed.
-<<<<<<< HEAD
-KNOWN_INPUT_PARAMETERS = {"predict_folder"}
-=======
-KNOWN_INPUT_PARAMETERS = {"convert_dicom"}
->>>>>>> wt-spec
+KNOWN_INPUT_PARAMETERS: set[str] = set()
 
 
 @pytest.mark.parametrize("package", sorted(PUBLIC_API))
