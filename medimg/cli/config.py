@@ -13,7 +13,7 @@ from .app import EXIT_CONFIG, SetOption, _console, _print_error, config_app
 
 @config_app.command("validate")
 def config_validate(
-    configs: Annotated[list[Path], typer.Argument(help="One or more YAML config files.")],
+    configs: Annotated[list[Path], typer.Argument(metavar="CONFIG", help="One or more YAML config files.")],
     overrides: SetOption = None,
     schema_only: Annotated[
         bool,

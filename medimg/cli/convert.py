@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from ..core.errors import ImageReadError
 from .app import EXIT_FAILURE, GantryTilt, MultiVolume, UnevenSpacing, _console, app, progress_enabled
 
 #: What the bar says for each stage the library reports (``medimg.io.dicom.ProgressHook``).
@@ -59,8 +60,6 @@ def convert(
     date; converting more studies into the same OUTPUT_DIR adds their rows.
     """
     if not source.exists():
-        from ..core.errors import ImageReadError
-
         raise ImageReadError(f"'{source}' does not exist", hint="give a DICOM file or folder")
     from ..io.convert import convert_dicom
 

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from ..core.errors import ImageReadError, ImageWriteError
 from .app import EXIT_FAILURE, DeidNaming, _console, app, progress_enabled
 
 
@@ -49,8 +50,6 @@ def deid(
     ] = False,
 ) -> None:
     """De-identify DICOM files (PS3.15 E.1 basic profile) into OUTPUT_DIR; exit 1 if any file failed."""
-    from ..core.errors import ImageReadError, ImageWriteError
-
     if not input_path.exists():
         raise ImageReadError(f"'{input_path}' does not exist", hint="give a DICOM file or folder")
     from ..io.deid import OutputNotEmptyError, deidentify

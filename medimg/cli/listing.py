@@ -18,6 +18,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from ..core.errors import ConfigError, UnknownComponentError
 from .app import _console, app
 
 #: Where a config names a component of each kind.
@@ -320,11 +321,7 @@ def _one_component(kind: str, name: str, width: int) -> str:
     registry = _registry(kind)
     try:
         obj = registry.get(name)
-    except Exception as exc:  # UnknownComponentError: a bad NAME is a usage error (exit 2)
-        from ..core.errors import ConfigError, UnknownComponentError
-
-        if not isinstance(exc, UnknownComponentError):
-            raise
+    except UnknownComponentError as exc:  # a bad NAME is a usage error (exit 2)
         raise ConfigError(exc.message, hint=exc.hint or f"see `medimg list {kind}`") from None
     return format_component(kind, name.lower(), obj, _leading(kind), width=width, detail=True)
 

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..core.errors import CheckpointError, DataError
 from .app import EXIT_FAILURE, _console, app, progress_enabled
 
 
@@ -60,15 +61,11 @@ def predict(
 ) -> None:
     """Predict label maps for every case; exit 1 if any case failed (all are attempted)."""
     if not checkpoint.is_file():
-        from ..core.errors import CheckpointError
-
         raise CheckpointError(
             f"checkpoint '{checkpoint}' not found" if not checkpoint.exists() else f"'{checkpoint}' is not a file",
             hint="give the .pt file written by `medimg train` (best.pt in the run folder)",
         )
     if not input_path.exists():
-        from ..core.errors import DataError
-
         raise DataError(f"input '{input_path}' does not exist", hint="give a NIfTI file or a folder of cases")
     _check_device_available(device)
     from ..inference import Predictor, predict_folder

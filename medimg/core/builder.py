@@ -29,7 +29,7 @@ import typing
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from .errors import ConfigError, MedimgError, MissingDependencyError
+from .errors import ConfigError, MedimgError, MissingDependencyError, exception_reason
 from .spec import ComponentSpec
 
 __all__ = [
@@ -227,10 +227,10 @@ def _trial_build(obj: Any, params: Mapping[str, Any]) -> tuple[KeyPath, str] | N
     try:
         obj(**params)
     except Exception as exc:  # report what the constructor says, at the best key
-        text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+        text = exception_reason(exc)
         named = [k for k in params if re.search(rf"\b{re.escape(k)}\b", text)]
         where: KeyPath = (named[0],) if len(named) == 1 else ()
-        return where, text.splitlines()[0] if text else type(exc).__name__
+        return where, text
     return None
 
 
@@ -363,13 +363,13 @@ def build_component(
     except MissingDependencyError:
         raise
     except (TypeError, ValueError, KeyError, AssertionError, MedimgError) as exc:
-        text = getattr(exc, "message", None) or str(exc)
+        text = exception_reason(exc)
         if key is None:
             if isinstance(exc, MedimgError):
                 raise  # already says what is wrong, in medimg's terms
             raise ConfigError(f"{label} could not be built with {spec.params}: {text}") from exc
         raise ConfigError(
-            f"cannot build {key} ({label}): {type(exc).__name__}: {text}",
+            f"cannot build {key} ({label}): {text}",
             problems=[("", key, text)],
             hint=f"check the parameters of '{key}' in the config",
         ) from exc

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from ..core.errors import DataError
+from ..core.errors import DataError, exception_reason
 from ..io.cases import FoundCase
 from ..io.cases import find_cases as find_cases_on_disk
 from ..io.layout import NIFTI_SUFFIXES
@@ -148,7 +148,7 @@ def predict_folder(
                 label = predictor.predict(paths, case_id=case_id)
                 write_image(label, out / f"{case_id}.nii.gz")
             except Exception as exc:  # one bad case must not stop the batch
-                msg = f"{type(exc).__name__}: {exc}".replace("\n", " ")
+                msg = exception_reason(exc)
                 report.failed.append((case_id, msg))
                 rows.append({"case_id": case_id, "status": "failed", "error": msg, "seconds": ""})
             else:

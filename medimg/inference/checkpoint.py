@@ -44,7 +44,7 @@ from pydantic import ValidationError
 from torch import nn
 
 from ..core.environment import CHECKPOINT_PACKAGES, package_versions
-from ..core.errors import CheckpointError, MedimgError
+from ..core.errors import CheckpointError, MedimgError, exception_reason
 from ..core.plain import to_plain
 from ..core.spec import InferenceSection, InferenceSpec
 from ..models import MODELS
@@ -206,16 +206,20 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         ckpt = torch.load(p, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError...
         raise CheckpointError(
-            f"cannot read checkpoint '{p}': {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
-            hint="the file is corrupt or truncated, or not a file written by torch.save; "
-            "medimg loads only plain-data checkpoints (weights_only=True)",
+            f"cannot read checkpoint '{p}': {_unreadable_because(exc, p)}",
+            hint="the file is corrupt or truncated, or not a medimg checkpoint (medimg loads only "
+            "plain-data checkpoints); give one written by `medimg train` or save_checkpoint",
+            cli_hint="the file is corrupt or truncated, or not a medimg checkpoint; give one written "
+            "by `medimg train` (best.pt or last.pt in its run folder)",
         ) from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         found = f"keys {sorted(ckpt)[:8]}" if isinstance(ckpt, dict) else type(ckpt).__name__
         raise CheckpointError(
             f"'{p}' is not a medimg checkpoint: expected a dict with format='{CHECKPOINT_FORMAT}', found {found}",
             hint="a bare state_dict or another tool's checkpoint cannot be used for prediction; "
-            "train with medimg, or wrap the weights with medimg.engine.save_checkpoint",
+            "train with medimg, or wrap the weights with save_checkpoint",
+            cli_hint="a bare state_dict or another tool's checkpoint cannot be used for prediction; "
+            "give a checkpoint written by `medimg train`",
         )
     version = ckpt.get("format_version")
     if not isinstance(version, int) or version > CHECKPOINT_VERSION:
@@ -227,6 +231,27 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if missing:
         raise CheckpointError(f"checkpoint '{p}' lacks required entries {missing}")
     return ckpt
+
+
+def _unreadable_because(exc: Exception, path: Path) -> str:
+    """Why ``torch.load`` could not read ``path``, in words (torch's own messages speak of
+    pickles, zip archives and ``weights_only``, or say only "Invalid argument")."""
+    import pickle
+
+    if isinstance(exc, PermissionError):
+        return exception_reason(exc)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError as err:
+        return exception_reason(err)
+    if not head or isinstance(exc, EOFError):
+        return "the file is empty or ends early (truncated)"
+    if isinstance(exc, pickle.UnpicklingError) and "weights only" in str(exc).lower():
+        return "it holds Python objects, not the plain data of a medimg checkpoint (another tool's file?)"
+    if head == b"PK\x03\x04":  # torch.save's zip archive, cut short or damaged
+        return "the file is damaged or truncated"
+    return "not a checkpoint file, or damaged"
 
 
 def inference_spec(ckpt: Mapping[str, Any], source: str | os.PathLike = "checkpoint") -> InferenceSpec:
@@ -256,8 +281,8 @@ def inference_spec(ckpt: Mapping[str, Any], source: str | os.PathLike = "checkpo
         where = ".".join(str(p) for p in err["loc"])
         raise CheckpointError(
             f"checkpoint '{source}' holds prediction settings this medimg cannot read "
-            f"(inference.{where}: {err['msg']}); retrain it with this medimg, or re-save the "
-            "weights with medimg.engine.save_checkpoint and valid settings",
+            f"(inference.{where}: {err['msg']}); retrain it with this medimg (`medimg train`), or "
+            "re-save its weights with valid settings",
         ) from None
 
 
@@ -271,7 +296,7 @@ def build_model(ckpt: Mapping[str, Any], *, strict: bool = True) -> nn.Module:
     try:
         model = MODELS.build({"name": name, **ckpt["model"]["params"]})
     except MedimgError as exc:
-        raise CheckpointError(f"cannot rebuild the checkpoint's model '{name}': {exc}") from exc
+        raise CheckpointError(f"cannot rebuild the checkpoint's model '{name}': {exception_reason(exc)}") from exc
     try:
         model.load_state_dict(ckpt["state_dict"], strict=strict)
     except RuntimeError as exc:

@@ -47,7 +47,12 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device '{device}' requested but CUDA is not available; use device auto or cpu")
+        raise ConfigError(
+            f"device '{device}' requested but CUDA is not available on this machine",
+            hint="use device 'auto' or 'cpu' (in a config: trainer.device)",
+            cli_hint="use auto or cpu: `--device auto` for `medimg predict`, "
+            "`--set trainer.device=auto` (or the config's trainer.device) for `medimg train`",
+        )
     return dev
 
 

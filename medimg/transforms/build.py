@@ -68,7 +68,7 @@ def build_transform(spec: SpecLike | Transform) -> Transform:
         detail = "; ".join(f"'{format_key(k)}': {m}" if k else m for k, m in problems)
         raise TransformError(
             f"{spec.name}: invalid arguments {sorted(spec.params)}: {detail}",
-            hint=f"see `medimg list transforms` for the parameters of '{spec.name}'",
+            hint=f"see `medimg list transforms {spec.name}` for its parameters",
         )
     return TRANSFORMS.build(spec)
 

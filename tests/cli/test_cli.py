@@ -284,7 +284,9 @@ def test_evaluate_folders(tmp_path: Path):
     res = run("evaluate", tmp_path / "nope", tmp_path / "ref")
     assert res.exit_code == 1 and f"error: prediction folder '{tmp_path / 'nope'}' does not exist" in res.output
     res = run("evaluate", tmp_path / "pred", tmp_path / "ref", "--metrics", "dcie")
-    assert res.exit_code == 1 and "unknown metric 'dcie'" in res.output and "Traceback" not in res.output
+    # a misspelt metric is a usage error (exit 2), reported before any case is read
+    assert res.exit_code == 2 and "unknown metric 'dcie'" in res.output and "Traceback" not in res.output
+    assert "error: invalid value for --metrics: unknown metric 'dcie'; did you mean 'dice'?" in res.output
 
 
 def test_evaluate_case_folders_with_label_map(tmp_path: Path):

@@ -94,7 +94,7 @@ def test_build_component_errors_name_the_key(regs):
     assert text.startswith("cannot build model (model 'tiny_net'), 1 problem:")
     assert "model.num_clases   unknown key; did you mean 'num_classes'?" in text
     assert info.value.problems == [("", "model.num_clases", "unknown key; did you mean 'num_classes'?")]
-    with pytest.raises(ConfigError, match=r"cannot build augment\[0\] \(transform 'random_flip'\): ValueError: "
+    with pytest.raises(ConfigError, match=r"cannot build augment\[0\] \(transform 'random_flip'\): "
                        r"random_flip: prob must be in \[0, 1\]"):
         build_component(regs["transforms"], spec("random_flip", prob=-1.0), "augment[0]")
     with pytest.raises(ConfigError, match="unknown model 'unett'"):

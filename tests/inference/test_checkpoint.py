@@ -72,11 +72,17 @@ def test_corrupt_and_truncated(tmp_path):
     with pytest.raises(CheckpointError, match="cannot read checkpoint .*bad.pt") as exc:
         load_checkpoint(bad)
     assert "corrupt or truncated" in str(exc.value)
+    assert "bad.pt': not a checkpoint file, or damaged" in exc.value.message  # words, no Python class name
+    assert "Error" not in exc.value.message and "`medimg train`" in exc.value.cli_hint
+    empty = tmp_path / "empty.pt"
+    empty.write_bytes(b"")
+    with pytest.raises(CheckpointError, match="empty.pt': the file is empty or ends early"):
+        load_checkpoint(empty)
     good = tmp_path / "good.pt"
     _save(good)
     cut = tmp_path / "cut.pt"
     cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
-    with pytest.raises(CheckpointError, match="cannot read checkpoint"):
+    with pytest.raises(CheckpointError, match="cannot read checkpoint .*cut.pt': the file is damaged or truncated"):
         load_checkpoint(cut)
 
 
@@ -86,12 +92,13 @@ def test_foreign_files(tmp_path):
     with pytest.raises(CheckpointError, match="is not a medimg checkpoint") as exc:
         load_checkpoint(sd)
     assert "bare state_dict" in str(exc.value)
+    assert "save_checkpoint" not in exc.value.cli_hint and "`medimg train`" in exc.value.cli_hint
 
     from pathlib import PurePosixPath
 
     pk = tmp_path / "pickled.pt"  # a pickled class instance: refused by weights_only loading
     torch.save({"format": "medimg-checkpoint", "format_version": 1, "obj": PurePosixPath("x")}, pk)
-    with pytest.raises(CheckpointError, match="cannot read checkpoint"):
+    with pytest.raises(CheckpointError, match="cannot read checkpoint .*: it holds Python objects, not the plain data"):
         load_checkpoint(pk)
 
 
@@ -200,3 +207,16 @@ def test_checkpoints_written_before_the_spec_still_load(tmp_path):
     with pytest.raises(CheckpointError, match=r"prediction settings this medimg cannot read \(inference.overlap") as exc:
         Predictor.from_checkpoint(p, device="cpu")
     assert "retrain it" in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_cuda_device_without_cuda_says_what_to_use_in_both_interfaces(monkeypatch):
+    from medimg.core.errors import ConfigError
+    from medimg.inference import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == torch.device("cpu")
+    with pytest.raises(ConfigError, match="device 'cuda:0' requested but CUDA is not available") as exc:
+        resolve_device("cuda:0")
+    assert exc.value.hint == "use device 'auto' or 'cpu' (in a config: trainer.device)"
+    assert "`--device auto` for `medimg predict`" in exc.value.cli_hint
+    assert "`--set trainer.device=auto`" in exc.value.cli_hint

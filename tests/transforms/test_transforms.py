@@ -292,8 +292,9 @@ def test_monai_adapter():
 def test_build_errors():
     with pytest.raises(UnknownComponentError, match="did you mean 'resample'"):
         build_transform({"name": "resampel", "spacing": [1, 1, 1]})
-    with pytest.raises(TransformError, match="resample: invalid arguments"):
+    with pytest.raises(TransformError, match="resample: invalid arguments") as err:
         build_transform({"name": "resample", "spacingg": [1, 1, 1]})
+    assert err.value.hint == "see `medimg list transforms resample` for its parameters"
 
 
 def test_shape_mismatch_on_invert_is_explained():

@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
-from medimg.core.errors import DicomError, DicomSeriesError
+from medimg.core.errors import DicomError, DicomSeriesError, exception_reason
 
 from ..layout import walk_files
 from .frames import _frames_from_file
@@ -108,7 +108,7 @@ def _scan_file(path: str, scan: DicomScan, frames_by_uid: dict[str, list[_Frame]
         scan.unreadable.append((path, str(exc)))
         return
     except Exception as exc:
-        scan.unreadable.append((path, f"invalid DICOM values: {type(exc).__name__}: {exc}"))
+        scan.unreadable.append((path, f"invalid DICOM values: {exception_reason(exc)}"))
         return
     uid = header.sop_instance_uid
     if uid in seen and uid:

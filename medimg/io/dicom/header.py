@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from ...core.errors import exception_reason
 from .lite import _lite_parse
 from .records import (
     _DOUBLE_PIXEL_DATA,
@@ -79,7 +80,7 @@ def _read_header(path: str) -> HeaderResult:
     except (OSError, EOFError) as exc:
         return None, None, f"cannot read the file: {exc}"
     except Exception as exc:  # pydicom raises many kinds on corrupt input
-        return None, None, f"corrupt or truncated DICOM: {type(exc).__name__}: {exc}"
+        return None, None, f"corrupt or truncated DICOM: {exception_reason(exc)}"
     if isinstance(found, tuple):
         return found
     try:
@@ -87,7 +88,7 @@ def _read_header(path: str) -> HeaderResult:
     except _FileProblem as exc:
         return None, None, str(exc)
     except Exception as exc:
-        return None, None, f"invalid DICOM values: {type(exc).__name__}: {exc}"
+        return None, None, f"invalid DICOM values: {exception_reason(exc)}"
 
 
 def _read_with_pydicom(path: str, size: int, notes: list[str]) -> Any:

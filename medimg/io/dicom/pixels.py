@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from medimg.core.errors import DicomError, MissingDependencyError
+from medimg.core.errors import DicomError, MissingDependencyError, exception_reason
 
 from .records import (
     _DICOM_EXTRA_HINT,
@@ -102,10 +102,10 @@ def _decode_with_pydicom(h: _FileHeader) -> np.ndarray:
         ):
             raise MissingDependencyError(
                 f"cannot decode '{h.path}': transfer syntax {name} ({h.transfer_syntax}) needs a codec "
-                f"that is not installed ({type(exc).__name__}: {text.splitlines()[0] if text else ''})",
+                f"that is not installed ({text.splitlines()[0] if text.strip() else exception_reason(exc)})",
                 hint=_DICOM_EXTRA_HINT,
             ) from exc
-        raise DicomError(f"cannot decode the pixel data of '{h.path}' ({name}): {type(exc).__name__}: {exc}") from exc
+        raise DicomError(f"cannot decode the pixel data of '{h.path}' ({name}): {exception_reason(exc)}") from exc
     if h.photometric == "PALETTE COLOR":
         from pydicom.pixels import apply_color_lut
 

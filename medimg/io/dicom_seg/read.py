@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ...core.errors import DicomError, GeometryError, require
+from ...core.errors import DicomError, GeometryError, exception_reason, require
 from ...core.image import Image
 from .geometry import _floats, _frame_into_grid, _grid_from_planes, _label_dtype, _PlaneGeometry
 from .source import _source_grid
@@ -116,7 +116,7 @@ def _open_seg(path: Path) -> Any:
     except FileNotFoundError as exc:
         raise DicomError(f"SEG file not found: {path}") from exc
     except Exception as exc:
-        raise DicomError(f"{where}: not a readable DICOM file ({type(exc).__name__}: {exc})") from exc
+        raise DicomError(f"{where}: not a readable DICOM file ({exception_reason(exc)})") from exc
     sop = str(ds.get("SOPClassUID", ""))
     if sop not in SEG_SOP_CLASS_UIDS:
         raise DicomError(
@@ -151,7 +151,7 @@ def _frame_values(ds: Any, where: str, seg_type: str) -> np.ndarray:
     try:
         pixels = ds.pixel_array
     except Exception as exc:
-        raise DicomError(f"{where}: cannot decode the SEG's pixel data ({type(exc).__name__}: {exc})") from exc
+        raise DicomError(f"{where}: cannot decode the SEG's pixel data ({exception_reason(exc)})") from exc
     n_frames = int(ds.get("NumberOfFrames", 1) or 1)
     pixels = np.asarray(pixels).reshape(n_frames, int(ds.Rows), int(ds.Columns))
     if seg_type == "FRACTIONAL":
@@ -324,7 +324,7 @@ def _read_tiled(
         per_segment = np.moveaxis(seg.get_total_pixel_matrix(segment_numbers=seg_numbers), -1, 0)
     except Exception as exc:
         raise DicomError(
-            f"{where}: cannot assemble the tiled SEG's total pixel matrix ({type(exc).__name__}: {exc})"
+            f"{where}: cannot assemble the tiled SEG's total pixel matrix ({exception_reason(exc)})"
         ) from exc
     if probabilities:
         arr = per_segment.astype(np.float32)

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ...core.errors import GeometryError, ImageWriteError, require
+from ...core.errors import GeometryError, ImageWriteError, exception_reason, require
 from ...core.image import Image
 from .geometry import _DIR_ATOL
 from .source import _load_source_series, _SourceSeries
@@ -187,7 +187,7 @@ def write_dicom_seg(
             omit_empty_frames=True,
         )
     except Exception as exc:
-        raise ImageWriteError(f"{where}: highdicom could not build the SEG ({type(exc).__name__}: {exc})") from exc
+        raise ImageWriteError(f"{where}: highdicom could not build the SEG ({exception_reason(exc)})") from exc
     out_path.parent.mkdir(parents=True, exist_ok=True)
     try:
         seg.save_as(out_path)
