@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ..core.errors import ImageReadError, ImageWriteError
+from ..core.errors import ImageReadError, ImageWriteError, exception_reason
 from .app import EXIT_FAILURE, DeidNaming, _console, app, progress_enabled
 
 
@@ -76,7 +76,7 @@ def deid(
             "choose an empty folder, or add --overwrite to replace what medimg de-identified there"
         ) from None
     except (FileExistsError, NotADirectoryError, ValueError) as exc:
-        raise ImageWriteError(str(exc)) from None
+        raise ImageWriteError(exception_reason(exc)) from None
     _console().print(report.summary(), markup=False)
     if not report.files:
         _console(stderr=True).print(f"error: no file found under '{input_path}'", style="bold red", markup=False)

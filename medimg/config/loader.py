@@ -45,9 +45,22 @@ def _read(file: Path, source: str) -> tuple[dict[str, Any], Positions, list[Prob
             source,
             f"{source}:1:1",
             f"the top level must be a mapping of sections (data:, model:, ...), "
-            f"found a {type(data).__name__}",
+            f"found {_yaml_kind(data)}",
         )
     return data, positions, problems
+
+
+def _yaml_kind(value: Any) -> str:
+    """What a YAML value is, in YAML's words: ``a list``, ``a string``, ``a number``..."""
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return "a single value"
 
 
 def _override(

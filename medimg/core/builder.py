@@ -31,6 +31,7 @@ from typing import Any, Protocol
 
 from .errors import ConfigError, MedimgError, MissingDependencyError, exception_reason
 from .spec import ComponentSpec
+from .terms import type_text, yaml_value
 
 __all__ = [
     "KeyPath",
@@ -119,13 +120,11 @@ def as_spec(spec: ComponentSpec | Mapping[str, Any]) -> ComponentSpec:
 # signature checks
 # --------------------------------------------------------------------------------------
 def _type_name(hint: Any) -> str:
+    """An annotation as a config writes the value (``list[float | null]``, not
+    ``Sequence[Optional[float]]``)."""
     if typing.get_origin(hint) is typing.Literal:
-        return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
-    if isinstance(hint, type):
-        return hint.__name__
-    text = str(hint)
-    text = re.sub(r"\b(typing|collections\.abc|builtins)\.", "", text)
-    return re.sub(r"\b(?:[a-z_][a-z0-9_]*\.)+([A-Z]\w*)", r"\1", text)
+        return "one of " + ", ".join(yaml_value(a) for a in typing.get_args(hint))
+    return type_text(hint)
 
 
 def _is_sequence_type(hint: Any) -> bool:
@@ -168,7 +167,8 @@ def _check_value(value: Any, hint: Any) -> str | None:
     try:
         adapter.validate_python(value)
     except ValidationError:
-        return f"expected {_type_name(hint)}, got {value!r}"[:200]
+        got = repr(value) if isinstance(value, str) else yaml_value(value)
+        return f"expected {_type_name(hint)}, got {got}"[:200]
     except Exception:  # a validator of an exotic type failed: do not guess
         return None
     return None

@@ -125,7 +125,8 @@ class TrainerSection(Strict):
     val_every: int = Field(1, ge=1)
     #: Stop early after this many validations without improvement (None: never).
     patience: int | None = Field(None, ge=1)
-    #: Wall-clock budget in minutes; training stops cleanly after the epoch that passes it.
+    #: Wall-clock budget in minutes: training stops at the first step past it (that epoch
+    #: is cut short), validates the weights it reached and still writes last.pt.
     max_minutes: float | None = Field(None, gt=0)
     grad_clip: float | None = Field(None, gt=0)
     deterministic: bool = False

@@ -320,7 +320,8 @@ class Trainer:
             loss = self.loss_fn(self.net(x), y)
         if not torch.isfinite(loss):
             raise FloatingPointError(
-                f"training loss became {float(loss)}; lower the learning rate or enable grad_clip"
+                f"training loss became {float(loss)}; lower the learning rate (optimizer.lr) or "
+                "clip gradients (trainer.grad_clip, e.g. 1.0)"
             )
         if self.scaler is not None:
             self.scaler.scale(loss).backward()

@@ -84,7 +84,7 @@ def find_cases(
         + (" or DICOM series" if dicom_ok else ""),
         hint=f"the model takes {in_channels} channel(s)"
         + (f" named {keys}" if keys else "")
-        + "; pass a split folder such as data/test",
+        + "; give a split folder such as data/test",
     )
 
 

@@ -200,7 +200,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if not p.is_file():
         raise CheckpointError(
             f"checkpoint not found: '{p}'" + (" (it is a folder)" if p.is_dir() else ""),
-            hint="pass the best.pt or last.pt file of a training run folder",
+            hint="give the best.pt or last.pt file of a training run folder (written by `medimg train`)",
         )
     try:
         ckpt = torch.load(p, map_location=map_location, weights_only=True)
@@ -213,9 +213,13 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
             "by `medimg train` (best.pt or last.pt in its run folder)",
         ) from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        found = f"keys {sorted(ckpt)[:8]}" if isinstance(ckpt, dict) else type(ckpt).__name__
+        if isinstance(ckpt, dict):
+            found = f"entries {sorted(map(str, ckpt))[:8]}"
+        else:
+            found = "a single tensor" if torch.is_tensor(ckpt) else "no named entries"
         raise CheckpointError(
-            f"'{p}' is not a medimg checkpoint: expected a dict with format='{CHECKPOINT_FORMAT}', found {found}",
+            f"'{p}' is not a medimg checkpoint: expected named entries with format "
+            f"'{CHECKPOINT_FORMAT}', found {found}",
             hint="a bare state_dict or another tool's checkpoint cannot be used for prediction; "
             "train with medimg, or wrap the weights with save_checkpoint",
             cli_hint="a bare state_dict or another tool's checkpoint cannot be used for prediction; "
@@ -231,6 +235,15 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if missing:
         raise CheckpointError(f"checkpoint '{p}' lacks required entries {missing}")
     return ckpt
+
+
+def _first_mismatch(exc: Exception) -> str:
+    """The first detail of torch's ``load_state_dict`` error ("size mismatch for ...",
+    "Missing key(s) ..."), without its opening line (which names the Python class)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].startswith("Error(s) in loading state_dict"):
+        lines = lines[1:]
+    return lines[0] if lines else "the parameters differ"
 
 
 def _unreadable_because(exc: Exception, path: Path) -> str:
@@ -302,6 +315,6 @@ def build_model(ckpt: Mapping[str, Any], *, strict: bool = True) -> nn.Module:
     except RuntimeError as exc:
         raise CheckpointError(
             f"the checkpoint's weights do not fit model '{name}' with {ckpt['model']['params']}: "
-            f"{str(exc).splitlines()[0]}"
+            f"{_first_mismatch(exc)}"
         ) from exc
     return model.eval()

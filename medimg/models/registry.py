@@ -53,8 +53,8 @@ def unet(
 
     if len(strides) != len(channels) - 1:
         raise ConfigError(
-            f"model 'unet': strides must have len(channels) - 1 = {len(channels) - 1} values, "
-            f"got {len(strides)} (channels={list(channels)}, strides={list(strides)})",
+            f"model 'unet': strides must have one value fewer than channels ({len(channels) - 1}), "
+            f"got {len(strides)} (channels: {list(channels)}, strides: {list(strides)})",
             hint="e.g. channels: [16, 32, 64, 128] with strides: [2, 2, 2]",
         )
     return UNet(

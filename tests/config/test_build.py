@@ -46,7 +46,7 @@ def test_value_types_from_annotations(regs):
     # YAML ints for floats, lists for tuples are fine
     assert check_spec(regs["models"], spec("tiny_net", in_channels=1, channels=[4, 8], dropout=0)) == []
     problems = dict(check_spec(regs["transforms"], spec("resample", spacing="1mm")))
-    assert problems[("spacing",)].startswith("expected Sequence[float], got '1mm'")
+    assert problems[("spacing",)].startswith("expected list[float], got '1mm'")  # config terms, not Sequence
 
 
 def test_var_kwargs_accepts_anything(regs):

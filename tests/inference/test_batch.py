@@ -112,7 +112,7 @@ def test_find_cases_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no cases found in .*empty") as exc:
         find_cases(tmp_path / "empty", ["flair.nii.gz", "t1c.nii.gz"], 2)
-    assert "2 channel(s) named" in str(exc.value)
+    assert "2 channel(s) named" in str(exc.value) and exc.value.hint.endswith("; give a split folder such as data/test")
     (tmp_path / "x.txt").write_text("")
     with pytest.raises(DataError, match="is not a NIfTI file"):
         find_cases(tmp_path / "x.txt")

@@ -93,6 +93,11 @@ def test_foreign_files(tmp_path):
         load_checkpoint(sd)
     assert "bare state_dict" in str(exc.value)
     assert "save_checkpoint" not in exc.value.cli_hint and "`medimg train`" in exc.value.cli_hint
+    assert "found entries ['" in exc.value.message
+    tensor = tmp_path / "tensor.pt"
+    torch.save(torch.zeros(3), tensor)
+    with pytest.raises(CheckpointError, match="is not a medimg checkpoint: .* found a single tensor"):
+        load_checkpoint(tensor)
 
     from pathlib import PurePosixPath
 
@@ -122,8 +127,10 @@ def test_weights_that_do_not_fit(tmp_path):
     _save(p)
     ckpt = load_checkpoint(p)
     ckpt["model"]["params"]["channels"] = [8, 16]
-    with pytest.raises(CheckpointError, match="weights do not fit model 'unet'"):
+    with pytest.raises(CheckpointError, match="weights do not fit model 'unet'") as exc:
         build_model(ckpt)
+    assert "size mismatch for" in exc.value.message or "Missing key(s)" in exc.value.message
+    assert "Error(s) in loading state_dict" not in exc.value.message
 
 
 def test_label_names_must_match_classes(tmp_path):

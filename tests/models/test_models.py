@@ -60,5 +60,5 @@ def test_unknown_parameter_is_named_with_suggestion():
 
 
 def test_unet_strides_length_checked():
-    with pytest.raises(ConfigError, match="strides must have len"):
+    with pytest.raises(ConfigError, match=r"strides must have one value fewer than channels \(2\), got 1"):
         create_model("unet", channels=(8, 16, 32), strides=(2,))

@@ -287,6 +287,10 @@ def test_monai_adapter():
         MonaiTransform("RandGaussianNoised", keys=None)
     with pytest.raises(TransformError, match="'os' is not a transform class"):
         MonaiTransform("os")
+    with pytest.raises(TransformError, match=r"cannot build RandGaussianNoise with \{'probb': 1\}: "
+                       r"got an unexpected parameter 'probb'\n") as err:
+        MonaiTransform("RandGaussianNoise", probb=1)
+    assert err.value.hint.startswith("RandGaussianNoise takes: prob = 0.1, mean = 0.0, std = 0.1, dtype")
 
 
 def test_build_errors():

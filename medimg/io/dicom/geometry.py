@@ -237,7 +237,8 @@ def _split_volumes(info: SeriesInfo, clusters: list[list[_Frame]],
             info,
             f"duplicate positions: {nvol} images at each of {len(clusters)} positions and no tag "
             "(temporal position, trigger time, acquisition number, echo, b-value) tells them apart",
-            clusters[0], hint="remove duplicate copies of the files, or pass the files of one volume")
+            clusters[0], hint="remove duplicate copies of the files, or pass the files of one volume",
+            cli_hint="remove duplicate copies of the files, or put the files of one volume in a folder of their own")
     vols: list[list[_Frame]] = [[] for _ in range(nvol)]
     for cl in clusters:
         for v, fr in enumerate(sorted(cl, key=lambda f: _sortable(_key_value(f, key)))):
