@@ -30,7 +30,7 @@ from typing import Annotated, Any, Literal, Optional
 import typer
 from typer.core import TyperGroup
 
-from ..core.errors import ConfigError, MedimgError
+from ..core.errors import ConfigError, MedimgError, exception_reason
 
 __all__ = [
     "app",
@@ -123,8 +123,11 @@ def _print_error(exc: BaseException) -> int:
         if hint:
             err.print(f"hint: {hint}", style="yellow", markup=False)
         return EXIT_CONFIG if isinstance(exc, ConfigError) else EXIT_FAILURE
-    # Not raised on purpose: its message, without the Python class name.
-    text = _first_line(str(exc)) or "unexpected internal error (no message)"
+    # Not raised on purpose: its message, without the Python class name (where the class
+    # carries the meaning, as for KeyError or an empty message, that meaning in words).
+    text = _first_line(str(exc))
+    if not text or isinstance(exc, (KeyError, EOFError)):
+        text = exception_reason(exc)
     err.print(f"error: {text}", style="bold red", markup=False)
     err.print("run with --debug for the traceback: medimg --debug COMMAND ...", style="yellow", markup=False)
     return EXIT_FAILURE

@@ -72,7 +72,7 @@ class MonaiTransform(Transform):
 
         if issubclass(cls, LazyTrait) or not cls.__module__.startswith(_ALLOWED_MODULE):
             raise TransformError(
-                f"monai: '{transform}' ({cls.__module__}) is not a MONAI intensity transform; spatial and "
+                f"monai: '{transform}' is not a MONAI intensity transform; spatial and "
                 "shape-changing MONAI transforms are refused because medimg could not record their "
                 "geometry, so predictions could not be inverted to the scan's grid",
                 hint="use medimg's spatial transforms (orient, resample, random_affine, random_flip, random_crop...)",

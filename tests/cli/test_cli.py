@@ -219,6 +219,12 @@ def test_unexpected_error_is_one_line(monkeypatch, tmp_path: Path):
     assert res.output.splitlines()[0] == "error: boom"
     assert "run with --debug for the traceback" in res.output and "second line" not in res.output
 
+    def missing(path, series=None, **options):
+        raise KeyError("PixelData")  # str() of a KeyError is only the key: say what it means
+
+    monkeypatch.setattr(cli_app, "image_summary", missing)
+    assert run("info", path).output.splitlines()[0] == "error: missing entry 'PixelData'"
+
 
 # ---------------------------------------------------------------- train / predict
 def test_train_bad_config_exit_2(bad_config: Path):

@@ -253,6 +253,8 @@ def test_find_series_groups_and_reports(tmp_path):
     msg = str(exc.value)
     assert "2 DICOM image series" in msg and uid_a in msg and uid_b in msg and "series_uid" in msg
     assert sorted(exc.value.choices) == sorted([uid_a, uid_b])  # structured, for front ends
+    assert "find_series(path)" not in exc.value.hint and "--series" not in exc.value.hint
+    assert "`medimg convert`" in exc.value.cli_hint and "series_uid" not in exc.value.cli_hint
     img = read_dicom(root, series_uid=uid_b)
     assert img.spatial_shape == (4, 6, 4)
     with pytest.raises(DicomSeriesError, match="no DICOM series '1.2.999'"):
@@ -609,3 +611,26 @@ def test_hand_written_header_parser_agrees_with_pydicom(tmp_path, monkeypatch, t
     a, b = fast_scan[0], slow_scan[0]
     assert (a.key, a.files, a.shape, a.spacing, a.study_date) == (b.key, b.files, b.shape, b.spacing, b.study_date)
     assert a.study_date == "20240102"
+
+
+def test_unreadable_reasons_name_no_python_class(tmp_path, monkeypatch):
+    """A corrupt file's reason keeps what pydicom said, not its exception class (issue 6, item 12)."""
+    import struct
+
+    from medimg.io.dicom import header
+
+    path = tmp_path / "x.dcm"
+    write_slice(path, pattern(0, 4, 4), (0, 0, 0), series_uid=generate_uid())
+
+    def corrupt(*args, **kwargs):
+        raise struct.error("unpack requires a buffer of 4 bytes")
+
+    monkeypatch.setattr(header, "_lite_parse", lambda *a: None)
+    monkeypatch.setattr(header, "_read_with_pydicom", corrupt)
+    assert header._read_header(str(path))[2] == "corrupt or truncated DICOM: unpack requires a buffer of 4 bytes"
+
+    def eof(*args, **kwargs):
+        raise EOFError()
+
+    monkeypatch.setattr(header, "_read_with_pydicom", eof)
+    assert header._read_header(str(path))[2] == "cannot read the file: the data ends early (truncated)"

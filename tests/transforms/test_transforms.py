@@ -281,7 +281,7 @@ def test_monai_adapter():
     assert type(a["image"].data) is torch.Tensor
     assert torch.equal(t.apply(s, a.history[-1].params)["image"].data, a["image"].data)
     assert a.history[-1].name == "monai" and not a.history[-1].spatial
-    with pytest.raises(TransformError, match="'Spacing' .* is not a MONAI intensity transform; spatial"):
+    with pytest.raises(TransformError, match="'Spacing' is not a MONAI intensity transform; spatial"):
         MonaiTransform("Spacing", pixdim=(1, 1, 1))
     with pytest.raises(TransformError, match="is a dictionary transform"):
         MonaiTransform("RandGaussianNoised", keys=None)

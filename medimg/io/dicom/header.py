@@ -78,7 +78,7 @@ def _read_header(path: str) -> HeaderResult:
     except _FileProblem as exc:
         return None, None, str(exc)
     except (OSError, EOFError) as exc:
-        return None, None, f"cannot read the file: {exc}"
+        return None, None, f"cannot read the file: {exception_reason(exc)}"
     except Exception as exc:  # pydicom raises many kinds on corrupt input
         return None, None, f"corrupt or truncated DICOM: {exception_reason(exc)}"
     if isinstance(found, tuple):

@@ -157,9 +157,9 @@ def _select_series(scan: DicomScan, path: str, series_uid: str | None) -> Series
         raise DicomSeriesError(
             f"'{path}' holds {len(scan.series)} DICOM image series; choose one:\n{listing}",
             files=[], choices=[s.key for s in scan.series],
-            hint="pass series_uid=KEY (first column above), or use medimg.io.find_series(path) "
-                 "to list them, or `medimg convert` to convert them all",
-            cli_hint="pick one with --series KEY (first column above), or convert them all with `medimg convert`")
+            hint="pass series_uid=KEY (first column above), or convert them all with convert_dicom",
+            cli_hint="point to a folder that holds only the series you want (`medimg info PATH --series KEY` "
+                     "shows one), or convert them all with `medimg convert`")
     return scan.series[0]
 
 
