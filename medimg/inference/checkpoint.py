@@ -260,7 +260,7 @@ def _unreadable_because(exc: Exception, path: Path) -> str:
         return exception_reason(err)
     if not head or isinstance(exc, EOFError):
         return "the file is empty or ends early (truncated)"
-    if isinstance(exc, pickle.UnpicklingError) and "weights only" in str(exc).lower():
+    if isinstance(exc, pickle.UnpicklingError) and "global" in str(exc).lower():  # a class to import
         return "it holds Python objects, not the plain data of a medimg checkpoint (another tool's file?)"
     if head == b"PK\x03\x04":  # torch.save's zip archive, cut short or damaged
         return "the file is damaged or truncated"

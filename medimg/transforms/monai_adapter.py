@@ -12,9 +12,9 @@ images and labels would not move together. medimg's own ``orient``, ``resample``
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
-import inspect
 from collections.abc import Sequence
 from typing import Any
 
