@@ -1,4 +1,4 @@
-"""The public API, pinned: ``medimg.__all__`` and every subpackage's (ARCHITECTURE §6.1).
+"""The public API, pinned: ``medimg.__all__`` and every subpackage's (docs/architecture.md §6.1).
 
 A name added to or removed from a package's ``__all__`` is an API change: update the set
 here in the same commit, on purpose. Also: the package is typed (``py.typed``), every

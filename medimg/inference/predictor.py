@@ -1,6 +1,6 @@
 """The :class:`Predictor`: one case in, a label map on the case's own grid out.
 
-Pipeline (ARCHITECTURE §2): load channels -> deterministic preprocessing, recorded ->
+Pipeline (docs/architecture.md §2): load channels -> deterministic preprocessing, recorded ->
 sliding window over batched tiles, Gaussian blend -> optional flip TTA -> softmax
 probabilities -> inverse of the recorded preprocessing *on the probabilities* (as
 nnU-Net does before argmax: resampling one-hot probabilities, never label values) ->
