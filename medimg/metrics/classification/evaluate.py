@@ -163,11 +163,11 @@ def _check_auc(prep: Prepared, classes: list[str], split: str | None, path: Path
     truth = prep.one_vs_rest()[0]
     names = [classes[1]] if prep.task == "binary" else classes
     try:
-        check_auc_defined(truth, prep, split or f"cases of '{path.name}'", names)
+        check_auc_defined(truth, prep, split, names, data=f"the cases of '{path.name}'")
     except DataError as exc:
         raise exc.reworded(
-            "give that split cases of both kinds, or leave auc out, e.g. "
-            "--metrics accuracy,balanced_accuracy,sensitivity,specificity,ppv,npv,f1"
+            f"give {'that split' if split else 'the data'} cases of both kinds, or leave auc out, "
+            "e.g. --metrics accuracy,balanced_accuracy,sensitivity,specificity,ppv,npv,f1"
         ) from None
 
 

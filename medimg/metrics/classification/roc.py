@@ -39,9 +39,17 @@ def _class_word(prep: Prepared, c: int) -> str:
 
 
 def check_auc_defined(
-    truth: np.ndarray, prep: Prepared, split: str | None, names: list[str] | None = None
+    truth: np.ndarray,
+    prep: Prepared,
+    split: str | None,
+    names: list[str] | None = None,
+    data: str | None = None,
 ) -> None:
     """Raise unless every column of ``truth`` ``(n, C)`` has positives and negatives.
+
+    Args:
+        split: the split's name for the error (``"validation"``); data: how to name the
+            data instead when there is no split (default "the given labels").
 
     Raises:
         DataError: naming the split, the class and what to do.
@@ -50,11 +58,12 @@ def check_auc_defined(
     for c in np.flatnonzero((npos == 0) | (npos == truth.shape[0])):
         what = f"'{names[c]}'" if names else _class_word(prep, int(c))
         has = "every case is" if npos[c] else "no case is"
+        on = where(split) if split or not data else data
         raise DataError(
-            f"AUC is undefined on {where(split)}: {has} {what} ({truth.shape[0]} cases), so "
+            f"AUC is undefined on {on}: {has} {what} ({truth.shape[0]} cases), so "
             "there is no pair of a positive and a negative case to rank",
-            hint="give that split cases of both kinds (e.g. a split stratified by class), or "
-            "select and report on a metric that is defined, such as accuracy",
+            hint=f"give {'that split' if split else 'the data'} cases of both kinds (e.g. a split "
+            "stratified by class), or select and report on a metric that is defined, such as accuracy",
         )
 
 
