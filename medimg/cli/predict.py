@@ -75,8 +75,8 @@ def predict(
 
     predictor = Predictor.from_checkpoint(checkpoint, device, overlap=overlap, sw_batch_size=sw_batch_size)
     if tta is not None:
-        predictor.tta_flips = list(range(len(predictor.roi_size))) if tta else []
-    report = predict_folder(predictor, input_path, output_dir, device=device, progress=progress_enabled())
+        predictor = predictor.with_options(tta_flips=list(range(len(predictor.roi_size))) if tta else [])
+    report = predict_folder(predictor, input_path, output_dir, progress=progress_enabled())
 
     from rich.table import Table
 

@@ -169,7 +169,7 @@ def test_components_checked_even_with_schema_errors(write, registries, tmp_path:
 
 
 def test_registry_not_importable_is_a_problem(write, regs, monkeypatch, tmp_path: Path):
-    import medimg.config.build as build
+    import medimg.config.components as build
 
     def fake(kind):
         if kind == "optimizers":

@@ -150,3 +150,20 @@ def test_dicom_inputs_for_a_single_channel_model(tmp_path, shared_data):
     lab = read_image(tmp_path / "out" / "s1.nii.gz")
     assert lab.spatial_shape == src.spatial_shape
     assert np.allclose(lab.affine, src.affine, atol=1e-4)
+
+
+def test_predict_folder_never_changes_the_predictor_it_is_given(tmp_path):
+    import inspect
+
+    from medimg.inference import Predictor
+
+    assert "input" not in inspect.signature(predict_folder).parameters
+    pred = Predictor.from_checkpoint(_checkpoint(tmp_path / "m.pt"), device="cpu")
+    spec, device = pred.spec, pred.device
+    f = tmp_path / "c.nii.gz"
+    write_image(_image((16, 16, 16), (1.0, 1.0, 1.0), 3), f)
+    report = predict_folder(pred, f, tmp_path / "out", progress=False, overlap=0.5, tta_flips=[0], sw_batch_size=1)
+    assert report.ok == ["c"]
+    assert pred.spec is spec and pred.overlap == 0.25 and pred.tta_flips == [] and pred.device == device
+    with pytest.raises(TypeError, match="unknown inference override"):
+        predict_folder(pred, f, tmp_path / "out", progress=False, overlapp=0.5)

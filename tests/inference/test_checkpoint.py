@@ -129,8 +129,74 @@ def test_public_api():
     import medimg.inference as m
 
     assert set(m.__all__) == {
-        "Predictor", "predict_folder", "BatchReport", "find_cases", "save_checkpoint", "load_checkpoint",
-        "build_model", "build_preprocess", "resolve_device", "INFERENCE_DEFAULTS", "sliding_window",
-        "gaussian_importance", "tile_starts",
+        "Predictor", "InferenceSpec", "predict_folder", "BatchReport", "find_cases", "save_checkpoint",
+        "load_checkpoint", "build_model", "resolve_device", "sliding_window", "gaussian_importance",
+        "tile_starts",
     }
     assert medimg.Predictor is m.Predictor and medimg.predict_folder is m.predict_folder
+
+
+def test_checkpoint_stores_the_inference_spec(tmp_path):
+    from medimg.core.plain import to_plain
+    from medimg.inference import InferenceSpec, Predictor
+    from medimg.inference.checkpoint import inference_spec
+
+    spec = InferenceSpec(
+        preprocess=[{"name": "orient", "axcodes": "RAS"}], roi_size=[16, 16, 16], tta_flips=[2],
+        image_keys=["flair.nii.gz", "t1c.nii.gz"], in_channels=2, label_names=["background", "oedema", "tumour"],
+        label_map={1: 1, 4: 2},
+    )
+    p = tmp_path / "s.pt"
+    save_checkpoint(p, create_model("unet", **PARAMS), model_name="unet", model_params=PARAMS, spec=spec,
+                    data={"label": "seg.nii.gz"})
+    raw = torch.load(p, weights_only=True)
+    assert raw["inference"] == to_plain(spec)
+    assert raw["data"] == {"images": ["flair.nii.gz", "t1c.nii.gz"], "label_map": {1: 1, 4: 2},
+                           "label_names": ["background", "oedema", "tumour"], "label": "seg.nii.gz"}
+    assert raw["preprocess"] == [{"name": "orient", "axcodes": "RAS"}] and raw["label_names"] == spec.label_names
+    assert inference_spec(load_checkpoint(p)) == spec
+    assert Predictor.from_checkpoint(p, device="cpu").spec == spec
+    with pytest.raises(TypeError, match="either spec or"):
+        save_checkpoint(p, create_model("unet", **PARAMS), model_name="unet", model_params=PARAMS, spec=spec,
+                        label_names=["a", "b", "c"])
+
+
+def _old_layout(path):
+    """A checkpoint as medimg wrote it before the inference spec (plain dicts, by hand)."""
+    torch.manual_seed(0)
+    model = create_model("unet", **PARAMS)
+    torch.save(
+        {
+            "format": "medimg-checkpoint", "format_version": 1,
+            "model": {"name": "unet", "params": PARAMS},
+            "in_channels": 2, "out_channels": 3, "spatial_dims": 3,
+            "label_names": ["background", "oedema", "tumour"],
+            "data": {"images": ["flair.nii.gz", "t1c.nii.gz"], "label": "seg.nii.gz", "label_map": {1: 1, 4: 2},
+                     "label_names": ["background", "oedema", "tumour"]},
+            "preprocess": [{"name": "orient", "axcodes": "RAS"}, {"name": "normalize_intensity"}],
+            "inference": {"roi_size": [16, 16, 16], "overlap": 0.5, "sw_batch_size": 2, "blend": "gaussian",
+                          "tta_flips": []},
+            "training": {"epoch": 3}, "versions": {"medimg": "0.1.0"},
+            "state_dict": model.state_dict(), "optimizer_state": None,
+        },
+        path,
+    )
+
+
+def test_checkpoints_written_before_the_spec_still_load(tmp_path):
+    from medimg.inference import Predictor
+
+    p = tmp_path / "old.pt"
+    _old_layout(p)
+    pred = Predictor.from_checkpoint(p, device="cpu")
+    assert pred.roi_size == [16, 16, 16] and pred.overlap == 0.5 and pred.sw_batch_size == 2
+    assert [t.name for t in pred.preprocess] == ["orient", "normalize_intensity"]
+    assert pred.image_keys == ["flair.nii.gz", "t1c.nii.gz"] and pred.in_channels == 2
+    assert pred.label_names == ["background", "oedema", "tumour"] and pred.spec.label_map == {1: 1, 4: 2}
+
+    raw = torch.load(p, weights_only=True)
+    raw["inference"]["overlap"] = 3  # unreadable settings: one line saying what to do
+    torch.save(raw, p)
+    with pytest.raises(CheckpointError, match=r"prediction settings this medimg cannot read \(inference.overlap") as exc:
+        Predictor.from_checkpoint(p, device="cpu")
+    assert "retrain it" in str(exc.value) and "\n" not in str(exc.value)

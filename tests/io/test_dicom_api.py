@@ -1,4 +1,4 @@
-"""The public names of the DICOM packages (ARCHITECTURE §6.1: the package __init__ is the API)."""
+"""The public names of the DICOM packages (docs/architecture.md §6.1: the package __init__ is the API)."""
 
 from __future__ import annotations
 

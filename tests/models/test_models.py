@@ -39,7 +39,7 @@ def test_registry_covers_documented_models():
 
 def test_unet_defaults_are_the_documented_ones():
     # 16-32-64-128 residual UNet: 0.6 M parameters with one residual unit per block,
-    # 1.19 M with two (the variant PERFORMANCE.md times)
+    # 1.19 M with two (the variant docs/performance.md times)
     n1 = model_summary(create_model("unet", in_channels=1, out_channels=2))["parameters"]
     n2 = model_summary(create_model("unet", in_channels=1, out_channels=2, num_res_units=2))["parameters"]
     assert 0.55e6 < n1 < 0.65e6

@@ -321,7 +321,7 @@ def test_public_api_pinned():
 
     assert set(T.__all__) == {
         "TRANSFORMS", "Compose", "Transform", "invert_history", "invert_image", "build_compose",
-        "build_transform", "functional", "Orient", "Resample", "CropForeground", "SpatialPad",
+        "build_transform", "build_transforms", "functional", "Orient", "Resample", "CropForeground", "SpatialPad",
         "NormalizeIntensity", "ScaleIntensityRange", "MapLabels", "RandomCrop", "RandomFlip",
         "RandomAffine", "RandomIntensity", "MonaiTransform",
     }
