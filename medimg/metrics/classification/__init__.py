@@ -18,7 +18,7 @@ positive) is NaN, and the report says why.
 Modules, by what they do: :mod:`.tasks` (inputs, decision rule), :mod:`.counts`
 (confusion counts and the metrics made of them), :mod:`.roc` (AUC, ROC, threshold
 choice), :mod:`.bootstrap` (intervals), :mod:`.inputs` and :mod:`.decisions` (the CSV
-files), :mod:`.evaluate`, :mod:`.report`, :mod:`.report_text`, :mod:`.plots` (outputs).
+files), :mod:`.evaluate`, :mod:`.report`, :mod:`.writing`, :mod:`.plots` (outputs).
 """
 
 from .counts import (

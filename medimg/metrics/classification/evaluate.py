@@ -55,9 +55,10 @@ from .bootstrap import bootstrap_intervals
 from .counts import check_metric_names, metric_table, one_vs_rest_counts, undefined_reason
 from .decisions import decisions
 from .inputs import CASE_ID, LabelsTable, PredictionsTable, read_labels, read_predictions
-from .report import ClassificationReport, write_report
+from .report import ClassificationReport
 from .roc import check_auc_defined
 from .tasks import Prepared, prepare
+from .writing import write_report
 
 __all__ = ["evaluate_classification"]
 

@@ -1,15 +1,13 @@
-"""The outcome of a classification evaluation and its files.
+"""The outcome of a classification evaluation.
 
 :class:`ClassificationReport` holds what
-:func:`~medimg.metrics.classification.evaluate_classification` found; :func:`write_report`
-writes ``metrics.csv`` (columns exactly :data:`METRICS_CSV_COLUMNS`), ``summary.json``
-(strict JSON: undefined values are null), ``confusion_matrix.csv`` and the figures.
+:func:`~medimg.metrics.classification.evaluate_classification` found, and gives the content of ``metrics.csv`` (columns exactly :data:`METRICS_CSV_COLUMNS`) and
+``summary.json`` (strict JSON: undefined values are null) and the one-screen text;
+:mod:`.writing` writes them.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["METRICS_CSV_COLUMNS", "OVERALL", "ClassificationReport", "write_report"]
+__all__ = ["METRICS_CSV_COLUMNS", "OVERALL", "ClassificationReport", "format_report"]
 
 #: Columns of ``metrics.csv``, in order.
 METRICS_CSV_COLUMNS = ("metric", "class", "value", "ci_low", "ci_high", "n")
@@ -176,8 +174,6 @@ class ClassificationReport:
     def format(self) -> str:
         """A one-screen text summary: the task, every value with its interval, the
         confusion matrix, undefined values, unmatched cases, and the files written."""
-        from .report_text import format_report
-
         return format_report(self)
 
 
@@ -190,86 +186,79 @@ def _nested(a: np.ndarray) -> Any:
     return [_nested(x) for x in a] if a.ndim else _finite_or_none(float(a))
 
 
-def _fmt(x: float) -> str:
-    return "nan" if not math.isfinite(x) else repr(float(x))
+# --------------------------------------------------------------------------------------
+# The one-screen text (what the CLI prints)
+# --------------------------------------------------------------------------------------
+def _num(x: float) -> str:
+    return "n/a" if not math.isfinite(x) else f"{x:.4f}"
 
 
-def write_metrics_csv(report: ClassificationReport, path: Path) -> Path:
-    """``metrics.csv``: one row per (metric, class), columns :data:`METRICS_CSV_COLUMNS`;
-    undefined values and intervals as ``nan``."""
-    with path.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(METRICS_CSV_COLUMNS)
-        for r in report.rows():
-            w.writerow(
-                [
-                    r["metric"],
-                    r["class"],
-                    _fmt(r["value"]),
-                    _fmt(r["ci_low"]),
-                    _fmt(r["ci_high"]),
-                    r["n"],
-                ]
-            )
-    return path
+def _headline(r: ClassificationReport) -> str:
+    what = {
+        "binary": f"binary, positive class '{r.positive_class}'",
+        "multiclass": f"multi-class, {len(r.classes)} classes",
+        "multilabel": f"multi-label, {len(r.classes)} labels",
+    }[r.task]
+    line = f"{what}; {len(r.cases)} cases"
+    if r.threshold is not None:
+        v: Any = r.threshold["value"]
+        shown = f"{v:g}" if isinstance(v, float) else ", ".join(f"{k} {t:g}" for k, t in v.items())
+        line += f"; threshold {shown} ({r.threshold['source']})"
+    return line
 
 
-def write_confusion_csv(report: ClassificationReport, path: Path) -> Path:
-    """``confusion_matrix.csv``: ``[label,] true, predicted, count, fraction_of_true,
-    ci_low, ci_high`` (``label`` and absent/present for multi-label)."""
-    m = report.confusion if report.task == "multilabel" else report.confusion[None]
-    lo, hi = (np.full(m.shape, np.nan),) * 2
-    if report.confusion_ci is not None:
-        lo, hi = (np.reshape(x, m.shape) for x in report.confusion_ci)
-    names = ["absent", "present"] if report.task == "multilabel" else report.classes
-    with path.open("w", newline="") as f:
-        w = csv.writer(f)
-        lead = ["label"] if report.task == "multilabel" else []
-        w.writerow(lead + ["true", "predicted", "count", "fraction_of_true", "ci_low", "ci_high"])
-        for k in range(m.shape[0]):
-            row_sum = m[k].sum(axis=1)
-            for t, tname in enumerate(names):
-                for p, pname in enumerate(names):
-                    frac = m[k, t, p] / row_sum[t] if row_sum[t] else math.nan
-                    label = [report.classes[k]] if report.task == "multilabel" else []
-                    w.writerow(
-                        label
-                        + [
-                            tname,
-                            pname,
-                            int(m[k, t, p]),
-                            _fmt(frac),
-                            _fmt(lo[k, t, p]),
-                            _fmt(hi[k, t, p]),
-                        ]
-                    )
-    return path
+def _value_lines(r: ClassificationReport) -> list[str]:
+    pct = round(100 * float(r.settings.get("ci", 0.95)))
+    ci_head = f"{pct}% CI" if r.intervals else ""
+    lines = [f"  {'metric':<18} {'class':<14} {'value':>7}  {ci_head:<18}  n"]
+    for (metric, cls), v in r.values.items():
+        lo, hi = r.intervals.get((metric, cls), (math.nan, math.nan))
+        ci = f"[{_num(lo)}, {_num(hi)}]" if r.intervals and math.isfinite(v) else ""
+        name = "overall" if cls is None else cls
+        lines.append(f"  {metric:<18} {name[:14]:<14} {_num(v):>7}  {ci:<18}  {r.n[(metric, cls)]}")
+    return lines
 
 
-def write_report(
-    report: ClassificationReport, output_dir: str | Path, figures: dict[str, Any] | None = None
-) -> None:
-    """Write ``metrics.csv``, ``summary.json``, ``confusion_matrix.csv`` and, with
-    matplotlib, ``roc_curve.png`` and ``confusion_matrix.png``; record their paths in
-    ``report.paths``.
+def _matrix_lines(m: np.ndarray, names: list[str], indent: str = "  ") -> list[str]:
+    width = max(8, *(len(n) for n in names)) + 1
+    lines = [indent + " " * width + "".join(f"{n[: width - 1]:>{width}}" for n in names)]
+    for name, row in zip(names, m):
+        lines.append(
+            indent + f"{name[: width - 1]:<{width}}" + "".join(f"{int(c):>{width}}" for c in row)
+        )
+    return lines
 
-    Args:
-        figures: what the ROC figure needs: ``{"truth": (n, C) bool, "scores": (n, C)}``
-            (None: no ROC figure).
-    """
-    from .plots import confusion_figure, roc_figure
 
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    report.paths["metrics_csv"] = write_metrics_csv(report, out / "metrics.csv")
-    report.paths["confusion_csv"] = write_confusion_csv(report, out / "confusion_matrix.csv")
-    path = out / "summary.json"
-    path.write_text(json.dumps(report.summary(), indent=2, allow_nan=False) + "\n")
-    report.paths["summary_json"] = path
-    if figures is not None and ("auc", None) in report.values:
-        png = roc_figure(report, figures["truth"], figures["scores"], out / "roc_curve.png")
-        if png is not None:
-            report.paths["roc_curve"] = png
-    png = confusion_figure(report, out / "confusion_matrix.png")
-    if png is not None:
-        report.paths["confusion_png"] = png
+def _confusion_lines(r: ClassificationReport) -> list[str]:
+    if r.task != "multilabel":
+        return [
+            "confusion matrix (rows: true, columns: predicted):",
+            *_matrix_lines(r.confusion, r.classes),
+        ]
+    out = ["confusion matrices per label (rows: true, columns: predicted):"]
+    for name, m in zip(r.classes, r.confusion):
+        out.append(f"  {name}:")
+        out.extend(_matrix_lines(m, ["absent", "present"], "    "))
+    return out
+
+
+def format_report(r: ClassificationReport) -> str:
+    """Task and threshold, each value with its interval and n, the confusion matrix,
+    undefined values with their reason, unmatched cases, warnings and files."""
+    lines = list(r.notes) + [_headline(r)] + _value_lines(r) + _confusion_lines(r)
+    for (metric, cls), why in r.undefined.items():
+        lines.append(f"undefined: {metric}{'' if cls is None else f' of {cls}'}: {why}")
+    lines.append(
+        f"cases: {len(r.cases)} scored, {len(r.missing_prediction)} labelled without a prediction, "
+        f"{len(r.missing_label)} predicted without a label"
+    )
+    for what, ids in (
+        ("without a prediction", r.missing_prediction),
+        ("without a label", r.missing_label),
+    ):
+        if ids:
+            shown = ", ".join(ids[:20]) + (f", ... ({len(ids)} in all)" if len(ids) > 20 else "")
+            lines.append(f"  {what}: {shown}")
+    lines.extend(f"warning: {w}" for w in r.warnings)
+    lines.extend(f"wrote {key}: {p}" for key, p in r.paths.items())
+    return "\n".join(lines)
