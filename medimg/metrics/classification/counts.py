@@ -74,8 +74,9 @@ def check_metric_names(metrics: Any) -> tuple[str, ...]:
     names = (metrics,) if isinstance(metrics, str) else tuple(metrics)
     unknown = [m for m in names if m not in CLASSIFICATION_METRICS]
     if unknown or not names:
+        found = ", ".join(f"'{m}'" for m in unknown) if unknown else "none"
         raise DataError(
-            f"unknown classification metric(s) {unknown or '(none given)'}; "
+            f"unknown classification metric name(s): {found}; "
             f"expected names among {', '.join(CLASSIFICATION_METRICS)}"
         )
     return names

@@ -40,6 +40,7 @@ def decisions(
                 f"a threshold applies to binary and multi-label tasks; '{preds.path.name}' has "
                 f"{len(preds.classes)} classes, each case decided by its highest probability",
                 hint="leave the threshold out",
+                cli_hint="leave --threshold out",
             )
         info = None
         t: Any = 0.5

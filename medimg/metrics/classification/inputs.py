@@ -194,6 +194,7 @@ def _label_columns(t: _Csv, classes: list[str], label_column: str | None) -> tup
             raise DataError(
                 f"labels file '{t.path}' has no column '{label_column}' (columns: {', '.join(t.header)})",
                 hint="name an existing column as the label column",
+            cli_hint="give --label-column an existing column",
             )
         return False, [label_column]
     if LABEL in t.header:
@@ -317,6 +318,7 @@ def _split_rows(t: _Csv, split: str) -> list[int]:
             f"labels file '{t.path}' has no '{SPLIT}' column to choose split '{split}' from "
             f"(columns: {', '.join(t.header)})",
             hint="leave the split out to use every row, or give a manifest with a split column",
+            cli_hint="leave --split out to use every row, or give a manifest with a split column",
         )
     rows = [i for i in range(len(t.rows)) if t.cell(i, SPLIT) == split]
     if not rows:
