@@ -14,6 +14,24 @@ import typer
 from .app import EXIT_FAILURE, _console, _split_list, app, progress_enabled
 
 
+_CLASSIFICATION = "classification (two CSV files)"
+# Options of a classification, declared once here to keep the command short.
+_LabelColumn = Annotated[
+    Optional[str], typer.Option(help="Classification: the labels' class column (default: label).")
+]
+_Split = Annotated[
+    Optional[str], typer.Option(help="Classification: score only the labels' rows of this split, e.g. test.")
+]
+_Threshold = Annotated[
+    Optional[float],
+    typer.Option(
+        min=0.0, max=1.0,
+        help="Classification (binary, multi-label): decide at this threshold instead of the "
+        "predictions' predicted and threshold columns.",
+    ),
+]
+
+
 @app.command()
 def evaluate(
     pred_dir: Annotated[
@@ -60,36 +78,22 @@ def evaluate(
         bool,
         typer.Option(help="Score prediction classes that occur in no reference instead of stopping."),
     ] = False,
-    label_column: Annotated[
-        Optional[str], typer.Option(help="Classification: the labels' class column (default: label).")
-    ] = None,
-    split: Annotated[
-        Optional[str], typer.Option(help="Classification: score only the labels' rows of this split, e.g. test.")
-    ] = None,
-    threshold: Annotated[
-        Optional[float],
-        typer.Option(
-            min=0.0, max=1.0,
-            help="Classification (binary, multi-label): decide at this threshold instead of the "
-            "predictions' predicted and threshold columns.",
-        ),
-    ] = None,
+    label_column: _LabelColumn = None,
+    split: _Split = None,
+    threshold: _Threshold = None,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap resampling.")] = 0,
 ) -> None:
     """Score predictions against references: per case, per class, with confidence intervals.
 
-    Two CSV files are a classification: every metric with a class-stratified bootstrap CI,
-    a ROC curve and a confusion matrix. Exit 1 if any case failed or lacks its prediction
-    or reference (all are attempted).
+    Two CSV files (a classifier's predictions, the labels) are scored as a classification.
+    Exit 1 if any case failed or lacks its prediction or reference (all are attempted).
     """
     if _is_csv(pred_dir) or _is_csv(ref_dir):
-        segmentation_only = {"--label-names": label_names, "--ref-name": ref_name, "--label-map": label_map,
-                             "--allow-absent-classes": allow_absent_classes or None}
-        _evaluate_classification(pred_dir, ref_dir, output_dir, metrics, bootstrap, label_column, split,
-                                 threshold, seed, [k for k, v in segmentation_only.items() if v is not None])
-        return
-    classification_only = {"--label-column": label_column, "--split": split, "--threshold": threshold}
-    _reject_options([k for k, v in classification_only.items() if v is not None], "classification (two CSV files)")
+        seg_only = {"--label-names": label_names, "--ref-name": ref_name, "--label-map": label_map,
+                    "--allow-absent-classes": allow_absent_classes or None}
+        return _evaluate_classification(pred_dir, ref_dir, output_dir, metrics, bootstrap, label_column,
+                                        split, threshold, seed, seg_only)
+    _reject_options({"--label-column": label_column, "--split": split, "--threshold": threshold}, _CLASSIFICATION)
     for what, p in (("prediction", pred_dir), ("reference", ref_dir)):
         if not p.exists():
             from ..core.errors import DataError
@@ -115,7 +119,9 @@ def _is_csv(path: Path) -> bool:
     return path.suffix.lower() == ".csv"
 
 
-def _reject_options(given: list[str], what: str) -> None:
+def _reject_options(options: dict[str, Any], what: str) -> None:
+    """A usage error naming the options given (not None) that do not apply to ``what``."""
+    given = [name for name, value in options.items() if value is not None]
     if given:
         raise typer.BadParameter(f"{', '.join(given)} applies to {what} only", param_hint=given[0])
 
@@ -123,7 +129,7 @@ def _reject_options(given: list[str], what: str) -> None:
 def _evaluate_classification(
     predictions: Path, labels: Path, output_dir: Optional[Path], metrics: Optional[str], bootstrap: int,
     label_column: Optional[str], split: Optional[str], threshold: Optional[float], seed: int,
-    segmentation_options: list[str],
+    segmentation_options: dict[str, Any],
 ) -> None:
     """``medimg evaluate PREDICTIONS.csv LABELS.csv``: a classifier's predictions scored."""
     from ..core.errors import DataError
