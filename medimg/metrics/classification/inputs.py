@@ -43,13 +43,15 @@ _FALSE = {"0", "0.0", "false", "no"}
 
 @dataclass
 class _Csv:
+    """A CSV file read whole: each column's stripped cells, and each row's line number."""
+
     path: Path
     header: list[str]
-    rows: list[dict[str, str]]
+    columns: dict[str, list[str]]
     lines: list[int]
 
     def cell(self, i: int, column: str) -> str:
-        return (self.rows[i].get(column) or "").strip()
+        return self.columns[column][i] if column in self.columns else ""
 
     def where(self, i: int, column: str | None = None) -> str:
         col = f", column '{column}'" if column else ""
@@ -59,25 +61,31 @@ class _Csv:
         )
 
 
-def _read_csv(path: str | Path, what: str, fix: str) -> _Csv:
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{what} file '{path}' does not exist", hint=fix)
+def _read_rows(path: Path) -> tuple[list[str], list[list[str]], list[int]]:
+    """Header, rows and their line numbers (blank lines skipped; one field per column)."""
     with path.open(newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f)
         header = [h.strip() for h in next(reader, [])]
-        rows: list[dict[str, str]] = []
+        rows: list[list[str]] = []
         lines: list[int] = []
         for fields in reader:
-            if not any(x.strip() for x in fields):
-                continue  # blank line
             if len(fields) != len(header):
+                if not any(x.strip() for x in fields):
+                    continue  # blank line
                 raise DataError(
                     f"{path.name} line {reader.line_num} has {len(fields)} fields but the header has "
                     f"{len(header)} ({', '.join(header)}); give every row one value per column"
                 )
-            rows.append(dict(zip(header, fields)))
+            rows.append(fields)
             lines.append(reader.line_num)
+    return header, rows, lines
+
+
+def _read_csv(path: str | Path, what: str, fix: str) -> _Csv:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{what} file '{path}' does not exist", hint=fix)
+    header, rows, lines = _read_rows(path)
     if CASE_ID not in header:
         raise DataError(
             f"{what} file '{path}' has no '{CASE_ID}' column (columns: {', '.join(header) or 'none'})",
@@ -85,15 +93,18 @@ def _read_csv(path: str | Path, what: str, fix: str) -> _Csv:
         )
     if not rows:
         raise DataError(f"{what} file '{path}' has a header but no case")
-    table = _Csv(path, header, rows, lines)
+    columns = {h: [x.strip() for x in col] for h, col in zip(header, zip(*rows))}
+    table = _Csv(path, header, columns, lines)
     _check_ids(table)
     return table
 
 
 def _check_ids(t: _Csv) -> None:
+    ids = t.columns[CASE_ID]
+    if len(set(ids)) == len(ids) and all(ids):
+        return
     seen: dict[str, int] = {}
-    for i in range(len(t.rows)):
-        cid = t.cell(i, CASE_ID)
+    for i, cid in enumerate(ids):
         if not cid:
             raise DataError(f"{t.where(i, CASE_ID)} is empty; every row needs its case id")
         if cid in seen:
@@ -119,17 +130,27 @@ class PredictionsTable:
     lines: list[int] = field(default_factory=list)
 
 
-def _number(t: _Csv, i: int, column: str, what: str, low: float = 0.0, high: float = 1.0) -> float:
-    text = t.cell(i, column)
+def _numbers(t: _Csv, column: str, what: str, low: float = 0.0, high: float = 1.0) -> np.ndarray:
+    """A column as float64, each value checked to lie in ``[low, high]``."""
+    cells = t.columns[column]
     try:
-        v = float(text)
-    except ValueError:
-        v = math.nan
-    if not low <= v <= high:  # also NaN
+        v = np.array(cells, dtype=np.float64)
+    except ValueError:  # find the first cell that is not a number
+        v = np.array([_float_or_nan(x) for x in cells])
+    bad = ~((v >= low) & (v <= high))  # also NaN
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
         raise DataError(
-            f"{t.where(i, column)}: {text!r} is not {what} in [{low:g}, {high:g}]; write the number"
+            f"{t.where(i, column)}: {cells[i]!r} is not {what} in [{low:g}, {high:g}]; write the number"
         )
     return v
+
+
+def _float_or_nan(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
 
 
 def read_predictions(path: str | Path) -> PredictionsTable:
@@ -149,20 +170,16 @@ def read_predictions(path: str | Path) -> PredictionsTable:
             hint="write one probability column per class, e.g. prob_normal,prob_pneumonia "
             "(binary tasks too: the second is the positive class)",
         )
-    probs = np.array(
-        [[_number(t, i, c, "a probability") for c in prob_cols] for i in range(len(t.rows))]
-    )
+    probs = np.stack([_numbers(t, c, "a probability") for c in prob_cols], axis=1)
     thresholds = {
-        c: np.array([_number(t, i, c, "a threshold") for i in range(len(t.rows))])
+        c: _numbers(t, c, "a threshold")
         for c in t.header
         if c == THRESHOLD or c.startswith(THRESHOLD + "_")
     }
-    predicted = (
-        [t.cell(i, PREDICTED) for i in range(len(t.rows))] if PREDICTED in t.header else None
-    )
+    predicted = list(t.columns[PREDICTED]) if PREDICTED in t.header else None
     return PredictionsTable(
         t.path,
-        [t.cell(i, CASE_ID) for i in range(len(t.rows))],
+        list(t.columns[CASE_ID]),
         [c[len(PROB_PREFIX) :] for c in prob_cols],
         probs,
         predicted,
@@ -194,7 +211,7 @@ def _label_columns(t: _Csv, classes: list[str], label_column: str | None) -> tup
             raise DataError(
                 f"labels file '{t.path}' has no column '{label_column}' (columns: {', '.join(t.header)})",
                 hint="name an existing column as the label column",
-            cli_hint="give --label-column an existing column",
+                cli_hint="give --label-column an existing column",
             )
         return False, [label_column]
     if LABEL in t.header:
@@ -295,11 +312,11 @@ def read_labels(
     """
     t = _read_csv(path, "labels", "give a CSV with a case_id and a label column, or a manifest")
     multilabel, columns = _label_columns(t, classes, label_column)
-    rows = list(range(len(t.rows)))
+    rows = list(range(len(t.lines)))
     if split is not None:
         rows = _split_rows(t, split)
     splits = (
-        {t.cell(i, CASE_ID): t.cell(i, SPLIT) for i in range(len(t.rows))}
+        {t.cell(i, CASE_ID): t.cell(i, SPLIT) for i in range(len(t.lines))}
         if SPLIT in t.header
         else {}
     )
@@ -320,9 +337,9 @@ def _split_rows(t: _Csv, split: str) -> list[int]:
             hint="leave the split out to use every row, or give a manifest with a split column",
             cli_hint="leave --split out to use every row, or give a manifest with a split column",
         )
-    rows = [i for i in range(len(t.rows)) if t.cell(i, SPLIT) == split]
+    rows = [i for i in range(len(t.lines)) if t.cell(i, SPLIT) == split]
     if not rows:
-        found = sorted({t.cell(i, SPLIT) for i in range(len(t.rows))})
+        found = sorted({t.cell(i, SPLIT) for i in range(len(t.lines))})
         raise DataError(
             f"labels file '{t.path}' has no row of split '{split}' (splits found: {', '.join(found)})",
             hint="choose one of the splits found",
