@@ -57,6 +57,14 @@ PUBLIC_API: dict[str, set[str]] = {
         "dice_per_class", "evaluate_folders", "find_cases", "hausdorff_per_class",
         "jaccard_per_class", "load_label_names", "metric_params_defaults", "nsd_per_class",
         "summarize", "surface_distances", "surface_points", "write_metrics_csv",
+        "CLASSIFICATION_METRICS", "ClassificationReport", "ThresholdChoice", "choose_threshold",
+        "classification_metrics", "evaluate_classification",
+    },
+    "medimg.metrics.classification": {
+        "CLASSIFICATION_METRICS", "METRICS_CSV_COLUMNS", "TASKS", "ClassificationReport",
+        "ThresholdChoice", "accuracy", "auc", "balanced_accuracy", "choose_threshold",
+        "classification_metrics", "confusion_matrix", "evaluate_classification", "f1", "npv",
+        "ppv", "predict_labels", "roc_curve", "sensitivity", "specificity",
     },
     "medimg.engine": {
         "BestModelCheckpoint", "Callback", "EarlyStopping", "FitState", "History", "StopAgreement",

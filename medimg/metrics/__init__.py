@@ -16,10 +16,25 @@ folder, and the check that references match them), :mod:`.evaluate` (folders),
 :mod:`.report` and :mod:`.plots` (outputs), :mod:`.bootstrap` (confidence intervals).
 Definitions, units and the empty-mask conventions are in
 :mod:`medimg.metrics.segmentation`.
+
+Classification (:mod:`medimg.metrics.classification`): ``auc``, ``accuracy``,
+``balanced_accuracy``, ``sensitivity``, ``specificity``, ``ppv``, ``npv``, ``f1`` and the
+confusion matrix for binary, multi-class and multi-label tasks, with class-stratified
+bootstrap intervals; :func:`classification_metrics` (all by name), :func:`choose_threshold`
+(binary operating threshold from validation data) and :func:`evaluate_classification`
+(a predictions CSV against a label CSV or manifest).
 """
 
 from .bootstrap import bootstrap_ci, summarize
 from .case import DEFAULT_METRICS, case_id_from_path, compute_case_metrics
+from .classification import (
+    CLASSIFICATION_METRICS,
+    ClassificationReport,
+    ThresholdChoice,
+    choose_threshold,
+    classification_metrics,
+    evaluate_classification,
+)
 from .evaluate import evaluate_folders, find_cases
 from .labels import load_label_names
 from .overlap import ConfusionCounts, confusion_counts, confusion_matrix, dice_per_class, jaccard_per_class
@@ -53,4 +68,10 @@ __all__ = [
     "find_cases",
     "load_label_names",
     "write_metrics_csv",
+    "CLASSIFICATION_METRICS",
+    "ClassificationReport",
+    "ThresholdChoice",
+    "choose_threshold",
+    "classification_metrics",
+    "evaluate_classification",
 ]
