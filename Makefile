@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.medimg-installed
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test test-fast bench clean
+.PHONY: venv demo test test-fast layers bench clean
 
 venv: $(STAMP)
 
@@ -23,6 +23,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The layer contracts of pyproject.toml ([tool.importlinter]) alone; `make test` runs them too
+# (tests/test_layers.py).
+layers: $(STAMP)
+	$(VENV)/bin/lint-imports
 
 # Everything but the tests marked slow (end-to-end, real data): for quick local loops.
 test-fast: $(STAMP)

@@ -30,6 +30,8 @@ from typing import Annotated, Any, Literal, Optional
 import typer
 from typer.core import TyperGroup
 
+from ..core.errors import ConfigError, MedimgError, exception_reason
+
 __all__ = [
     "app",
     "config_app",
@@ -110,22 +112,22 @@ def _first_line(text: str) -> str:
 def _print_error(exc: BaseException) -> int:
     """Print ``exc`` for a person (no traceback); return the exit code."""
     err = _console(stderr=True)
-    # A MedimgError was raised, so medimg.core.errors is loaded: look it up instead of
-    # importing it (importing medimg.core would import torch just to print a message).
-    errors = sys.modules.get("medimg.core.errors")
-    if errors is not None and isinstance(exc, errors.MedimgError):
+    if isinstance(exc, MedimgError):
         first, _, rest = exc.message.partition("\n")
         err.print(f"error: {first}", style="bold red", markup=False)
         if rest:
             err.print(rest, markup=False)
-        hint = exc.hint_for("cli") if hasattr(exc, "hint_for") else exc.hint
-        if isinstance(exc, errors.ConfigError) and not hint:
+        hint = exc.hint_for("cli")
+        if isinstance(exc, ConfigError) and not hint:
             hint = _demo_data_hint(exc)
         if hint:
             err.print(f"hint: {hint}", style="yellow", markup=False)
-        return EXIT_CONFIG if isinstance(exc, errors.ConfigError) else EXIT_FAILURE
-    # Not raised on purpose: its message, without the Python class name.
-    text = _first_line(str(exc)) or "unexpected internal error (no message)"
+        return EXIT_CONFIG if isinstance(exc, ConfigError) else EXIT_FAILURE
+    # Not raised on purpose: its message, without the Python class name (where the class
+    # carries the meaning, as for KeyError or an empty message, that meaning in words).
+    text = _first_line(str(exc))
+    if not text or isinstance(exc, (KeyError, EOFError)):
+        text = exception_reason(exc)
     err.print(f"error: {text}", style="bold red", markup=False)
     err.print("run with --debug for the traceback: medimg --debug COMMAND ...", style="yellow", markup=False)
     return EXIT_FAILURE
@@ -349,6 +351,7 @@ def _check_names(option: str, names: Optional[list[str]], kind: str) -> None:
     if not names:
         return
     from ..config import get_registry
+    from ..core.builder import singular
 
     registry = get_registry(kind)
     known = set(registry.list())
@@ -357,7 +360,7 @@ def _check_names(option: str, names: Optional[list[str]], kind: str) -> None:
             close = registry.suggest(name)
             tip = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
             raise typer.BadParameter(
-                f"unknown name {name!r}; {tip}see `medimg list {kind}`", param_hint=option
+                f"unknown {singular(kind)} {name!r}; {tip}see `medimg list {kind}`", param_hint=option
             )
 
 

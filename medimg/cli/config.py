@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from ..core.errors import ConfigError
 from .app import EXIT_CONFIG, SetOption, _console, _print_error, config_app
 
 
 @config_app.command("validate")
 def config_validate(
-    configs: Annotated[list[Path], typer.Argument(help="One or more YAML config files.")],
+    configs: Annotated[list[Path], typer.Argument(metavar="CONFIG", help="One or more YAML config files.")],
     overrides: SetOption = None,
     schema_only: Annotated[
         bool,
@@ -37,10 +37,7 @@ def config_validate(
             load_config(
                 cfg_path, overrides or (), check_components=not schema_only, check_paths=check_paths
             )
-        except Exception as exc:
-            errors = sys.modules.get("medimg.core.errors")
-            if errors is None or not isinstance(exc, errors.ConfigError):
-                raise
+        except ConfigError as exc:
             bad += 1
             _print_error(exc)
         else:

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from ..core.errors import ImageReadError, ImageWriteError, exception_reason
 from .app import EXIT_FAILURE, DeidNaming, _console, app, progress_enabled
 
 
@@ -49,8 +50,6 @@ def deid(
     ] = False,
 ) -> None:
     """De-identify DICOM files (PS3.15 E.1 basic profile) into OUTPUT_DIR; exit 1 if any file failed."""
-    from ..core.errors import ImageReadError, ImageWriteError
-
     if not input_path.exists():
         raise ImageReadError(f"'{input_path}' does not exist", hint="give a DICOM file or folder")
     from ..io.deid import OutputNotEmptyError, deidentify
@@ -77,7 +76,7 @@ def deid(
             "choose an empty folder, or add --overwrite to replace what medimg de-identified there"
         ) from None
     except (FileExistsError, NotADirectoryError, ValueError) as exc:
-        raise ImageWriteError(str(exc)) from None
+        raise ImageWriteError(exception_reason(exc)) from None
     _console().print(report.summary(), markup=False)
     if not report.files:
         _console(stderr=True).print(f"error: no file found under '{input_path}'", style="bold red", markup=False)

@@ -7,7 +7,8 @@ from typing import Annotated, Any, Callable, Optional
 
 import typer
 
-from .app import EXIT_FAILURE, _console, _split_list, app, progress_enabled
+from ..core.errors import ConfigError, DataError
+from .app import EXIT_FAILURE, _check_names, _console, _split_list, app, progress_enabled
 
 
 @app.command()
@@ -49,10 +50,10 @@ def evaluate(
 
     Exit 1 if any case failed or lacks its prediction or reference (all are attempted).
     """
+    metric_names = _split_list(metrics)
+    _check_names("--metrics", metric_names, "metrics")  # a misspelt name: usage error, before any work
     for what, p in (("prediction", pred_dir), ("reference", ref_dir)):
         if not p.exists():
-            from ..core.errors import DataError
-
             kind = "file" if p.suffix else "folder"
             raise DataError(f"{what} {kind} '{p}' does not exist",
                             hint="give a folder of label maps, or one .nii/.nii.gz file")
@@ -60,7 +61,7 @@ def evaluate(
 
     with _EvaluateProgress(progress_enabled()) as step:
         report = evaluate_folders(
-            pred_dir, ref_dir, output_dir, metrics=_split_list(metrics), label_names=_split_list(label_names),
+            pred_dir, ref_dir, output_dir, metrics=metric_names, label_names=_split_list(label_names),
             bootstrap=bootstrap, ref_name=ref_name, label_map=_parse_label_map(label_map),
             progress=step, allow_absent_classes=allow_absent_classes,
         )
@@ -104,8 +105,6 @@ def _parse_label_map(text: Optional[str]) -> Optional[dict[int, int]]:
             old, new = part.split(":")
             out[int(old)] = int(new)
         except ValueError:
-            from ..core.errors import ConfigError
-
             raise ConfigError(
                 f"--label-map: cannot read {part.strip()!r}; expected 'old:new' integer pairs "
                 "separated by commas, e.g. '1:1,2:1,4:1'"

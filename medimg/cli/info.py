@@ -8,6 +8,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from ..core.errors import DicomSeriesError, ImageReadError
 from .app import GantryTilt, UnevenSpacing, _console, _fmt_floats, app
 
 
@@ -117,8 +118,6 @@ def info(
 ) -> None:
     """Show an image's shape, spacing, orientation, dtype and intensity range."""
     if not path.exists():
-        from ..core.errors import ImageReadError
-
         raise ImageReadError(f"'{path}' does not exist", hint="check the path")
     dicom_only = [o for o, used in (("--series", series is not None), ("--gantry-tilt", gantry_tilt != "error"),
                                      ("--uneven-spacing", uneven_spacing != "error")) if used]
@@ -128,8 +127,6 @@ def info(
         if is_nifti_path(path):
             raise typer.BadParameter(f"applies to DICOM input only; '{path}' is a NIfTI file",
                                      param_hint=dicom_only[0])
-    from ..core.errors import DicomSeriesError
-
     try:
         summary = image_summary(path, series, gantry_tilt=gantry_tilt, uneven_spacing=uneven_spacing)
     except DicomSeriesError as exc:

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..core.errors import CheckpointError, DataError
 from .app import EXIT_FAILURE, _console, app, progress_enabled
 
 
@@ -60,23 +61,19 @@ def predict(
 ) -> None:
     """Predict label maps for every case; exit 1 if any case failed (all are attempted)."""
     if not checkpoint.is_file():
-        from ..core.errors import CheckpointError
-
         raise CheckpointError(
             f"checkpoint '{checkpoint}' not found" if not checkpoint.exists() else f"'{checkpoint}' is not a file",
             hint="give the .pt file written by `medimg train` (best.pt in the run folder)",
         )
     if not input_path.exists():
-        from ..core.errors import DataError
-
         raise DataError(f"input '{input_path}' does not exist", hint="give a NIfTI file or a folder of cases")
     _check_device_available(device)
     from ..inference import Predictor, predict_folder
 
     predictor = Predictor.from_checkpoint(checkpoint, device, overlap=overlap, sw_batch_size=sw_batch_size)
     if tta is not None:
-        predictor.tta_flips = list(range(len(predictor.roi_size))) if tta else []
-    report = predict_folder(predictor, input_path, output_dir, device=device, progress=progress_enabled())
+        predictor = predictor.with_options(tta_flips=list(range(len(predictor.roi_size))) if tta else [])
+    report = predict_folder(predictor, input_path, output_dir, progress=progress_enabled())
 
     from rich.table import Table
 

@@ -1,6 +1,6 @@
 """Affine algebra: spacing, direction, axis codes, reorientation, LPS <-> RAS.
 
-Conventions (decided once, see ARCHITECTURE.md §3): an affine is a 4x4 float64 matrix that
+Conventions (decided once, see docs/architecture.md §3): an affine is a 4x4 float64 matrix that
 maps voxel indices ``(i, j, k, 1)`` to RAS+ world coordinates in millimetres, as in NIfTI
 and nibabel. DICOM's patient coordinate system is LPS+; :func:`lps_to_ras` converts at the
 door (in ``medimg.io``) and nowhere else. A 2D image uses the first two columns.

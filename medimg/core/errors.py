@@ -162,6 +162,42 @@ class MissingDependencyError(MedimgError, ImportError):
     """An optional dependency is missing; the hint gives the pip install line."""
 
 
+# Exceptions whose class name carries their meaning (an EOFError's message may be empty or
+# say only "read 0 bytes"; a KeyError's is just the key): that meaning in words.
+_MEANING: tuple[tuple[type[BaseException], str], ...] = (
+    (EOFError, "the data ends early (truncated)"),
+    (KeyError, "missing entry"),
+    (MemoryError, "out of memory"),
+    (RecursionError, "nested too deeply"),
+    (UnicodeError, "text that is not valid in its encoding"),
+    (ZeroDivisionError, "division by zero"),
+    (NotImplementedError, "not supported"),
+    (FileNotFoundError, "file not found"),
+    (PermissionError, "permission denied"),
+    (TimeoutError, "timed out"),
+)
+
+
+def exception_reason(exc: BaseException) -> str:
+    """Why ``exc`` happened, on one line, for a person: its own message without the Python
+    class name (``"unpack requires a buffer of 4 bytes"``, not ``"error: unpack ..."``).
+
+    Where the class carries the meaning (``EOFError``, ``KeyError``) or the message is empty,
+    that meaning is said in words: ``"the data ends early (truncated): ..."``,
+    ``"missing entry 'PixelData'"``. A :class:`MedimgError` gives its message (no hint).
+    """
+    text = exc.message if isinstance(exc, MedimgError) else str(exc)
+    text = " ".join(text.split())  # one line
+    meaning = next((words for cls, words in _MEANING if isinstance(exc, cls)), None)
+    if meaning is None:
+        return text or "failed without saying why"
+    if not text:
+        return meaning
+    if isinstance(exc, (EOFError, KeyError)) or meaning.split()[0] not in text.lower():
+        return f"{meaning} {text}" if isinstance(exc, KeyError) else f"{meaning}: {text}"
+    return text
+
+
 def require(module: str, extra: str, purpose: str):
     """Import an optional dependency or raise :class:`MissingDependencyError`.
 

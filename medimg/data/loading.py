@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -12,6 +11,7 @@ from ..core.affine import GRID_ATOL_MM
 from ..core.errors import DataError, GeometryError
 from ..core.image import Image
 from ..core.sample import Sample
+from ..core.spec import DataSection
 from .records import CaseRecord
 
 __all__ = ["load_sample", "check_same_grid", "GRID_ATOL_MM"]
@@ -42,12 +42,12 @@ def _read(path: Path, kind: str) -> Image:
     return read_image(path, kind=kind)
 
 
-def load_sample(record: CaseRecord, data: Any) -> Sample:
+def load_sample(record: CaseRecord, data: DataSection) -> Sample:
     """Load a case: channels stacked into ``images["image"]``, label into ``images["label"]``.
 
     Args:
         record: the case's files.
-        data: the data section (``label_names``, ``label_map``).
+        data: the experiment's data section (``label_names``, ``label_map``).
 
     Returns:
         A :class:`Sample` with ``"image"`` (kind intensity, float32, ``(C, I, J, K)``, one
@@ -87,7 +87,7 @@ def load_sample(record: CaseRecord, data: Any) -> Sample:
     return Sample(out, case_id=record.case_id, meta=meta)
 
 
-def _label_image(record: CaseRecord, lab: Image, data_cfg: Any, ref_affine: np.ndarray) -> Image:
+def _label_image(record: CaseRecord, lab: Image, data_cfg: DataSection, ref_affine: np.ndarray) -> Image:
     x = lab.data
     if x.shape[0] != 1:
         raise DataError(

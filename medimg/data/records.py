@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import DataError
+from ..core.spec import DataSection
 from ..io.layout import list_folder
 
 __all__ = ["CaseRecord", "load_cases", "SPLITS"]
@@ -46,11 +47,10 @@ def _split_lookup(splits: Mapping[str, str]) -> dict[str, str]:
     return {str(v): str(k) for k, v in splits.items()}
 
 
-def load_cases(data: Any, base_dir: Path | None = None) -> dict[str, list[CaseRecord]]:
+def load_cases(data: DataSection, base_dir: Path | None = None) -> dict[str, list[CaseRecord]]:
     """Find every case of a data section, grouped by split.
 
-    Two sources (``data`` is a :class:`~medimg.config.schema.DataSection` or any object
-    with the same fields):
+    Two sources (``data`` is the experiment's :class:`~medimg.core.spec.DataSection`):
 
     - ``data.manifest``: a CSV with columns ``case_id``, one per entry of ``data.images``,
       ``data.label`` (if set) and ``split``; values of ``split`` are those of
@@ -88,7 +88,7 @@ def load_cases(data: Any, base_dir: Path | None = None) -> dict[str, list[CaseRe
     return out
 
 
-def _from_manifest(path: Path, data: Any) -> dict[str, list[CaseRecord]]:
+def _from_manifest(path: Path, data: DataSection) -> dict[str, list[CaseRecord]]:
     if not path.is_file():
         raise DataError(f"manifest file not found: {path}", hint="check data.manifest (relative to the config's folder)")
     base = path.parent
@@ -147,7 +147,7 @@ def _from_manifest(path: Path, data: Any) -> dict[str, list[CaseRecord]]:
     return out
 
 
-def _from_folders(root: Path, data: Any) -> dict[str, list[CaseRecord]]:
+def _from_folders(root: Path, data: DataSection) -> dict[str, list[CaseRecord]]:
     if not root.is_dir():
         raise DataError(f"data folder not found: {root}", hint="check data.root (relative to the config's folder)")
     out: dict[str, list[CaseRecord]] = {s: [] for s in SPLITS}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,11 +24,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..core.builder import as_spec
 from ..core.errors import ConfigError
 from ..core.sample import Sample
+from ..core.spec import ComponentSpec, InferenceSpec
 from ..inference.checkpoint import save_checkpoint
 from ..inference.predictor import Predictor
 from ..inference.progress import progress_bar
+from ..metrics import METRICS
 from .callbacks import (
     CURVE_FILE,
     HISTORY_FILE,
@@ -40,6 +44,7 @@ from .callbacks import (
     TimeBudget,
 )
 from .distributed import DistInfo
+from .selection import LOSS, parse_select_by
 
 __all__ = ["Trainer", "TrainResult", "validation_metrics", "HISTORY_FILE", "CURVE_FILE"]
 
@@ -77,30 +82,74 @@ class TrainResult:
         return self.epochs_run
 
 
+def _nanmean(values: np.ndarray, axis: int | None = None) -> np.ndarray | float:
+    """Mean leaving NaN out (inf stays: a class missed entirely is the worst value)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices give NaN, quietly
+        return np.nanmean(values, axis=axis)
+
+
 def validation_metrics(
-    predictor: Predictor, samples: Sequence[Sample], label_names: Sequence[str]
+    predictor: Predictor,
+    samples: Sequence[Sample],
+    label_names: Sequence[str] | None = None,
+    metrics: Sequence[str] = ("dice", "jaccard"),
+    *,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> dict[str, float]:
     """Predict each sample whole and score it against its ``"label"`` on the native grid.
 
-    Returns:
-        ``dice`` (mean over cases of the mean foreground-class Dice), ``jaccard`` likewise,
-        and ``dice_<class name>`` per foreground class (mean over cases). A class absent
-        from both prediction and reference scores 1 (nothing to find, nothing found).
-    """
-    from ..metrics import dice_per_class, jaccard_per_class
+    Each metric comes from :data:`medimg.metrics.METRICS`, computed with the label's voxel
+    spacing (distances in mm, volumes in ml).
 
-    k = len(label_names)
-    dices, jacs = [], []
+    Args:
+        predictor: the predictor (the same code path as ``medimg predict``).
+        samples: whole cases with ``"image"`` and ``"label"`` on their own grid.
+        label_names: class names, background first (default: the predictor's).
+        metrics: registered metric names, and ``"loss"`` for ``loss_fn`` on the predicted
+            probabilities (their log as logits: a softmax loss sees the same probabilities).
+        loss_fn: the training loss, ``loss(logits (B,K,...), label (B,1,...))``.
+
+    Returns:
+        For each metric ``m``: ``m`` (mean over foreground classes of each class's mean
+        over cases) and ``m_<class name>`` per foreground class; ``loss`` (mean over
+        cases) when asked. NaN values (e.g. ``hd95`` where a class is absent from both
+        prediction and reference) are left out of the means; a class absent from both
+        scores Dice 1 (nothing to find, nothing found).
+
+    Raises:
+        ConfigError: ``"loss"`` asked for without ``loss_fn``.
+    """
+    names = [m.lower() for m in dict.fromkeys(metrics)]
+    want_loss = LOSS in names
+    names = [m for m in names if m != LOSS]
+    if want_loss and loss_fn is None:
+        raise ConfigError("the validation loss needs the training loss function (loss_fn)")
+    labels = list(label_names or predictor.label_names or [])
+    if not labels:
+        labels = [f"class_{i}" for i in range(predictor.num_classes or 2)]
+    k = len(labels)
+    per_case: dict[str, list[np.ndarray]] = {m: [] for m in names}
+    losses: list[float] = []
     for s in samples:
-        pred = predictor.predict(s, case_id=s.case_id)
-        ref = s["label"].data[0]
-        dices.append(dice_per_class(pred.data[0], ref, k)[1:])
-        jacs.append(jaccard_per_class(pred.data[0], ref, k)[1:])
-    d = np.mean(np.stack(dices), axis=0)
-    j = np.mean(np.stack(jacs), axis=0)
-    out = {"dice": float(np.mean(d)), "jaccard": float(np.mean(j))}
-    for name, v in zip(label_names[1:], d):
-        out[f"dice_{name}"] = float(v)
+        probs = predictor.predict_probabilities(s, case_id=s.case_id).data
+        pred = probs.argmax(0)
+        ref_image = s["label"]
+        ref = ref_image.data[0]
+        for m in names:
+            per_case[m].append(METRICS.get(m)(pred, ref, k, spacing=ref_image.spacing)[1:])
+        if want_loss:
+            logits = torch.log(probs.clamp_min(1e-8))[None]
+            with torch.no_grad():
+                losses.append(float(loss_fn(logits, ref[None, None].long())))  # type: ignore[misc]
+    out: dict[str, float] = {}
+    for m in names:
+        per_class = _nanmean(np.stack(per_case[m]), axis=0) if per_case[m] else np.full(k - 1, np.nan)
+        out[m] = float(_nanmean(per_class)) if len(per_class) else math.nan
+        for name, v in zip(labels[1:], per_class):
+            out[f"{m}_{name}"] = float(v)
+    if want_loss:
+        out[LOSS] = float(np.mean(losses)) if losses else math.nan
     return out
 
 
@@ -115,22 +164,32 @@ class Trainer:
             batches ``{"image": (B,C,*roi) float, "label": (B,1,*roi) long}``.
         iterations_per_epoch: batches per epoch (for the progress bar).
         val_samples: whole validation cases (raw grid, with ``"label"``); may be empty.
-        predictor_kwargs: settings of the validation :class:`Predictor` (preprocess
-            specs, roi_size, overlap, sw_batch_size, blend, tta_flips, label_names).
-        checkpoint_meta: plain data stored in every checkpoint (model name and params,
-            label names, preprocess, inference, data); see
-            :func:`medimg.inference.save_checkpoint`.
+        spec: what prediction needs (preprocessing, channel and class names, sliding
+            window): the validation :class:`Predictor`'s settings, stored in every
+            checkpoint.
+        model_spec: the network's registered name and the parameters that rebuild it
+            (``{"name": ..., **params}``, ``in_channels`` and ``out_channels`` included).
         run_dir: where checkpoints, ``history.csv`` and ``training_curve.png`` go.
         device: training device.
         scheduler: per-epoch LR scheduler or None.
         max_epochs, val_every, patience, max_minutes, grad_clip: stopping and stepping
             rules as in :class:`~medimg.config.schema.TrainerSection`.
-        select_by: validation metric that picks ``best.pt`` (higher is better):
-            ``dice``, ``jaccard`` or ``dice_<class name>``.
+        metrics: validation metrics (:data:`medimg.metrics.METRICS` names) computed each
+            validation; ``select_by``'s metric is added.
+        select_by: validation score that picks ``best.pt``: a metric, ``<metric>_<class
+            name>`` or ``loss`` (:mod:`medimg.engine.selection`); its direction comes
+            from the metrics registry (``hd95`` and ``loss``: lower is better).
         amp: mixed precision on CUDA (bf16 where supported, else fp16 with a GradScaler).
         dist: distributed info; only rank 0 validates and writes.
         progress: show a progress bar and per-epoch lines.
         log: where per-epoch lines go (default: rich console on stderr).
+        data_info: extra plain data for the checkpoint's ``data`` entry (e.g. the label
+            file name).
+        training_info: plain data for the checkpoint's ``training`` entry (experiment
+            name, seed...).
+
+    Raises:
+        ConfigError: ``select_by`` is not a validation score of these classes.
     """
 
     def __init__(
@@ -141,8 +200,8 @@ class Trainer:
         train_batches: Callable[[int], Iterable[Mapping[str, Any]]],
         iterations_per_epoch: int,
         val_samples: Sequence[Sample],
-        predictor_kwargs: Mapping[str, Any],
-        checkpoint_meta: Mapping[str, Any],
+        spec: InferenceSpec,
+        model_spec: ComponentSpec | Mapping[str, Any],
         run_dir: Path,
         device: torch.device,
         *,
@@ -152,11 +211,14 @@ class Trainer:
         patience: int | None = None,
         max_minutes: float | None = None,
         grad_clip: float | None = None,
+        metrics: Sequence[str] = ("dice",),
         select_by: str = "dice",
         amp: bool = False,
         dist: DistInfo | None = None,
         progress: bool = True,
         log: Callable[[str], None] | None = None,
+        data_info: Mapping[str, Any] | None = None,
+        training_info: Mapping[str, Any] | None = None,
     ) -> None:
         self.dist = dist or DistInfo()
         self.device = device
@@ -172,24 +234,24 @@ class Trainer:
         self.train_batches = train_batches
         self.iterations_per_epoch = int(iterations_per_epoch)
         self.val_samples = list(val_samples)
-        self.predictor_kwargs = dict(predictor_kwargs)
-        self.checkpoint_meta = dict(checkpoint_meta)
+        self.spec = spec
+        self.model_spec = as_spec(model_spec)
+        self.label_names = list(spec.label_names or [])
+        self.data_info = dict(data_info or {})
+        self.training_info = dict(training_info or {})
         self.run_dir = Path(run_dir)
         self.max_epochs = int(max_epochs)
         self.val_every = int(val_every)
         self.patience = patience
         self.max_minutes = max_minutes
         self.grad_clip = grad_clip
-        self.select_by = select_by
         self.progress = progress and self.dist.is_main
         self._log = log
-        label_names = list(self.checkpoint_meta["label_names"])
-        known = {"dice", "jaccard", *(f"dice_{n}" for n in label_names[1:])}
-        if select_by not in known:
-            raise ConfigError(
-                f"evaluation.select_by '{select_by}' is not a validation metric; known: {sorted(known)}",
-                hint="use dice (mean foreground Dice), jaccard, or dice_<class name>",
-            )
+        self.selection = parse_select_by(select_by, self.label_names)
+        self.select_by = self.selection.key  # as the validation metrics name it
+        self.select_mode = self.selection.mode
+        self.metrics = list(dict.fromkeys([*(m.lower() for m in metrics), self.selection.metric]))
+        self.amp = amp
         self.amp_dtype: torch.dtype | None = None
         if amp and device.type == "cuda":
             self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -215,16 +277,17 @@ class Trainer:
                 Console(stderr=True).print(text, markup=False, highlight=False)
 
     def _predictor(self) -> Predictor:
-        return Predictor(self.model, device=self.device, **self.predictor_kwargs)
+        return Predictor(self.model, self.spec, device=self.device, amp=self.amp)
 
     def _validate(self) -> dict[str, float]:
         """Score the current weights on the validation cases (rank 0)."""
         self.model.eval()
-        return validation_metrics(self._predictor(), self.val_samples, self.checkpoint_meta["label_names"])
+        return validation_metrics(
+            self._predictor(), self.val_samples, self.label_names, self.metrics, loss_fn=self.loss_fn
+        )
 
     def _save(self, name: str, epoch: int, metrics: Mapping[str, float], best: float | None) -> Path:
-        meta = dict(self.checkpoint_meta)
-        training = dict(meta.pop("training", {}))
+        training = dict(self.training_info)
         training.update(
             {
                 "epoch": epoch,
@@ -237,9 +300,12 @@ class Trainer:
         return save_checkpoint(
             self.run_dir / name,
             self.model,
+            model_name=self.model_spec.name,
+            model_params=self.model_spec.params,
+            spec=self.spec,
+            data=self.data_info,
             training=training,
             optimizer_state=self.optimizer.state_dict() if name == "last.pt" else None,
-            **meta,
         )
 
     def _train_step(self, batch: Mapping[str, Any]) -> float:
@@ -254,7 +320,8 @@ class Trainer:
             loss = self.loss_fn(self.net(x), y)
         if not torch.isfinite(loss):
             raise FloatingPointError(
-                f"training loss became {float(loss)}; lower the learning rate or enable grad_clip"
+                f"training loss became {float(loss)}; lower the learning rate (optimizer.lr) or "
+                "clip gradients (trainer.grad_clip, e.g. 1.0)"
             )
         if self.scaler is not None:
             self.scaler.scale(loss).backward()

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from ..core.errors import DataError
+from ..core.errors import DataError, exception_reason
 from ..io.cases import FoundCase
 from ..io.cases import find_cases as find_cases_on_disk
 from ..io.layout import NIFTI_SUFFIXES
@@ -84,30 +84,32 @@ def find_cases(
         + (" or DICOM series" if dicom_ok else ""),
         hint=f"the model takes {in_channels} channel(s)"
         + (f" named {keys}" if keys else "")
-        + "; pass a split folder such as data/test",
+        + "; give a split folder such as data/test",
     )
 
 
 def predict_folder(
     checkpoint: str | os.PathLike | Predictor,
-    input: str | os.PathLike,
+    source: str | os.PathLike,
     output_dir: str | os.PathLike,
-    device: str | torch.device = "auto",
+    device: str | torch.device | None = None,
     progress: bool = True,
     **overrides: Any,
 ) -> BatchReport:
-    """Predict every case under ``input`` and write label maps on each input's own grid.
+    """Predict every case under ``source`` and write label maps on each input's own grid.
 
     Args:
-        checkpoint: a medimg checkpoint path (or a ready :class:`Predictor`).
-        input: a NIfTI file, a folder of NIfTI files, or a folder of case folders
+        checkpoint: a medimg checkpoint path, or a ready :class:`Predictor` (never
+            changed: overrides apply to a copy made with :meth:`Predictor.with_options`).
+        source: a NIfTI file, a folder of NIfTI files, or a folder of case folders
             (see :func:`find_cases`).
         output_dir: created if needed; receives ``<case_id>.nii.gz``, ``labels.json``
             and ``predictions.csv``.
-        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``...
+        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``...; None: the
+            predictor's own device, or ``"auto"`` for a checkpoint path.
         progress: show a progress bar with ETA.
-        **overrides: inference settings replacing the checkpoint's (``roi_size``,
-            ``overlap``, ``sw_batch_size``, ``blend``, ``tta_flips``, ``amp``).
+        **overrides: settings replacing the checkpoint's or the predictor's
+            (``roi_size``, ``overlap``, ``sw_batch_size``, ``blend``, ``tta_flips``, ``amp``).
 
     Returns:
         A :class:`BatchReport`; failures do not raise, they are listed there and in
@@ -115,29 +117,24 @@ def predict_folder(
 
     Raises:
         CheckpointError: the checkpoint cannot be loaded.
-        DataError: ``input`` holds no case.
+        DataError: ``source`` holds no case.
+        TypeError: an unknown override.
     """
     from ..io import write_image
 
     if isinstance(checkpoint, Predictor):
-        predictor = checkpoint
-        for key, value in overrides.items():
-            if value is None:
-                continue
-            if key not in ("roi_size", "overlap", "sw_batch_size", "blend", "tta_flips", "amp"):
-                raise TypeError(f"unknown inference override '{key}'")
-            setattr(predictor, key, value)
+        predictor = checkpoint.with_options(device=device, **overrides)
     else:
-        predictor = Predictor.from_checkpoint(checkpoint, device, **overrides)
+        predictor = Predictor.from_checkpoint(checkpoint, device or "auto", **overrides)
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     in_ch = predictor.in_channels or 1
     keys = predictor.image_keys if in_ch > 1 else None
-    cases = find_cases(input, keys, in_ch)
-    names = predictor.label_names or [f"class_{i}" for i in range(_num_classes(predictor))]
+    cases = find_cases(source, keys, in_ch)
+    names = predictor.label_names or [f"class_{i}" for i in range(predictor.num_classes or 2)]
     # class names and the training label map travel with the predictions, so `evaluate`
     # scores references in the classes the model was trained on
-    write_prediction_labels(out, names, ((predictor.checkpoint or {}).get("data") or {}).get("label_map"))
+    write_prediction_labels(out, names, predictor.spec.label_map)
 
     report = BatchReport(output_dir=out)
     rows: list[dict[str, Any]] = []
@@ -151,7 +148,7 @@ def predict_folder(
                 label = predictor.predict(paths, case_id=case_id)
                 write_image(label, out / f"{case_id}.nii.gz")
             except Exception as exc:  # one bad case must not stop the batch
-                msg = f"{type(exc).__name__}: {exc}".replace("\n", " ")
+                msg = exception_reason(exc)
                 report.failed.append((case_id, msg))
                 rows.append({"case_id": case_id, "status": "failed", "error": msg, "seconds": ""})
             else:
@@ -165,9 +162,3 @@ def predict_folder(
         w.writeheader()
         w.writerows(rows)
     return report
-
-
-def _num_classes(predictor: Predictor) -> int:
-    if predictor.checkpoint is not None:
-        return int(predictor.checkpoint["out_channels"])
-    return 2

@@ -65,7 +65,8 @@ def parse_header(head: bytes, path: Path) -> Any:
             path,
             f"not a NIfTI-1 file: sizeof_hdr is 348 but the magic at byte 344 is "
             f"{head[344:348]!r}, expected b'n+1\\x00' (an Analyze 7.5 .hdr/.img pair?)",
-            hint="convert Analyze files with nibabel: nib.save(nib.load(p), 'out.nii.gz')",
+            hint="convert the Analyze .hdr/.img pair to one .nii.gz file first (e.g. by loading and "
+            "saving it with nibabel, or with 3D Slicer)",
         )
     else:
         raise read_err(
@@ -80,7 +81,8 @@ def parse_header(head: bytes, path: Path) -> Any:
             path,
             "this is the header of a two-file NIfTI pair (magic 'ni1'/'ni2'); its voxels are "
             "in a separate .img file",
-            hint="convert the pair to one file: nib.save(nib.load('x.hdr'), 'x.nii.gz')",
+            hint="convert the .hdr/.img pair to one .nii.gz file first (e.g. by loading and saving "
+            "it with nibabel, or with 3D Slicer)",
         )
     return hdr
 

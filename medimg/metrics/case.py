@@ -55,9 +55,12 @@ def _label_array(img: Image, role: str, where: str) -> np.ndarray:
         data = data.argmax(dim=0, keepdim=True)
     if data.shape[0] != 1:
         raise DataError(
-            f"{role} '{where}' has {data.shape[0]} channels; expected one channel of integer "
-            f"class labels (kind='label') or class probabilities (kind='probabilities', "
-            f"argmax taken). Found kind='{img.kind}', shape {tuple(data.shape)}"
+            f"{role} '{where}' has {data.shape[0]} channels (shape {tuple(data.shape)}); expected a "
+            "label map: one channel holding a class index per voxel",
+            hint="pass a label map (Image kind 'label'), or class probabilities as kind "
+            "'probabilities' so that their argmax is taken",
+            cli_hint="give label maps (one class index per voxel, as `medimg predict` writes them), "
+            "not one channel per class",
         )
     arr = data[0].detach().cpu().numpy()
     if np.issubdtype(arr.dtype, np.floating):
@@ -66,7 +69,7 @@ def _label_array(img: Image, role: str, where: str) -> np.ndarray:
             raise DataError(
                 f"{role} '{where}' holds non-integer values (e.g. {float(arr[arr != rounded][0]):g}); "
                 "expected a label map of class indices",
-                hint="pass the argmax of the probabilities, or check that this file is a label map",
+                hint="store class indices (the argmax of the probabilities), or check that this file is a label map",
             )
         arr = rounded.astype(np.int64)
     if arr.size and arr.min() < 0:

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..core.errors import exception_reason
 from ..core.image import Image
 from ..io.cases import FoundCase
 from ..io.cases import find_cases as find_cases_on_disk
@@ -201,7 +202,7 @@ def _score_cases(
                 )
                 out.used[cid] = (pred_path, ref_path)
         except Exception as exc:  # noqa: BLE001  one bad case must not stop a study's evaluation
-            out.failed[cid] = f"{type(exc).__name__}: {exc}"
+            out.failed[cid] = exception_reason(exc)
         if progress is not None:
             progress(i + 1, len(m.todo), cid)
     return out

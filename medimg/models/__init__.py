@@ -1,6 +1,6 @@
 """Network registry and factories.
 
-Networks come from MONAI (ARCHITECTURE §3: write only what the well-kept libraries do not
+Networks come from MONAI (docs/architecture.md §3: write only what the well-kept libraries do not
 already do well); medimg adds a registry with did-you-mean lookups, sensible defaults for
 3D segmentation, and a uniform ``create_model(name, **params)`` signature that a
 checkpoint can replay from plain data.

@@ -1,4 +1,4 @@
-"""Benchmarks run end to end with --quick and write the ARCHITECTURE §5 JSON schema.
+"""Benchmarks run end to end with --quick and write the docs/architecture.md §5 JSON schema.
 
 Only the schema and agreement are asserted; timings are never asserted in tests.
 """

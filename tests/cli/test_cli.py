@@ -219,6 +219,12 @@ def test_unexpected_error_is_one_line(monkeypatch, tmp_path: Path):
     assert res.output.splitlines()[0] == "error: boom"
     assert "run with --debug for the traceback" in res.output and "second line" not in res.output
 
+    def missing(path, series=None, **options):
+        raise KeyError("PixelData")  # str() of a KeyError is only the key: say what it means
+
+    monkeypatch.setattr(cli_app, "image_summary", missing)
+    assert run("info", path).output.splitlines()[0] == "error: missing entry 'PixelData'"
+
 
 # ---------------------------------------------------------------- train / predict
 def test_train_bad_config_exit_2(bad_config: Path):
@@ -284,7 +290,9 @@ def test_evaluate_folders(tmp_path: Path):
     res = run("evaluate", tmp_path / "nope", tmp_path / "ref")
     assert res.exit_code == 1 and f"error: prediction folder '{tmp_path / 'nope'}' does not exist" in res.output
     res = run("evaluate", tmp_path / "pred", tmp_path / "ref", "--metrics", "dcie")
-    assert res.exit_code == 1 and "unknown metric 'dcie'" in res.output and "Traceback" not in res.output
+    # a misspelt metric is a usage error (exit 2), reported before any case is read
+    assert res.exit_code == 2 and "unknown metric 'dcie'" in res.output and "Traceback" not in res.output
+    assert "error: invalid value for --metrics: unknown metric 'dcie'; did you mean 'dice'?" in res.output
 
 
 def test_evaluate_case_folders_with_label_map(tmp_path: Path):

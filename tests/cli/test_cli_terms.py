@@ -69,6 +69,9 @@ def test_a_group_alone_shows_its_help_and_no_error(args):
 def test_usage_line_names_arguments_in_capitals():
     res = run("predict", "--bogus")
     assert res.output.splitlines()[0] == "usage: medimg predict [OPTIONS] {CHECKPOINT} {INPUT} {OUTPUT_DIR}"
+    res = run("config", "validate")  # several files: one name, repeated
+    assert res.output.splitlines()[:2] == ["usage: medimg config validate [OPTIONS] {CONFIG}...",
+                                           "error: missing argument 'CONFIG'"]
 
 
 def test_help_lists_the_exit_codes():
@@ -284,5 +287,5 @@ def test_check_names_is_a_usage_error_with_close_matches():
     from medimg.cli.app import _check_names
 
     _check_names("--metrics", ["dice", "HD95"], "metrics")
-    with pytest.raises(typer.BadParameter, match=r"unknown name 'dcie'; did you mean 'dice'\? see `medimg list metrics`"):
+    with pytest.raises(typer.BadParameter, match=r"unknown metric 'dcie'; did you mean 'dice'\? see `medimg list metrics`"):
         _check_names("--metrics", ["dice", "dcie"], "metrics")

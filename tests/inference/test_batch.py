@@ -50,7 +50,9 @@ def test_folder_with_a_corrupt_file(tmp_path):
     report = predict_folder(ckpt, src, out, device="cpu", progress=False)
     assert sorted(report.ok) == ["a", "b"]
     assert [c for c, _ in report.failed] == ["broken"]
-    assert "ImageReadError" in report.failed[0][1]
+    why = report.failed[0][1]  # says why, in words (no Python class name)
+    assert why.startswith("cannot read NIfTI") and "broken.nii.gz" in why and "corrupt gzip data" in why
+    assert "ImageReadError" not in why
     assert not report.all_ok
     for cid, im in inputs.items():
         lab = read_image(out / f"{cid}.nii.gz")
@@ -110,7 +112,7 @@ def test_find_cases_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no cases found in .*empty") as exc:
         find_cases(tmp_path / "empty", ["flair.nii.gz", "t1c.nii.gz"], 2)
-    assert "2 channel(s) named" in str(exc.value)
+    assert "2 channel(s) named" in str(exc.value) and exc.value.hint.endswith("; give a split folder such as data/test")
     (tmp_path / "x.txt").write_text("")
     with pytest.raises(DataError, match="is not a NIfTI file"):
         find_cases(tmp_path / "x.txt")
@@ -150,3 +152,20 @@ def test_dicom_inputs_for_a_single_channel_model(tmp_path, shared_data):
     lab = read_image(tmp_path / "out" / "s1.nii.gz")
     assert lab.spatial_shape == src.spatial_shape
     assert np.allclose(lab.affine, src.affine, atol=1e-4)
+
+
+def test_predict_folder_never_changes_the_predictor_it_is_given(tmp_path):
+    import inspect
+
+    from medimg.inference import Predictor
+
+    assert "input" not in inspect.signature(predict_folder).parameters
+    pred = Predictor.from_checkpoint(_checkpoint(tmp_path / "m.pt"), device="cpu")
+    spec, device = pred.spec, pred.device
+    f = tmp_path / "c.nii.gz"
+    write_image(_image((16, 16, 16), (1.0, 1.0, 1.0), 3), f)
+    report = predict_folder(pred, f, tmp_path / "out", progress=False, overlap=0.5, tta_flips=[0], sw_batch_size=1)
+    assert report.ok == ["c"]
+    assert pred.spec is spec and pred.overlap == 0.25 and pred.tta_flips == [] and pred.device == device
+    with pytest.raises(TypeError, match="unknown inference override"):
+        predict_folder(pred, f, tmp_path / "out", progress=False, overlapp=0.5)

@@ -98,11 +98,6 @@ def test_deid_lists_files_with_the_shared_walker(tmp_path: Path) -> None:
     assert report.n_ok == 2 and len(_files(tmp_path / "out")) == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DICOM discovery (find_series) still lists files inside hidden folders; it moves onto "
-    "medimg.io.layout.walk_files with the DICOM module split (issue 6 §5): then drop this mark",
-)
 def test_deid_and_dicom_discovery_see_the_same_files(tmp_path: Path) -> None:
     from medimg.io.dicom import find_series
 

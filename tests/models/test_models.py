@@ -42,7 +42,7 @@ def test_registry_covers_documented_models():
 
 def test_unet_defaults_are_the_documented_ones():
     # 16-32-64-128 residual UNet: 0.6 M parameters with one residual unit per block,
-    # 1.19 M with two (the variant PERFORMANCE.md times)
+    # 1.19 M with two (the variant docs/performance.md times)
     n1 = model_summary(create_model("unet", in_channels=1, out_channels=2))["parameters"]
     n2 = model_summary(create_model("unet", in_channels=1, out_channels=2, num_res_units=2))["parameters"]
     assert 0.55e6 < n1 < 0.65e6
@@ -63,5 +63,5 @@ def test_unknown_parameter_is_named_with_suggestion():
 
 
 def test_unet_strides_length_checked():
-    with pytest.raises(ConfigError, match="strides must have len"):
+    with pytest.raises(ConfigError, match=r"strides must have one value fewer than channels \(2\), got 1"):
         create_model("unet", channels=(8, 16, 32), strides=(2,))
