@@ -249,8 +249,13 @@ def test_weights_file_errors(tmp_path):
     garbage.write_bytes(b"not a torch file")
     with pytest.raises(CheckpointError) as exc:
         load_weights(model, garbage, model_name="cnn3d")
-    assert exc.value.message.startswith(f"model 'cnn3d': weights file '{garbage}' cannot be read as PyTorch tensors (")
+    assert exc.value.message == (
+        f"model 'cnn3d': weights file '{garbage}' cannot be read as PyTorch tensors (it was not written by torch.save)"
+    )
     assert "\n" not in exc.value.message and "torch.save(model.state_dict()" in exc.value.hint
+    torch.save({"fc.weight": torch.zeros(2, 128), "opt": torch.optim.SGD}, tmp_path / "pickled.pt")
+    with pytest.raises(CheckpointError, match=r"holds Python objects besides tensors, which medimg does not load"):
+        load_weights(model, tmp_path / "pickled.pt")
     other = _save(create_model("resnet18"), tmp_path / "resnet.pt")
     with pytest.raises(CheckpointError, match=r"only 0% of the model's weights match weights file .*another architecture"):
         load_weights(model, other)

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ...core.errors import CheckpointError
+from ...core.errors import CheckpointError, exception_reason
 
 __all__ = ["WeightsReport", "load_weights", "read_state_dict"]
 
@@ -103,6 +103,27 @@ def _find_state_dict(obj: Any, path: Path, model_name: str) -> dict[str, torch.T
     return out
 
 
+def _why_unreadable(exc: Exception, path: Path) -> str:
+    """Why ``torch.load(weights_only=True)`` failed on ``path``, in words (torch's own
+    messages speak of pickles, zip archives and the ``weights_only`` default)."""
+    import pickle
+
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError as err:
+        return exception_reason(err)
+    if not head or isinstance(exc, EOFError):
+        return "the file is empty or ends early (truncated)"
+    if not head.startswith((b"PK\x03\x04", b"\x80")):
+        return "it was not written by torch.save"
+    if isinstance(exc, pickle.UnpicklingError) or "weights_only" in str(exc):
+        return "it holds Python objects besides tensors, which medimg does not load (they could run code)"
+    if "zip archive" in str(exc):
+        return "the archive is damaged or truncated"
+    return exception_reason(exc)[:200]
+
+
 def read_state_dict(path: str | os.PathLike[str], *, model_name: str = "model") -> dict[str, torch.Tensor]:
     """The state dict in the local file ``path``, on the CPU.
 
@@ -120,7 +141,7 @@ def read_state_dict(path: str | os.PathLike[str], *, model_name: str = "model") 
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001  (truncated, not a torch file, pickled classes: one message)
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        reason = _why_unreadable(exc, p)
         raise CheckpointError(
             f"model '{model_name}': weights file '{p}' cannot be read as PyTorch tensors ({reason})",
             hint=_HINT,
