@@ -48,8 +48,10 @@ PUBLIC_API: dict[str, set[str]] = {
         "grouped_split", "load_cases", "load_sample", "make_synthetic_segmentation",
         "sample_to_dict", "seeded_generator",
     },
-    "medimg.models": {"MODELS", "create_model", "model_summary"},
-    "medimg.losses": {"LOSSES", "create_loss"},
+    "medimg.models": {
+        "MODELS", "create_model", "model_summary", "TASKS", "model_task", "WeightsReport", "load_weights",
+    },
+    "medimg.losses": {"LOSSES", "create_loss", "loss_task"},
     "medimg.metrics": {
         "CSV_COLUMNS", "ConfusionCounts", "DEFAULT_METRICS", "EvaluationReport", "METRICS",
         "SegmentationMetric", "assd_per_class", "bootstrap_ci", "case_id_from_path",

@@ -9,3 +9,10 @@ checkpoint can replay from plain data.
 from .registry import MODELS, create_model, model_summary
 
 __all__ = ["MODELS", "create_model", "model_summary"]
+
+# Classification networks (issue 7): importing the package registers them in MODELS.
+from . import classification  # noqa: F401  (registers the classification components)
+from .classification import WeightsReport, load_weights
+from .tasks import TASKS, model_task
+
+__all__ += ["TASKS", "WeightsReport", "load_weights", "model_task"]

@@ -6,19 +6,22 @@ import pytest
 import torch
 
 from medimg.core.errors import ConfigError, UnknownComponentError
-from medimg.models import MODELS, create_model, model_summary
+from medimg.models import MODELS, create_model, model_summary, model_task
 
 # smallest input each model accepts (divisible by its total down-sampling)
 SIZES = {"unet": 16, "basic_unet": 32, "segresnet": 16}
+# the classification networks have their own loop (test_classification_models.py)
+SEGMENTATION = [n for n in MODELS.list() if model_task(n) == "segmentation"]
 
 
 def test_public_api():
     import medimg.models as m
 
-    assert set(m.__all__) == {"MODELS", "create_model", "model_summary"}
+    assert set(m.__all__) == {"MODELS", "create_model", "model_summary", "TASKS", "model_task",
+                              "WeightsReport", "load_weights"}
 
 
-@pytest.mark.parametrize("name", MODELS.list())
+@pytest.mark.parametrize("name", SEGMENTATION)
 @pytest.mark.parametrize("spatial_dims", [2, 3])
 def test_every_model_forward(name, spatial_dims):
     size = SIZES.get(name, 32)
