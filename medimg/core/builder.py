@@ -368,8 +368,10 @@ def build_component(
             if isinstance(exc, MedimgError):
                 raise  # already says what is wrong, in medimg's terms
             raise ConfigError(f"{label} could not be built with {spec.params}: {text}") from exc
+        # a medimg error raised on purpose by the factory keeps its own advice
+        own_hint = getattr(exc, "hint", None) if isinstance(exc, MedimgError) else None
         raise ConfigError(
             f"cannot build {key} ({label}): {text}",
             problems=[("", key, text)],
-            hint=f"check the parameters of '{key}' in the config",
+            hint=own_hint or f"check the parameters of '{key}' in the config",
         ) from exc
