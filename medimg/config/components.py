@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.builder import KeyPath, Registry, check_spec, did_you_mean, unknown_name
 from ..core.errors import ConfigError
-from ..core.spec import ComponentSpec, ExperimentConfig
+from ..core.spec import TASKS, ComponentSpec, ExperimentConfig
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..transforms import Compose
@@ -122,6 +122,15 @@ def _specs_of_raw(data: Mapping[str, Any]) -> list[tuple[str, KeyPath, Component
     return out
 
 
+def _task_of(cfg: ExperimentConfig | Mapping[str, Any]) -> str:
+    """``experiment.task`` (raw data too; ``segmentation`` when not readable)."""
+    if isinstance(cfg, ExperimentConfig):
+        return cfg.experiment.task
+    experiment = cfg.get("experiment") if isinstance(cfg.get("experiment"), Mapping) else {}
+    task = experiment.get("task")
+    return task if task in TASKS else "segmentation"
+
+
 def _evaluation_of(cfg: ExperimentConfig | Mapping[str, Any]) -> tuple[Any, Any, list[str]]:
     """``evaluation.metrics``, ``evaluation.select_by`` and ``data.label_names`` (raw data too)."""
     if isinstance(cfg, ExperimentConfig):
@@ -134,24 +143,90 @@ def _evaluation_of(cfg: ExperimentConfig | Mapping[str, Any]) -> tuple[Any, Any,
     return evaluation.get("metrics", []), evaluation.get("select_by"), names
 
 
+def _check_classification_metrics(metric_names: Any) -> list[tuple[KeyPath, str]]:
+    """``evaluation.metrics`` of a classification config: classification metric names."""
+    from ..metrics.classification import CLASSIFICATION_METRICS
+
+    problems: list[tuple[KeyPath, str]] = []
+    for i, name in enumerate(metric_names if isinstance(metric_names, list) else []):
+        if isinstance(name, str) and name not in CLASSIFICATION_METRICS:
+            dym = did_you_mean(name, CLASSIFICATION_METRICS)
+            problems.append(
+                (
+                    ("evaluation", "metrics", i),
+                    f"unknown classification metric '{name}'; "
+                    + (dym or f"known: {', '.join(CLASSIFICATION_METRICS)}"),
+                )
+            )
+    return problems
+
+
 def _check_evaluation(cfg: ExperimentConfig | Mapping[str, Any]) -> list[tuple[KeyPath, str]]:
     """``evaluation.metrics`` are registered metrics; ``select_by`` is a validation score
     (:func:`medimg.engine.selection.select_by_problem`: what validates here, trains)."""
     from ..engine.selection import select_by_problem
 
     metric_names, select_by, label_names = _evaluation_of(cfg)
-    metrics, problems = _registry_or_problem("metrics", ("evaluation", "metrics"))
-    if metrics is None:
-        return problems
-    if isinstance(metric_names, list):
-        for i, name in enumerate(metric_names):
-            if isinstance(name, str) and name not in metrics:
-                problems.append((("evaluation", "metrics", i), unknown_name(metrics, name)))
+    task = _task_of(cfg)
+    if task == "classification":
+        problems = _check_classification_metrics(metric_names)
+        metrics = None
+    else:
+        metrics, problems = _registry_or_problem("metrics", ("evaluation", "metrics"))
+        if metrics is None:
+            return problems
+        if isinstance(metric_names, list):
+            for i, name in enumerate(metric_names):
+                if isinstance(name, str) and name not in metrics:
+                    problems.append((("evaluation", "metrics", i), unknown_name(metrics, name)))
     if isinstance(select_by, str):
-        msg = select_by_problem(select_by, label_names, metrics)
+        msg = select_by_problem(select_by, label_names, metrics, task=task)
         if msg:
             problems.append((("evaluation", "select_by"), msg))
     return problems
+
+
+def _component_task(kind: str, registry: Registry, name: str) -> str | None:
+    """The task a model or loss serves (its factory's ``task``, or the built-in lists)."""
+    try:
+        factory = registry.get(name)
+    except Exception:  # unknown name: reported by the signature check
+        return None
+    task = getattr(factory, "task", None)
+    if task is None:
+        if kind == "models":
+            from ..models.tasks import SEGMENTATION_MODELS as known
+        else:
+            from ..losses.tasks import SEGMENTATION_LOSSES as known
+        if str(name).lower() in known:
+            return "segmentation"
+    return task
+
+
+#: The fix named when a loss serves the other task, by experiment task.
+_LOSS_FIX = {
+    "classification": "use a classification loss (ce_cls, bce_cls, focal_cls)",
+    "segmentation": "use a segmentation loss (dice_ce, dice, ce, focal, dice_focal)",
+}
+_MODEL_FIX = {
+    "classification": "use a classification model (see `medimg list models`)",
+    "segmentation": "use a segmentation model (unet, basic_unet, segresnet)",
+}
+
+
+def _task_problem(kind: str, registry: Registry, spec: ComponentSpec, task: str) -> str | None:
+    """The mismatch between a model's or loss's task and ``experiment.task``, if any."""
+    if kind not in ("models", "losses"):
+        return None
+    found = _component_task(kind, registry, spec.name)
+    if found is None or found == task:
+        return None
+    what = "model" if kind == "models" else "loss"
+    fix = (_MODEL_FIX if kind == "models" else _LOSS_FIX)[task]
+    return (
+        f"{what} '{spec.name}' is a {found} {what} but experiment.task is {task}; "
+        f"{fix} or set experiment.task: {found}"
+    )
 
 
 def check_components(cfg: ExperimentConfig | Mapping[str, Any]) -> list[tuple[KeyPath, str]]:
@@ -165,6 +240,7 @@ def check_components(cfg: ExperimentConfig | Mapping[str, Any]) -> list[tuple[Ke
     then every well-formed component spec in it is checked.
     """
     problems: list[tuple[KeyPath, str]] = []
+    task = _task_of(cfg)
     specs = _specs_of(cfg) if isinstance(cfg, ExperimentConfig) else _specs_of_raw(cfg)
     registries: dict[str, Any] = {}
     for kind, path, spec, random_ok in specs:
@@ -173,6 +249,10 @@ def check_components(cfg: ExperimentConfig | Mapping[str, Any]) -> list[tuple[Ke
             problems.extend(errs)
         reg = registries[kind]
         if reg is None:
+            continue
+        mismatch = _task_problem(kind, reg, spec, task)
+        if mismatch:
+            problems.append(((*path, "name"), mismatch))
             continue
         for sub, msg in check_spec(
             reg,

@@ -53,6 +53,9 @@ __all__ = [
 TASKS = ("segmentation", "classification")
 Task = Literal["segmentation", "classification"]
 
+#: ``evaluation.metrics`` of a classification config that names none.
+CLASSIFICATION_DEFAULT_METRICS = ("auc", "accuracy", "balanced_accuracy", "sensitivity", "specificity")
+
 
 class Strict(BaseModel):
     """Base of all sections: unknown keys are errors."""
@@ -84,13 +87,21 @@ class ExperimentSection(Strict):
 class DataSection(Strict):
     """Where the cases are and how to read them.
 
-    Either ``manifest`` (a CSV with ``case_id``, one column per entry of ``images``, the
-    ``label`` column, and ``split``) or ``root`` (a folder layout
+    Segmentation: either ``manifest`` (a CSV with ``case_id``, one column per entry of
+    ``images``, the ``label`` column, and ``split``) or ``root`` (a folder layout
     ``root/<split>/<case_id>/<file>`` where ``images`` and ``label`` are file names).
+
+    Classification (``experiment.task: classification``): ``npz`` (MedMNIST-style arrays
+    ``train_images``, ``train_labels``, ``val_*``, ``test_*``), ``manifest`` (one row per
+    case: image path column(s) named by ``images``, the label column(s) ``label`` or
+    ``label_columns``, ``split``, optional ``case_id`` and ``patient_id``) or ``root`` (a
+    folder per class, ``root/<split>/<class name>/<file>``).
     """
 
     manifest: Path | None = None
     root: Path | None = None
+    #: Classification: a MedMNIST-style ``.npz`` file of image and label arrays per split.
+    npz: Path | None = None
     #: Input channels: manifest column names, or file names inside each case folder.
     images: list[str] = Field(min_length=1)
     #: Label map: a column name or a file name inside each case folder.
@@ -106,11 +117,23 @@ class DataSection(Strict):
     #: Keep deterministically preprocessed cases in memory between epochs.
     cache: bool = True
     num_workers: int = Field(0, ge=0)
+    #: Classification: class names in model-output order (default: from the data).
+    class_names: list[str] | None = Field(None, min_length=1)
+    #: Classification, manifest: one 0/1 column per class (a multi-label task).
+    label_columns: list[str] | None = Field(None, min_length=1)
+    #: Classification: draw training cases with probability inversely proportional to
+    #: their class's frequency (a class-balanced sampler).
+    balanced_sampling: bool = False
 
     @model_validator(mode="after")
     def _one_source(self) -> "DataSection":
-        if (self.manifest is None) == (self.root is None):
-            raise ValueError("give exactly one of 'manifest' (a CSV file) or 'root' (a folder of splits)")
+        given = [k for k in ("manifest", "root", "npz") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of 'manifest' (a CSV file) or 'root' (a folder of splits)"
+                + (" or 'npz' (classification arrays)" if self.npz is not None or not given else "")
+                + (f"; found {', '.join(given)}" if given else "")
+            )
         return self
 
 
@@ -191,6 +214,9 @@ class InferenceSpec(InferenceSection):
     in_channels: int | None = Field(None, ge=1)
     label_names: list[str] | None = Field(None, min_length=1)
     label_map: dict[int, int] | None = None
+    #: Classification, binary or multi-label: predict positive when ``p >= threshold``
+    #: (chosen on validation during training); None: 0.5 (binary), argmax (multi-class).
+    threshold: float | None = Field(None, ge=0.0, le=1.0)
 
     def with_updates(self, **updates: Any) -> "InferenceSpec":
         """A validated copy with ``updates`` applied (``None`` values are ignored).
@@ -224,6 +250,10 @@ class EvaluationSection(Strict):
     #: ``<metric>_<class name>`` (one class), or ``loss``. Its direction (higher or
     #: lower is better) comes from the metrics registry.
     select_by: str = "dice"
+    #: Classification, binary: the operating threshold is the validation threshold of
+    #: the highest sensitivity + specificity (Youden); with this set, the highest one
+    #: whose validation sensitivity is at least this value.
+    target_sensitivity: float | None = Field(None, gt=0.0, le=1.0)
 
 
 class ExperimentConfig(Strict):
@@ -242,6 +272,46 @@ class ExperimentConfig(Strict):
     trainer: TrainerSection = Field(default_factory=TrainerSection)
     inference: InferenceSection = Field(default_factory=InferenceSection)
     evaluation: EvaluationSection = Field(default_factory=EvaluationSection)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _task_defaults(cls, data: Any) -> Any:
+        """Classification defaults: ``ce_cls``, ``auc`` selection, images named ``image``."""
+        experiment = data.get("experiment") if isinstance(data, dict) else None
+        if not (isinstance(experiment, dict) and experiment.get("task") == "classification"):
+            return data
+        data = dict(data)
+        data.setdefault("loss", {"name": "ce_cls"})
+        evaluation = data.get("evaluation")
+        if evaluation is None or isinstance(evaluation, dict):
+            evaluation = dict(evaluation or {})
+            evaluation.setdefault("metrics", list(CLASSIFICATION_DEFAULT_METRICS))
+            evaluation.setdefault("select_by", "auc")
+            data["evaluation"] = evaluation
+        section = data.get("data")
+        if isinstance(section, dict) and "images" not in section:
+            data["data"] = {**section, "images": ["image"]}
+        return data
+
+    @model_validator(mode="after")
+    def _task_data(self) -> "ExperimentConfig":
+        """Keys of one task only are refused in the other, naming the key and the fix."""
+        if self.experiment.task != "classification":
+            keys = [k for k in ("npz", "class_names", "label_columns") if getattr(self.data, k) is not None]
+            if self.data.balanced_sampling:
+                keys.append("balanced_sampling")
+            if keys:
+                raise ValueError(
+                    f"data.{keys[0]} is for classification but experiment.task is segmentation; "
+                    f"set experiment.task: classification or remove data.{keys[0]}"
+                )
+        elif self.data.label_columns is not None and self.data.class_names is not None:
+            if len(self.data.label_columns) != len(self.data.class_names):
+                raise ValueError(
+                    f"data.label_columns has {len(self.data.label_columns)} columns but data.class_names "
+                    f"{len(self.data.class_names)} names; give one class name per label column"
+                )
+        return self
 
     def inference_spec(self, in_channels: int | None = None) -> InferenceSpec:
         """The :class:`InferenceSpec` of a model trained with this config.

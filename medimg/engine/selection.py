@@ -98,25 +98,52 @@ def _resolve(name: str, label_names: Sequence[str], metrics: Registry) -> Select
     )
 
 
-def select_by_problem(name: str, label_names: Sequence[str], metrics: Registry | None = None) -> str | None:
+def _resolve_classification(name: str) -> Selection | str:
+    """A classification ``select_by``: a metric of
+    :data:`medimg.metrics.classification.CLASSIFICATION_METRICS` (all higher-is-better) or
+    ``loss``; else the problem with it."""
+    from ..metrics.classification import CLASSIFICATION_METRICS
+
+    if name == LOSS:
+        return Selection(name, LOSS, None, False)
+    if name.lower() in CLASSIFICATION_METRICS:
+        return Selection(name, name.lower(), None, True)
+    dym = did_you_mean(name.lower(), [*CLASSIFICATION_METRICS, LOSS])
+    return f"unknown classification metric '{name}'; " + (
+        dym or f"known: {', '.join([*CLASSIFICATION_METRICS, LOSS])}"
+    )
+
+
+def _found(name: str, label_names: Sequence[str], metrics: Registry | None, task: str) -> Selection | str:
+    if task == "classification":
+        return _resolve_classification(name)
+    return _resolve(name, label_names, _metrics_registry(metrics))
+
+
+def select_by_problem(
+    name: str, label_names: Sequence[str], metrics: Registry | None = None, task: str = "segmentation"
+) -> str | None:
     """What is wrong with ``select_by`` ``name`` (config terms), or None when it is fine.
 
     Args:
         name: the ``evaluation.select_by`` value.
         label_names: ``data.label_names`` (background first).
         metrics: the metrics registry (default :data:`medimg.metrics.METRICS`).
+        task: ``experiment.task``; classification accepts the classification metrics.
     """
-    found = _resolve(name, label_names, _metrics_registry(metrics))
+    found = _found(name, label_names, metrics, task)
     return found if isinstance(found, str) else None
 
 
-def parse_select_by(name: str, label_names: Sequence[str], metrics: Registry | None = None) -> Selection:
+def parse_select_by(
+    name: str, label_names: Sequence[str], metrics: Registry | None = None, task: str = "segmentation"
+) -> Selection:
     """The :class:`Selection` ``select_by`` ``name`` means.
 
     Raises:
         ConfigError: ``name`` is not a validation score of this experiment.
     """
-    found = _resolve(name, label_names, _metrics_registry(metrics))
+    found = _found(name, label_names, metrics, task)
     if isinstance(found, str):
         raise ConfigError(
             f"evaluation.select_by '{name}' is not a validation metric: {found}",
