@@ -217,6 +217,8 @@ class InferenceSpec(InferenceSection):
     #: Classification, binary or multi-label: predict positive when ``p >= threshold``
     #: (chosen on validation during training); None: 0.5 (binary), argmax (multi-class).
     threshold: float | None = Field(None, ge=0.0, le=1.0)
+    #: Classification: one independent probability per label (sigmoid), not a softmax.
+    multilabel: bool = False
 
     def with_updates(self, **updates: Any) -> "InferenceSpec":
         """A validated copy with ``updates`` applied (``None`` values are ignored).

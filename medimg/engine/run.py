@@ -189,7 +189,8 @@ def train(
     *,
     progress: bool = True,
 ) -> TrainResult:
-    """Train a segmentation network as ``config`` describes.
+    """Train a segmentation network (or a classifier: ``experiment.task: classification``,
+    :func:`medimg.engine.classify.fit_classification`) as ``config`` describes.
 
     Steps: seed; pick the device (``trainer.device: auto`` -> CUDA when available);
     join torchrun's process group when ``WORLD_SIZE > 1``; create the run folder
@@ -223,6 +224,10 @@ def train(
     dist, device = setup(device)
     try:
         run_dir = prepare_run_dir(cfg, output_dir, config_path) if dist.is_main else run_dir_for(cfg, output_dir)
+        if cfg.experiment.task == "classification":
+            from .classify import fit_classification
+
+            return fit_classification(cfg, config_path, run_dir, device, dist, progress)
         data = _data(cfg, config_path, dist, device)
         trainer = _trainer(cfg, data, run_dir, device, dist, progress)
         if dist.is_main and progress:

@@ -247,7 +247,7 @@ class Trainer:
         self.grad_clip = grad_clip
         self.progress = progress and self.dist.is_main
         self._log = log
-        self.selection = parse_select_by(select_by, self.label_names)
+        self.selection = parse_select_by(select_by, self.label_names, task=spec.task)
         self.select_by = self.selection.key  # as the validation metrics name it
         self.select_mode = self.selection.mode
         self.metrics = list(dict.fromkeys([*(m.lower() for m in metrics), self.selection.metric]))

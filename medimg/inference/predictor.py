@@ -335,6 +335,46 @@ class Predictor:
         labels = labels.to(torch.uint8 if k <= 256 else torch.int16)
         return Image(labels, probs.affine.copy(), kind="label", meta=dict(probs.meta))
 
+    # -- classification -----------------------------------------------------------------
+    def classify_batch(self, x: torch.Tensor) -> torch.Tensor:
+        """Class probabilities ``(B, K)`` (CPU, float32) of preprocessed images ``(B, C, *spatial)``:
+        one whole-image forward pass each (no sliding window), flip TTA averaged; softmax,
+        or a sigmoid per label for a multi-label model."""
+        from .classify import class_probabilities
+
+        with torch.inference_mode():
+            probs = class_probabilities(
+                self._forward, x.to(self.device, torch.float32), self.tta_flips, self.spec.multilabel
+            )
+        return probs.float().cpu()
+
+    def predict_proba(self, inputs: InputLike | Sample, case_id: str | None = None) -> torch.Tensor:
+        """Class probabilities ``(K,)`` of one image (a classification checkpoint).
+
+        The recorded preprocessing is applied to the image (a path, an Image, a Sample or
+        a list of channels), then the whole image goes through the network.
+
+        Raises:
+            GeometryError: the image has a different number of spatial axes than the
+                images the model was trained on (e.g. a 2D image given to a 3D model).
+        """
+        if isinstance(inputs, Sample):
+            case_id = case_id or inputs.case_id
+            source = self.load_inputs(inputs["image"])
+        else:
+            source = self.load_inputs(inputs)
+        if source.spatial_ndim == 3 and len(self.roi_size) == 2 and source.spatial_shape[-1] == 1:
+            source = source.new(source.data[..., 0])  # a 2D slice stored as a 3D file
+        if len(self.roi_size) != source.spatial_ndim:
+            raise GeometryError(
+                f"case '{case_id or '?'}' is {source.spatial_ndim}D {source.spatial_shape} but the model was "
+                f"trained on {len(self.roi_size)}D images {tuple(self.roi_size)}",
+                hint=f"give {len(self.roi_size)}D images to this model",
+            )
+        sample = Sample(images={"image": source}, case_id=case_id or "")
+        x = _restrict(self.preprocess, ["image"])(sample)["image"].data
+        return self.classify_batch(x[None])[0]
+
     @property
     def num_classes(self) -> int | None:
         """Classes the model predicts (from the label names or the checkpoint; None: unknown)."""

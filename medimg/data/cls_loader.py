@@ -1,0 +1,130 @@
+"""Classification batches: whole images with their targets, augmented per item, optionally
+drawn class-balanced; and the checks a validation split must pass before training."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+from ..core.errors import DataError
+from ..core.image import Image
+from ..core.sample import Sample
+from .classification import ClassificationSplit
+from .datasets import seeded_generator
+
+__all__ = ["ClassificationDataset", "class_balanced_weights", "classification_loader", "check_two_classes"]
+
+
+class ClassificationDataset(Dataset):
+    """Items ``{"image": (C, *spatial) float32, "label": int64 () or float (K,), "case_id"}``.
+
+    Args:
+        split: preprocessed images and targets.
+        augment: random transforms (a :class:`~medimg.transforms.Compose`) applied to each
+            item with a generator seeded by (seed, epoch, index), or None.
+        seed: base seed.
+    """
+
+    def __init__(self, split: ClassificationSplit, augment: Any = None, seed: int = 0) -> None:
+        self.split = split
+        self.augment = augment if augment is not None and len(getattr(augment, "transforms", [1])) else None
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        x = self.split.images[index]
+        cid = self.split.case_ids[index]
+        if self.augment is not None:
+            sample = Sample(images={"image": Image(x)}, case_id=cid)
+            x = self.augment(sample, seeded_generator(self.seed, self.epoch, index, 2))["image"].data.float()
+        return {"image": x, "label": self.split.targets[index], "case_id": cid}
+
+
+def class_balanced_weights(targets: torch.Tensor) -> torch.Tensor:
+    """Per-case sampling weights ``1 / count(class)`` (multi-label: of the label combination),
+    so that each class is drawn equally often."""
+    keys = [tuple(t.tolist()) if t.ndim else int(t) for t in targets]
+    counts: dict[Any, int] = {}
+    for k in keys:
+        counts[k] = counts.get(k, 0) + 1
+    return torch.tensor([1.0 / counts[k] for k in keys], dtype=torch.float64)
+
+
+def classification_loader(
+    dataset: ClassificationDataset,
+    batch_size: int,
+    *,
+    balanced: bool = False,
+    num_workers: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
+    pin_memory: bool = False,
+    samples: int | None = None,
+) -> Any:
+    """Epoch -> DataLoader over ``dataset``: shuffled (or class-balanced with replacement),
+    reseeded each epoch; under DDP each rank draws its own ``len / world_size`` cases
+    (``samples`` per epoch and rank when given)."""
+    n = len(dataset)
+    per_rank = samples or max(1, n // max(world_size, 1))
+    weights = class_balanced_weights(dataset.split.targets) if balanced else None
+
+    def make(epoch: int):
+        dataset.set_epoch(epoch)
+        gen = seeded_generator(dataset.seed, epoch, rank, 7)
+        if weights is not None:
+            order = torch.multinomial(weights, per_rank, replacement=True, generator=gen)
+        else:
+            passes = -(-per_rank * max(world_size, 1) // n)  # whole shuffled passes, enough for every rank
+            perm = torch.cat([torch.randperm(n, generator=seeded_generator(dataset.seed, epoch, p, 7)) for p in range(passes)])
+            order = perm[rank::max(world_size, 1)][:per_rank]
+        return iter(
+            torch.utils.data.DataLoader(
+                dataset,
+                batch_size=batch_size,
+                sampler=order.tolist(),
+                num_workers=num_workers,
+                drop_last=len(order) > batch_size,  # a batch of one breaks batch norm
+                pin_memory=pin_memory,
+            )
+        )
+
+    return make
+
+
+def check_two_classes(split: ClassificationSplit, class_names: Sequence[str], source_name: str, source: str) -> None:
+    """Every class has a positive and a negative case in ``split`` (else the AUC is undefined).
+
+    Raises:
+        DataError: naming the split, the class and the source.
+    """
+    y = split.targets
+    if len(y) == 0:
+        raise DataError(f"{source}: the {split.name} split ('{source_name}') has no cases")
+    if y.ndim == 1:
+        present = sorted(set(int(v) for v in y))
+        if len(present) < 2:
+            only = class_names[present[0]] if present and present[0] < len(class_names) else present
+            raise DataError(
+                f"{source}: the {split.name} split ('{source_name}') holds only class '{only}' "
+                f"({len(y)} cases): AUC is undefined on it",
+                hint="put cases of every class into that split, or select by another metric "
+                "(evaluation.select_by: loss) and leave auc out of evaluation.metrics",
+            )
+        return
+    for j, name in enumerate(class_names):
+        col = y[:, j]
+        if bool((col > 0.5).all()) or bool((col <= 0.5).all()):
+            raise DataError(
+                f"{source}: in the {split.name} split ('{source_name}') label '{name}' is "
+                f"{'always' if bool((col > 0.5).all()) else 'never'} present: AUC is undefined on it",
+                hint="put positive and negative cases of every label into that split",
+            )
