@@ -315,27 +315,30 @@ def _assemble(found: dict[str, dict[str, list[Any]]], names: list[str], multilab
 # -- a folder per class -----------------------------------------------------------------
 def load_class_folders(data: DataSection, root: Path, preprocess: Preprocess | None = None) -> ClassificationData:
     """The splits of ``root/<split>/<class name>/<file>`` (class names: ``data.class_names``,
-    else the class folders of the training split, sorted).
+    else the class folders of the training split, sorted); a folder inside a class folder
+    is one case (a DICOM series).
 
     Raises:
         DataError: a class folder that is not a declared class, an unreadable image.
     """
     train_dir = root / data.splits["train"]
-    names = list(data.class_names) if data.class_names else sorted(
-        p.name for p in list_folder(train_dir) if p.is_dir()
-    ) if train_dir.is_dir() else []
+    if data.class_names:
+        names = list(data.class_names)
+    else:
+        names = [p.name for p in list_folder(train_dir)[1]] if train_dir.is_dir() else []
     found: dict[str, dict[str, list[Any]]] = {}
     for split, folder_name in data.splits.items():
         folder = root / folder_name
         if not folder.is_dir():
             continue
-        for class_dir in (p for p in list_folder(folder) if p.is_dir()):
+        for class_dir in list_folder(folder)[1]:
             if class_dir.name not in names:
                 raise DataError(
                     f"data.root: folder {class_dir} is not a declared class; classes: {', '.join(names)}",
                     hint="add it to data.class_names or move the folder",
                 )
-            for file in list_folder(class_dir):
+            files, series = list_folder(class_dir)  # a subfolder is a DICOM series
+            for file in [*files, *series]:
                 cid = f"{class_dir.name}/{file.name}"
                 image = _read_case_image([file], f"data.root {folder} case {cid}")
                 bucket = found.setdefault(split, {"ids": [], "x": [], "y": [], "patients": []})
