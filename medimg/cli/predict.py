@@ -92,7 +92,8 @@ def predict(
     out.print(table)
     if report.failed:
         _console(stderr=True).print(
-            f"error: {len(report.failed)} case(s) failed; see {Path(output_dir) / 'predictions.csv'}",
+            f"error: {len(report.failed)} case(s) failed; see "
+            f"{Path(output_dir) / ('failures.csv' if (Path(output_dir) / 'failures.csv').exists() else 'predictions.csv')}",
             style="bold red",
             markup=False,
         )

@@ -21,7 +21,7 @@ from .problems import short
 __all__ = ["PATH_KEYS", "validate", "resolve_paths", "check_paths"]
 
 #: Path-valued keys that are resolved against the config file's folder.
-PATH_KEYS: tuple[KeyPath, ...] = (("data", "manifest"), ("data", "root"))
+PATH_KEYS: tuple[KeyPath, ...] = (("data", "manifest"), ("data", "root"), ("data", "npz"))
 
 
 def _unwrap(annotation: Any) -> Any:
@@ -111,7 +111,7 @@ def validate(data: Any) -> tuple[ExperimentConfig | None, list[tuple[KeyPath, st
 def resolve_paths(
     cfg: ExperimentConfig, base_dir: Path, from_override: set[KeyPath]
 ) -> ExperimentConfig:
-    """Make ``data.manifest``/``data.root`` absolute (file folder, or cwd for --set)."""
+    """Make ``data.manifest``/``data.root``/``data.npz`` absolute (file folder, or cwd for --set)."""
     updates: dict[str, Path] = {}
     for path in PATH_KEYS:
         value = getattr(cfg.data, path[1])
@@ -129,13 +129,15 @@ def resolve_paths(
 
 
 def check_paths(cfg: ExperimentConfig) -> list[tuple[KeyPath, str]]:
-    """``data.manifest`` / ``data.root`` that do not exist or are of the wrong kind."""
+    """``data.manifest`` / ``data.root`` / ``data.npz`` that do not exist or are of the wrong kind."""
     out: list[tuple[KeyPath, str]] = []
     if cfg.data.manifest is not None:
         if not cfg.data.manifest.exists():
             out.append((("data", "manifest"), f"file not found: {cfg.data.manifest}"))
         elif not cfg.data.manifest.is_file():
             out.append((("data", "manifest"), f"not a file (a CSV manifest is expected): {cfg.data.manifest}"))
+    if cfg.data.npz is not None and not cfg.data.npz.is_file():
+        out.append((("data", "npz"), f"file not found: {cfg.data.npz}" if not cfg.data.npz.exists() else f"not a file (a .npz file is expected): {cfg.data.npz}"))
     if cfg.data.root is not None:
         if not cfg.data.root.exists():
             out.append((("data", "root"), f"folder not found: {cfg.data.root}"))

@@ -34,7 +34,7 @@ from ..core.sample import Sample
 from ..core.spec import DataSection
 from ..io.layout import list_folder
 
-__all__ = ["ClassificationSplit", "ClassificationData", "load_classification", "NPZ_SPLITS"]
+__all__ = ["ClassificationSplit", "ClassificationData", "load_classification", "npz_images", "NPZ_SPLITS"]
 
 #: Split name -> the prefix of its arrays in a MedMNIST-style npz.
 NPZ_SPLITS = {"train": "train", "validation": "val", "test": "test"}
@@ -101,7 +101,7 @@ def _preprocessed(images: Sequence[torch.Tensor], ids: Sequence[str], preprocess
 
 
 # -- npz -------------------------------------------------------------------------------
-def _npz_images(arr: np.ndarray, key: str, path: Path) -> torch.Tensor:
+def npz_images(arr: np.ndarray, key: str, path: Path) -> torch.Tensor:
     """``(N, C, *spatial)`` float32 from an npz image array (uint8 scaled to [0, 1])."""
     if arr.ndim == 3:
         x = arr[:, None]
@@ -135,7 +135,7 @@ def _check_indices(y: np.ndarray, k: int | None, where: str, ids: Sequence[str],
 
 def _npz_split(npz: Any, prefix: str, split: str, path: Path, k: int | None, names: Any) -> tuple[np.ndarray, torch.Tensor, bool]:
     """The images, raw labels and multi-label flag of one split of an npz."""
-    images = _npz_images(npz[f"{prefix}_images"], f"{prefix}_images", path)
+    images = npz_images(npz[f"{prefix}_images"], f"{prefix}_images", path)
     y = np.asarray(npz[f"{prefix}_labels"])
     if len(y) != len(images):
         raise DataError(

@@ -96,7 +96,9 @@ def predict_folder(
     progress: bool = True,
     **overrides: Any,
 ) -> BatchReport:
-    """Predict every case under ``source`` and write label maps on each input's own grid.
+    """Predict every case under ``source`` and write label maps on each input's own grid
+    (a classification checkpoint: one ``predictions.csv`` row of class probabilities per
+    case, see :func:`medimg.inference.classify.write_class_predictions`).
 
     Args:
         checkpoint: a medimg checkpoint path, or a ready :class:`Predictor` (never
@@ -128,6 +130,8 @@ def predict_folder(
         predictor = Predictor.from_checkpoint(checkpoint, device or "auto", **overrides)
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if predictor.spec.task == "classification":
+        return _classify_cases(predictor, source, out, progress)
     in_ch = predictor.in_channels or 1
     keys = predictor.image_keys if in_ch > 1 else None
     cases = find_cases(source, keys, in_ch)
@@ -161,4 +165,69 @@ def predict_folder(
         w = csv.DictWriter(fh, fieldnames=["case_id", "status", "error", "seconds"])
         w.writeheader()
         w.writerows(rows)
+    return report
+
+
+def _npz_cases(path: Path) -> tuple[list[str], Any]:
+    """Case ids and images ``(N, C, *spatial)`` of an npz's ``test_images`` (else of every
+    ``<split>_images`` array), ids as in training (``test_0``...)."""
+    import numpy as np
+
+    from ..data.classification import npz_images
+
+    npz = np.load(path, allow_pickle=False)
+    keys = ["test_images"] if "test_images" in npz.files else sorted(k for k in npz.files if k.endswith("_images"))
+    if not keys:
+        raise DataError(f"no '<split>_images' array in {path}; found: {', '.join(sorted(npz.files))}")
+    ids: list[str] = []
+    images = []
+    for key in keys:
+        x = npz_images(npz[key], key, path)
+        ids += [f"{key[: -len('_images')]}_{i}" for i in range(len(x))]
+        images.append(x)
+    return ids, torch.cat(images)
+
+
+def _classify_cases(predictor: Predictor, source: str | os.PathLike, out: Path, progress: bool) -> BatchReport:
+    """Class probabilities of every case under ``source`` (files, folders, DICOM series, or
+    an npz) into ``out/predictions.csv``; a failed case goes to ``out/failures.csv`` and
+    the others go on."""
+    import numpy as np
+
+    from .classify import write_class_predictions
+
+    report = BatchReport(output_dir=out)
+    names = predictor.label_names or [f"class_{i}" for i in range(predictor.num_classes or 2)]
+    ids: list[str] = []
+    rows: list[Any] = []
+    if str(source).endswith(".npz"):
+        npz_ids, images = _npz_cases(Path(source))
+        for i in range(0, len(images), 256):
+            rows += list(predictor.classify_batch(predictor.preprocess_batch(images[i : i + 256])).numpy())
+        ids = npz_ids
+        report.ok = list(ids)
+    else:
+        cases = find_cases(source, predictor.image_keys if (predictor.in_channels or 1) > 1 else None, predictor.in_channels or 1)
+        with progress_bar(progress) as bar:
+            task = bar.add_task("predict", total=len(cases))
+            for case_id, paths in cases:
+                t0 = time.perf_counter()
+                try:
+                    if isinstance(paths, Exception):
+                        raise paths
+                    rows.append(predictor.predict_proba(paths, case_id=case_id).numpy())
+                except Exception as exc:  # one bad case must not stop the batch
+                    report.failed.append((case_id, exception_reason(exc)))
+                else:
+                    ids.append(case_id)
+                    report.ok.append(case_id)
+                    report.seconds[case_id] = time.perf_counter() - t0
+                bar.update(task, advance=1, description=f"predict {case_id}")
+    probs = np.stack(rows) if rows else np.zeros((0, len(names)))
+    write_class_predictions(out / "predictions.csv", ids, probs, names, predictor.spec.threshold, predictor.spec.multilabel)
+    if report.failed:
+        with open(out / "failures.csv", "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["case_id", "error"])
+            w.writerows(report.failed)
     return report

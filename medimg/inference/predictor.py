@@ -348,6 +348,13 @@ class Predictor:
             )
         return probs.float().cpu()
 
+    def preprocess_batch(self, x: torch.Tensor) -> torch.Tensor:
+        """The recorded preprocessing applied to each image of ``(B, C, *spatial)`` (none: ``x``)."""
+        if not self.spec.preprocess:
+            return x
+        out = [_restrict(self.preprocess, ["image"])(Sample(images={"image": Image(xi)}))["image"].data for xi in x]
+        return torch.stack(out)
+
     def predict_proba(self, inputs: InputLike | Sample, case_id: str | None = None) -> torch.Tensor:
         """Class probabilities ``(K,)`` of one image (a classification checkpoint).
 

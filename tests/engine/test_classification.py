@@ -86,3 +86,27 @@ def test_select_by_a_classification_metric_and_target_sensitivity(tmp_path: Path
     assert ckpt["inference"]["threshold"] == pytest.approx(float(history[-1]["val_threshold"]))
     assert float(history[-1]["val_sensitivity"]) == 1.0  # at the stored threshold
     assert (tmp_path / "run" / "test" / "metrics.csv").exists()
+
+
+def test_predict_folder_writes_class_probabilities_and_goes_on_past_a_bad_case(tmp_path: Path):
+    from medimg.core import Image
+    from medimg.inference import predict_folder
+    from medimg.io import write_image
+
+    npz = make_npz(tmp_path / "toy.npz", n=(16, 8, 8))
+    result = train(config(npz, max_epochs=1), tmp_path / "run", progress=False)
+    report = predict_folder(result.best_checkpoint, npz, tmp_path / "npz_out", progress=False)
+    rows = list(csv.DictReader(open(tmp_path / "npz_out" / "predictions.csv")))
+    assert [r["case_id"] for r in rows][:2] == ["test_0", "test_1"] and len(rows) == 8
+    assert report.all_ok and rows[0]["predicted"] in ("normal", "lesion")
+    folder = tmp_path / "cases"
+    folder.mkdir()
+    write_image(Image(torch.from_numpy(np.load(npz)["test_images"][1])[None]), folder / "a.nii.gz")
+    write_image(Image(torch.zeros(1, 8, 8)), folder / "flat.nii.gz")  # 2D: the model is 3D
+    report = predict_folder(result.best_checkpoint, folder, tmp_path / "out", progress=False)
+    assert report.ok == ["a"] and [c for c, _ in report.failed] == ["flat"]
+    assert "trained on 3D images" in report.failed[0][1]
+    rows = list(csv.DictReader(open(tmp_path / "out" / "predictions.csv")))
+    assert [r["case_id"] for r in rows] == ["a"]
+    assert abs(float(rows[0]["prob_normal"]) + float(rows[0]["prob_lesion"]) - 1.0) < 1e-4
+    assert (tmp_path / "out" / "failures.csv").read_text().startswith("case_id,error\nflat,")
