@@ -297,6 +297,11 @@ class Predictor:
             ``Image(kind="probabilities")``, ``(K, *spatial)`` float32 on CPU, with the
             input's spatial shape and affine.
         """
+        if self.spec.task == "classification":
+            raise ConfigError(
+                "this is a classification model: it gives class probabilities, not a label map",
+                hint="use Predictor.predict_proba(image) (or `medimg predict`, which writes predictions.csv)",
+            )
         if isinstance(inputs, Sample):
             case_id = case_id or inputs.case_id
             source = self.load_inputs(inputs["image"])

@@ -110,3 +110,7 @@ def test_predict_folder_writes_class_probabilities_and_goes_on_past_a_bad_case(t
     assert [r["case_id"] for r in rows] == ["a"]
     assert abs(float(rows[0]["prob_normal"]) + float(rows[0]["prob_lesion"]) - 1.0) < 1e-4
     assert (tmp_path / "out" / "failures.csv").read_text().startswith("case_id,error\nflat,")
+    from medimg.core import ConfigError
+
+    with pytest.raises(ConfigError, match="classification model: it gives class probabilities"):
+        Predictor.from_checkpoint(result.best_checkpoint, "cpu").predict(folder / "a.nii.gz")
