@@ -132,7 +132,7 @@ class DataSection(Strict):
             raise ValueError(
                 "give exactly one of 'manifest' (a CSV file) or 'root' (a folder of splits)"
                 + (" or 'npz' (classification arrays)" if self.npz is not None or not given else "")
-                + (f"; found {', '.join(given)}" if given else "")
+                + (f" (found {' and '.join(given)})" if given else "")
             )
         return self
 

@@ -66,3 +66,60 @@ def test_classification_defaults_are_classification_components(write):
     assert cfg.loss.name == "ce_cls"
     assert cfg.evaluation.select_by == "auc"
     assert "auc" in cfg.evaluation.metrics and "accuracy" in cfg.evaluation.metrics
+
+
+def _schema_problems(path: Path) -> dict[str, str]:
+    with pytest.raises(ConfigError) as info:
+        load_config(path, check_paths=False, check_components=False)
+    return {key: msg for _, key, msg in info.value.problems}
+
+
+def test_classification_data_keys_in_a_segmentation_config(write):
+    path = write(
+        """
+        data: {npz: x.npz, images: [image]}
+        model: {name: unet}
+        """
+    )
+    assert list(_schema_problems(path).values()) == [
+        "data.npz is for classification but experiment.task is segmentation; "
+        "set experiment.task: classification or remove data.npz"
+    ]
+
+
+def test_two_data_sources_and_label_columns_without_matching_names(write):
+    path = write(
+        """
+        experiment: {task: classification}
+        data: {npz: x.npz, root: data}
+        model: {name: resnet18}
+        """
+    )
+    assert _schema_problems(path)["data"] == (
+        "give exactly one of 'manifest' (a CSV file) or 'root' (a folder of splits) or 'npz' "
+        "(classification arrays) (found root and npz)"
+    )
+    path = write(
+        """
+        experiment: {task: classification}
+        data: {manifest: m.csv, images: [path], label_columns: [a, b], class_names: [a]}
+        model: {name: resnet18}
+        """
+    )
+    assert list(_schema_problems(path).values()) == [
+        "data.label_columns has 2 columns but data.class_names 1 names; give one class name per label column"
+    ]
+
+
+def test_classification_metric_names_are_checked(write):
+    path = write(
+        """
+        experiment: {task: classification}
+        data: {npz: x.npz}
+        model: {name: resnet18}
+        evaluation: {metrics: [auc, acuracy], select_by: dice}
+        """
+    )
+    problems = _problems(path)
+    assert problems["evaluation.metrics[1]"] == "unknown classification metric 'acuracy'; did you mean 'accuracy' or 'auc'?"
+    assert problems["evaluation.select_by"].startswith("unknown classification metric 'dice'; ")
