@@ -279,7 +279,9 @@ def run_demo(
     """Generate data, train, predict, evaluate and score the baseline; see the module docstring.
 
     Args:
-        output_dir: created if needed; an existing demo there is overwritten.
+        output_dir: created if needed; an earlier demo there is replaced (its ``data``,
+            ``run``, ``predictions`` and ``eval`` folders are deleted first); a folder
+            that holds such folders not written by the demo is refused.
         minutes: training wall-clock budget (default: the config's ``max_minutes``, 2).
         cases: (train, validation, test) case counts.
         shape: voxels per synthetic case.
@@ -294,8 +296,7 @@ def run_demo(
     from .inference import predict_folder
     from .metrics import evaluate_folders
 
-    out = Path(output_dir).absolute()
-    out.mkdir(parents=True, exist_ok=True)
+    out = _prepare_output(Path(output_dir).absolute())
     seconds: dict[str, float] = {}
 
     t0 = time.perf_counter()
@@ -345,6 +346,36 @@ def run_demo(
         seconds=seconds,
         baseline=base,
     )
+
+
+#: marks a folder written by :func:`run_demo`, whose stages' folders it may replace
+DEMO_MARKER = ".medimg-demo"
+_STAGES = ("data", "run", "predictions", "eval")
+
+
+def _prepare_output(out: Path) -> Path:
+    """Create ``out``, or clear the stage folders of an earlier demo in it.
+
+    An earlier demo's cases, predictions and scores would otherwise mix with the new
+    ones (a changed case count leaves case ids in two splits). Only a folder that
+    :func:`run_demo` marked is cleared; elsewhere existing stage folders stop the demo.
+    """
+    import shutil
+
+    from .core.errors import MedimgError
+
+    marked = (out / DEMO_MARKER).is_file()
+    present = [n for n in _STAGES if (out / n).exists()]
+    if present and not marked:
+        raise MedimgError(
+            f"--output-dir {out} already holds {', '.join(present)}, not written by medimg demo",
+            hint="give an empty or new --output-dir",
+        )
+    for name in present:
+        shutil.rmtree(out / name)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / DEMO_MARKER).write_text("written by medimg demo; its data, run, predictions and eval are replaced on rerun\n")
+    return out
 
 
 def _test_dice(rows: list[dict[str, Any]], background: str, n_test: int) -> tuple[float, dict[str, float]]:

@@ -137,3 +137,25 @@ def test_demo_task_defeats_thresholds(tmp_path):
     base = threshold_baseline(_demo_data(tmp_path / "demo"))
     assert base.mean_dice < 0.65, base
     assert max(base.train_dice.values()) < 0.7, base  # not a test-split accident
+
+
+def test_rerun_replaces_an_earlier_demo_and_spares_other_folders(tmp_path):
+    """A rerun (e.g. after the case count changed) must not mix old cases with new ones;
+    folders the demo did not write are never deleted."""
+    from medimg.core.errors import MedimgError
+    from medimg.demo import DEMO_MARKER, _prepare_output
+
+    out = _prepare_output(tmp_path / "demo")
+    assert (out / DEMO_MARKER).is_file()
+    (out / "data" / "test" / "case_015").mkdir(parents=True)
+    (out / "predictions").mkdir()
+    (out / "keep.txt").write_text("mine")
+    _prepare_output(out)
+    assert not (out / "data").exists() and not (out / "predictions").exists()
+    assert (out / "keep.txt").read_text() == "mine"
+
+    other = tmp_path / "mine"
+    (other / "data").mkdir(parents=True)
+    with pytest.raises(MedimgError, match="already holds data, not written by medimg demo"):
+        _prepare_output(other)
+    assert (other / "data").is_dir()
