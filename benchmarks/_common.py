@@ -1,4 +1,4 @@
-"""Shared benchmark harness: timing, peak memory, machine info, tables, JSON (ARCHITECTURE §5).
+"""Shared benchmark harness: timing, peak memory, machine info, tables, JSON (docs/architecture.md §5).
 
 Every ``benchmarks/<name>.py`` runs medimg and its peers side by side in one process on the
 same input. Each round runs every tool once, in an order shuffled anew each round (seeded,
@@ -288,7 +288,7 @@ def print_table(title: str, results: Sequence[Result], ratios: dict[str, float])
 
 def write_json(path: Path, name: str, machine: dict[str, Any], results: Sequence[Result],
                ratios: dict[str, float], extra: dict[str, Any] | None = None) -> None:
-    """Write the ARCHITECTURE §5 JSON document."""
+    """Write the docs/architecture.md §5 JSON document."""
     doc = {
         "benchmark": name,
         "machine": machine,

@@ -16,7 +16,7 @@ every value matches medimg's within 1e-3 (absolute).
 Usage:
     python benchmarks/metrics_seg.py [--quick] [--json PATH] [--repeats N]
 
-Timing, memory, table and JSON come from ``benchmarks/_common.py`` (ARCHITECTURE.md §5):
+Timing, memory, table and JSON come from ``benchmarks/_common.py`` (docs/architecture.md §5):
 round-robin runs after a warm-up, medians, peak RSS added per tool. The JSON also holds
 every tool's values (``"values"``) so agreement can be checked by eye.
 """

@@ -193,7 +193,7 @@ def main(argv=None) -> dict[str, float]:
 
         notes.append("torchio importable but not wired in this benchmark")
     except ImportError:
-        notes.append("torchio not installed: skipped (not a medimg dependency; PERFORMANCE.md quotes 4.08-5.45 s)")
+        notes.append("torchio not installed: skipped (not a medimg dependency; docs/performance.md notes other tools at 4.08-5.45 s)")
         print("note: " + notes[-1], file=sys.stderr)
     tools.append(Tool("torch interpolate floor", floor_tool(ct, label, affine), check, peer=False,
                       note="hand-written flip + F.interpolate, no history"))

@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     report = evaluate_folders(a.pred_dir, a.ref_dir, a.output_dir, metrics=a.metrics, ref_name=a.ref_name)
     print(report.format())
-    return 1 if report.failed or report.missing_pred else 0
+    return 0 if report.all_ok else 1  # as `medimg evaluate`: a missing or failed case is a failure
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
 """The ``medimg`` command line: ``app`` (Typer) and ``main()`` (the console script).
 
+One module per command group registers its commands on :data:`app` when imported here.
 Importing this package imports neither torch nor any other heavy dependency; each
 command imports what it needs when it runs.
 """
 
-from .commands import app, main
+from . import config, convert, deid, demo, evaluate, info, listing, predict, train  # noqa: F401  (register commands)
+from .app import app, main
 
 __all__ = ["app", "main"]

@@ -1,6 +1,6 @@
 """Affine algebra: spacing, direction, axis codes, reorientation, LPS <-> RAS.
 
-Conventions (decided once, see ARCHITECTURE.md §3): an affine is a 4x4 float64 matrix that
+Conventions (decided once, see docs/architecture.md §3): an affine is a 4x4 float64 matrix that
 maps voxel indices ``(i, j, k, 1)`` to RAS+ world coordinates in millimetres, as in NIfTI
 and nibabel. DICOM's patient coordinate system is LPS+; :func:`lps_to_ras` converts at the
 door (in ``medimg.io``) and nowhere else. A 2D image uses the first two columns.
@@ -24,6 +24,7 @@ __all__ = [
     "reoriented_affine",
     "scaled_affine",
     "affines_close",
+    "GRID_ATOL_MM",
     "make_affine",
 ]
 
@@ -189,6 +190,13 @@ def scaled_affine(
     return np.asarray(affine, dtype=np.float64) @ m
 
 
-def affines_close(a: np.ndarray, b: np.ndarray, atol: float = 1e-4) -> bool:
+#: The one tolerance (mm, on every affine entry) under which two images count as one voxel
+#: grid: channels of a case, a label and its image, a prediction and its reference. 1e-3 mm
+#: is far below any voxel size and above the float32 rounding of NIfTI's sform (about
+#: 2e-5 mm at 200 mm from the origin), so files of one grid written by any tool agree.
+GRID_ATOL_MM = 1e-3
+
+
+def affines_close(a: np.ndarray, b: np.ndarray, atol: float = GRID_ATOL_MM) -> bool:
     """Whether two affines agree element-wise within ``atol`` (mm for the translation)."""
     return bool(np.allclose(np.asarray(a), np.asarray(b), atol=atol, rtol=0.0))

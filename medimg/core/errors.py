@@ -18,6 +18,12 @@ the nearest builtin, so ``except ValueError`` / ``except OSError`` keep working:
 
 Messages follow one pattern: what went wrong, where (file, case, key), what was expected,
 what was found, and how to fix it. The optional ``hint`` is appended as "hint: ...".
+
+A hint that names a Python call or parameter (``series_uid=KEY``, ``gantry_tilt='shear'``)
+means nothing to someone at the command line. Such errors also carry ``cli_hint``: the same
+advice in command-line terms (options such as ``--series KEY``, commands such as
+``medimg convert``), which the CLI prints instead of ``hint``. A front end that knows
+better (the option of its own command) rewords it with :meth:`MedimgError.reworded`.
 """
 
 from __future__ import annotations
@@ -43,13 +49,32 @@ class MedimgError(Exception):
 
     Args:
         message: one or more sentences: what, where, expected, found.
-        hint: optional advice on how to fix it, shown on its own line.
+        hint: optional advice on how to fix it, shown on its own line, in the terms of
+            the Python API.
+        cli_hint: the same advice in command-line terms (options, commands), where it
+            differs from ``hint``; the CLI shows it instead of ``hint``.
     """
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, hint: str | None = None, cli_hint: str | None = None) -> None:
         self.message = message
         self.hint = hint
+        self.cli_hint = cli_hint
         super().__init__(message if hint is None else f"{message}\n  hint: {hint}")
+
+    def hint_for(self, interface: str = "python") -> str | None:
+        """The hint in the terms of ``interface``: ``"python"`` or ``"cli"``.
+
+        ``"cli"`` gives ``cli_hint`` where there is one, else ``hint``.
+        """
+        if interface == "cli" and self.cli_hint:
+            return self.cli_hint
+        return self.hint
+
+    def reworded(self, cli_hint: str) -> "MedimgError":
+        """This error with ``cli_hint`` replaced (same class, message and data); for
+        front ends that word the fix in their own terms. Returns ``self``."""
+        self.cli_hint = cli_hint
+        return self
 
 
 class ConfigError(MedimgError, ValueError):
@@ -65,9 +90,10 @@ class ConfigError(MedimgError, ValueError):
         *,
         problems: list[tuple[str, str, str]] | None = None,
         hint: str | None = None,
+        cli_hint: str | None = None,
     ) -> None:
         self.problems = list(problems or [])
-        super().__init__(message, hint=hint)
+        super().__init__(message, hint=hint, cli_hint=cli_hint)
 
 
 class UnknownComponentError(MedimgError, LookupError):
@@ -104,11 +130,12 @@ class DicomSeriesError(DicomError):
         files: list[str] | None = None,
         choices: list[str] | None = None,
         hint: str | None = None,
+        cli_hint: str | None = None,
     ) -> None:
         self.series_uid = series_uid
         self.files = list(files or [])
         self.choices = list(choices or [])
-        super().__init__(message, hint=hint)
+        super().__init__(message, hint=hint, cli_hint=cli_hint)
 
 
 class ImageWriteError(MedimgError, OSError):
@@ -133,6 +160,42 @@ class CheckpointError(MedimgError, ValueError):
 
 class MissingDependencyError(MedimgError, ImportError):
     """An optional dependency is missing; the hint gives the pip install line."""
+
+
+# Exceptions whose class name carries their meaning (an EOFError's message may be empty or
+# say only "read 0 bytes"; a KeyError's is just the key): that meaning in words.
+_MEANING: tuple[tuple[type[BaseException], str], ...] = (
+    (EOFError, "the data ends early (truncated)"),
+    (KeyError, "missing entry"),
+    (MemoryError, "out of memory"),
+    (RecursionError, "nested too deeply"),
+    (UnicodeError, "text that is not valid in its encoding"),
+    (ZeroDivisionError, "division by zero"),
+    (NotImplementedError, "not supported"),
+    (FileNotFoundError, "file not found"),
+    (PermissionError, "permission denied"),
+    (TimeoutError, "timed out"),
+)
+
+
+def exception_reason(exc: BaseException) -> str:
+    """Why ``exc`` happened, on one line, for a person: its own message without the Python
+    class name (``"unpack requires a buffer of 4 bytes"``, not ``"error: unpack ..."``).
+
+    Where the class carries the meaning (``EOFError``, ``KeyError``) or the message is empty,
+    that meaning is said in words: ``"the data ends early (truncated): ..."``,
+    ``"missing entry 'PixelData'"``. A :class:`MedimgError` gives its message (no hint).
+    """
+    text = exc.message if isinstance(exc, MedimgError) else str(exc)
+    text = " ".join(text.split())  # one line
+    meaning = next((words for cls, words in _MEANING if isinstance(exc, cls)), None)
+    if meaning is None:
+        return text or "failed without saying why"
+    if not text:
+        return meaning
+    if isinstance(exc, (EOFError, KeyError)) or meaning.split()[0] not in text.lower():
+        return f"{meaning} {text}" if isinstance(exc, KeyError) else f"{meaning}: {text}"
+    return text
 
 
 def require(module: str, extra: str, purpose: str):

@@ -10,6 +10,8 @@ import numpy as np
 import torch
 
 from .affine import (
+    GRID_ATOL_MM,
+    affines_close,
     as_affine,
     axcodes_from_affine,
     direction_from_affine,
@@ -142,11 +144,10 @@ class Image:
     def clone(self) -> "Image":
         return Image(self.data.clone(), self.affine.copy(), self.kind, copy.deepcopy(self.meta))
 
-    def same_grid(self, other: "Image", atol: float = 1e-4) -> bool:
-        """Whether ``other`` has the same spatial shape and affine (within ``atol`` mm)."""
-        return self.spatial_shape == other.spatial_shape and bool(
-            np.allclose(self.affine, other.affine, atol=atol, rtol=0)
-        )
+    def same_grid(self, other: "Image", atol: float = GRID_ATOL_MM) -> bool:
+        """Whether ``other`` has the same spatial shape and affine (within ``atol`` mm,
+        by default the project's one grid tolerance :data:`~medimg.core.affine.GRID_ATOL_MM`)."""
+        return self.spatial_shape == other.spatial_shape and affines_close(self.affine, other.affine, atol)
 
     def __repr__(self) -> str:
         sp = ", ".join(f"{s:.3g}" for s in self.spacing)

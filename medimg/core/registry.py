@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar, overload
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Generic, TypeVar, overload
 
+from .builder import build_component, check_spec, singular
 from .errors import UnknownComponentError
+from .spec import ComponentSpec
 
 T = TypeVar("T")
 
@@ -26,6 +28,8 @@ class Registry(Generic[T]):
         >>> @MODELS.register("tiny")
         ... class Tiny: ...
         >>> MODELS.get("tiny") is Tiny
+        True
+        >>> isinstance(MODELS.build({"name": "tiny"}), Tiny)
         True
     """
 
@@ -82,9 +86,32 @@ class Registry(Generic[T]):
 
     def _singular(self) -> str:
         """``models`` -> ``model``, ``losses`` -> ``loss`` (for messages)."""
-        if self.kind.endswith("sses"):
-            return self.kind[:-2]
-        return self.kind[:-1] if self.kind.endswith("s") else self.kind
+        return singular(self.kind)
+
+    def build(
+        self,
+        spec: ComponentSpec | Mapping[str, Any],
+        *leading: Any,
+        key: str | None = None,
+        random_ok: bool = True,
+    ) -> T:
+        """Build ``spec`` (``{"name": ..., **params}``), its parameters checked against the
+        component's signature: :func:`medimg.core.builder.build_component`.
+
+        Args:
+            spec: the component spec.
+            *leading: positional arguments the factory takes before the spec's params.
+            key: the spec's place in a config (``"model"``, ``"preprocess[1]"``) for
+                messages, or None for a spec written in Python.
+            random_ok: False to refuse a random component (``random = True``).
+        """
+        return build_component(self, spec, *leading, key=key, random_ok=random_ok)
+
+    def check(
+        self, spec: ComponentSpec | Mapping[str, Any], leading: int = 0, **kwargs: Any
+    ) -> list[tuple[tuple[Any, ...], str]]:
+        """The problems of ``spec`` without building it: :func:`medimg.core.builder.check_spec`."""
+        return check_spec(self, spec, leading, **kwargs)
 
     def suggest(self, name: str) -> list[str]:
         """Close matches of ``name`` among the registered names."""

@@ -26,6 +26,7 @@ from torch.utils.data import Dataset
 
 from ..core.errors import DataError
 from ..core.sample import Sample
+from ..core.spec import DataSection
 from ..transforms.base import Compose, Transform
 from .loading import load_sample
 from .records import CaseRecord
@@ -55,7 +56,7 @@ class CaseDataset(Dataset):
     def __init__(
         self,
         records: Sequence[CaseRecord],
-        data_cfg: Any,
+        data_cfg: DataSection,
         preprocess: Compose | Transform | None = None,
         cache: bool = True,
     ) -> None:

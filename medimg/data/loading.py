@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
+from ..core.affine import GRID_ATOL_MM
 from ..core.errors import DataError, GeometryError
 from ..core.image import Image
 from ..core.sample import Sample
+from ..core.spec import DataSection
 from .records import CaseRecord
 
 __all__ = ["load_sample", "check_same_grid", "GRID_ATOL_MM"]
 
-#: Tolerance (mm) on affine entries for channels/labels to count as one grid.
-GRID_ATOL_MM = 1e-3
 
 
 def _fmt_affine(a: np.ndarray) -> str:
@@ -25,9 +24,7 @@ def _fmt_affine(a: np.ndarray) -> str:
 
 def check_same_grid(case_id: str, ref: Image, ref_path: Path, other: Image, other_path: Path) -> None:
     """Raise :class:`GeometryError` unless ``other`` is on ``ref``'s grid (shape, affine 1e-3 mm)."""
-    if ref.spatial_shape == other.spatial_shape and np.allclose(
-        ref.affine, other.affine, atol=GRID_ATOL_MM, rtol=0
-    ):
+    if ref.same_grid(other):
         return
     raise GeometryError(
         f"case '{case_id}': '{other_path}' is not on the grid of '{ref_path}': "
@@ -45,12 +42,12 @@ def _read(path: Path, kind: str) -> Image:
     return read_image(path, kind=kind)
 
 
-def load_sample(record: CaseRecord, data: Any) -> Sample:
+def load_sample(record: CaseRecord, data: DataSection) -> Sample:
     """Load a case: channels stacked into ``images["image"]``, label into ``images["label"]``.
 
     Args:
         record: the case's files.
-        data: the data section (``label_names``, ``label_map``).
+        data: the experiment's data section (``label_names``, ``label_map``).
 
     Returns:
         A :class:`Sample` with ``"image"`` (kind intensity, float32, ``(C, I, J, K)``, one
@@ -90,7 +87,7 @@ def load_sample(record: CaseRecord, data: Any) -> Sample:
     return Sample(out, case_id=record.case_id, meta=meta)
 
 
-def _label_image(record: CaseRecord, lab: Image, data_cfg: Any, ref_affine: np.ndarray) -> Image:
+def _label_image(record: CaseRecord, lab: Image, data_cfg: DataSection, ref_affine: np.ndarray) -> Image:
     x = lab.data
     if x.shape[0] != 1:
         raise DataError(

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import DataError
+from ..core.spec import DataSection
+from ..io.layout import list_folder
 
 __all__ = ["CaseRecord", "load_cases", "SPLITS"]
 
@@ -45,11 +47,10 @@ def _split_lookup(splits: Mapping[str, str]) -> dict[str, str]:
     return {str(v): str(k) for k, v in splits.items()}
 
 
-def load_cases(data: Any, base_dir: Path | None = None) -> dict[str, list[CaseRecord]]:
+def load_cases(data: DataSection, base_dir: Path | None = None) -> dict[str, list[CaseRecord]]:
     """Find every case of a data section, grouped by split.
 
-    Two sources (``data`` is a :class:`~medimg.config.schema.DataSection` or any object
-    with the same fields):
+    Two sources (``data`` is the experiment's :class:`~medimg.core.spec.DataSection`):
 
     - ``data.manifest``: a CSV with columns ``case_id``, one per entry of ``data.images``,
       ``data.label`` (if set) and ``split``; values of ``split`` are those of
@@ -87,7 +88,7 @@ def load_cases(data: Any, base_dir: Path | None = None) -> dict[str, list[CaseRe
     return out
 
 
-def _from_manifest(path: Path, data: Any) -> dict[str, list[CaseRecord]]:
+def _from_manifest(path: Path, data: DataSection) -> dict[str, list[CaseRecord]]:
     if not path.is_file():
         raise DataError(f"manifest file not found: {path}", hint="check data.manifest (relative to the config's folder)")
     base = path.parent
@@ -146,7 +147,7 @@ def _from_manifest(path: Path, data: Any) -> dict[str, list[CaseRecord]]:
     return out
 
 
-def _from_folders(root: Path, data: Any) -> dict[str, list[CaseRecord]]:
+def _from_folders(root: Path, data: DataSection) -> dict[str, list[CaseRecord]]:
     if not root.is_dir():
         raise DataError(f"data folder not found: {root}", hint="check data.root (relative to the config's folder)")
     out: dict[str, list[CaseRecord]] = {s: [] for s in SPLITS}
@@ -157,7 +158,7 @@ def _from_folders(root: Path, data: Any) -> dict[str, list[CaseRecord]]:
         if not folder.is_dir():
             continue
         found_any = True
-        cases = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+        cases = list_folder(folder)[1]
         if not cases:
             raise DataError(f"split folder {folder} holds no case folders",
                             hint=f"expected {folder}/<case_id>/{data.images[0]}")
@@ -171,7 +172,7 @@ def _from_folders(root: Path, data: Any) -> dict[str, list[CaseRecord]]:
             for name in data.images:
                 p = case / name
                 if not p.exists():
-                    present = sorted(x.name for x in case.iterdir())
+                    present = [x.name for x in list_folder(case)[0]]
                     raise DataError(f"case '{cid}' ({split}): image file not found: {p}; files present: {present}",
                                     hint="data.images lists the file names inside each case folder")
                 images.append(p)
@@ -181,12 +182,12 @@ def _from_folders(root: Path, data: Any) -> dict[str, list[CaseRecord]]:
                 if p.exists():
                     label = p
                 elif split != "test":
-                    present = sorted(x.name for x in case.iterdir())
+                    present = [x.name for x in list_folder(case)[0]]
                     raise DataError(f"case '{cid}' ({split}): label file not found: {p}; files present: {present}",
                                     hint="only test cases may be unlabelled")
             out[split].append(CaseRecord(cid, images, label, str(split), {}))
     if not found_any:
-        present = sorted(p.name for p in root.iterdir() if p.is_dir())
+        present = [p.name for p in list_folder(root)[1]]
         raise DataError(
             f"data folder {root} has none of the split folders {list(data.splits.values())}; folders present: {present}",
             hint="lay cases out as root/<split>/<case_id>/<files>, or rename splits with data.splits",

@@ -49,7 +49,8 @@ def grouped_split(
         else:
             raise DataError(
                 f"grouped_split: case '{r.case_id}' has no '{group_key}' in its meta (has: {sorted(r.meta)})",
-                hint="add the column to the manifest, or pass group_key=None to split by case",
+                hint=f"add a '{group_key}' column to the manifest (data.manifest), or pass "
+                "group_key=None to give every case its own group",
             )
         groups.setdefault(g, []).append(i)
     names = sorted(groups)

@@ -1,7 +1,17 @@
-"""Training: the :class:`Trainer`, ``train(config)``, optimizers/schedulers registries,
-checkpoints (format defined in :mod:`medimg.inference.checkpoint`), torchrun/DDP."""
+"""Training: the :class:`Trainer` (a loop plus callbacks), ``train(config)``,
+optimizers/schedulers registries, checkpoints (format defined in
+:mod:`medimg.inference.checkpoint`), torchrun/DDP."""
 
 from ..inference.checkpoint import build_model, load_checkpoint, save_checkpoint
+from .callbacks import (
+    BestModelCheckpoint,
+    Callback,
+    EarlyStopping,
+    FitState,
+    History,
+    StopAgreement,
+    TimeBudget,
+)
 from .distributed import DistInfo
 from .optim import OPTIMIZERS, SCHEDULERS
 from .run import model_params_for, seed_everything, train
@@ -20,4 +30,11 @@ __all__ = [
     "seed_everything",
     "model_params_for",
     "DistInfo",
+    "Callback",
+    "FitState",
+    "BestModelCheckpoint",
+    "EarlyStopping",
+    "TimeBudget",
+    "History",
+    "StopAgreement",
 ]

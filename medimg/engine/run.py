@@ -1,10 +1,11 @@
 """``train(config)``: build every component from an experiment config and fit.
 
-The registry-driven building lives here, in the engine, because this is where training
-components meet; the config layer's :func:`~medimg.config.build_component` (signature
-checks, config-located error messages) and :func:`~medimg.config.prepare_run_dir` are
-imported *inside* :func:`train`, never at module level, so the engine does not depend on
-the config layer at import time (layers: engine <- config <- cli).
+Every component is built by its registry's signature-checked builder
+(:meth:`medimg.core.Registry.build`), with errors located at the config key that names it;
+preprocessing is built by :func:`medimg.transforms.build_transforms`, the same function the
+:class:`~medimg.inference.Predictor` uses, from the same specs the checkpoint stores.
+The engine takes the typed :class:`~medimg.core.spec.ExperimentConfig`; reading YAML is
+the config layer's business (layers: engine <- config <- cli).
 """
 
 from __future__ import annotations
@@ -12,20 +13,25 @@ from __future__ import annotations
 import inspect
 import os
 import random
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
 from ..core.errors import ConfigError, DataError
+from ..core.sample import Sample
+from ..core.spec import ExperimentConfig
+from ..data import CaseDataset, CaseRecord, PatchDataset, collate, load_cases, load_sample
 from ..inference.predictor import resolve_device
-from .distributed import cleanup, setup
-from .optim import SCHEDULERS
+from ..losses import LOSSES
+from ..models import MODELS
+from ..transforms.build import build_transforms
+from .distributed import DistInfo, cleanup, setup
+from .optim import OPTIMIZERS, SCHEDULERS
+from .rundir import prepare_run_dir, run_dir_for
 from .trainer import Trainer, TrainResult
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ..config.schema import ExperimentConfig
 
 __all__ = ["train", "seed_everything", "model_params_for"]
 
@@ -41,7 +47,7 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
             torch.backends.cudnn.benchmark = False
 
 
-def model_params_for(cfg: "ExperimentConfig") -> dict[str, Any]:
+def model_params_for(cfg: ExperimentConfig) -> dict[str, Any]:
     """The model's kwargs with ``in_channels`` / ``out_channels`` / ``spatial_dims`` filled in.
 
     ``in_channels`` defaults to the number of ``data.images``, ``out_channels`` to the
@@ -71,18 +77,113 @@ def model_params_for(cfg: "ExperimentConfig") -> dict[str, Any]:
     return params
 
 
-def _batches(loader: Any, patches: Any):
-    """Epoch -> iterator of ``iterations`` batches (the patch stream is reseeded per epoch)."""
+@dataclass
+class _Data:
+    """The cases of a run: training patches and whole validation cases."""
 
-    def make(epoch: int):
-        patches.set_epoch(epoch)
-        return iter(loader)
+    train_records: list[CaseRecord]
+    val_records: list[CaseRecord]
+    loader: Any
+    patches: PatchDataset
+    iterations: int
+    val_samples: list[Sample]
 
-    return make
+    def batches(self):
+        """Epoch -> iterator of ``iterations`` batches (the patch stream is reseeded per epoch)."""
+
+        def make(epoch: int):
+            self.patches.set_epoch(epoch)
+            return iter(self.loader)
+
+        return make
+
+
+def _find_cases(cfg: ExperimentConfig, config_path: str | os.PathLike | None) -> dict[str, list[CaseRecord]]:
+    base_dir = Path(config_path).absolute().parent if config_path else Path.cwd()
+    splits = load_cases(cfg.data, base_dir)
+    if not splits.get("train"):
+        raise DataError(
+            f"no training cases found (data: {cfg.data.manifest or cfg.data.root}; "
+            f"splits: {cfg.data.splits})",
+            hint="check data.root / data.manifest and data.splits",
+        )
+    unlabelled = [r.case_id for r in splits.get("validation", []) if r.label_path is None]
+    if unlabelled:
+        raise DataError(f"validation case(s) without a label: {unlabelled[:5]}")
+    return splits
+
+
+def _data(cfg: ExperimentConfig, config_path: Any, dist: DistInfo, device: torch.device) -> _Data:
+    """Find the cases, preprocess (and cache) the training ones, set up the patch stream."""
+    tr = cfg.trainer
+    splits = _find_cases(cfg, config_path)
+    train_records, val_records = splits["train"], splits.get("validation", [])
+    preprocess = build_transforms(cfg.preprocess, "preprocess", deterministic=True)
+    augment = build_transforms(cfg.augment, "augment")
+    cases = CaseDataset(train_records, cfg.data, preprocess, cache=cfg.data.cache)
+    if cfg.data.cache:
+        cases.warm_cache()  # before workers fork: they share the pages
+    iterations = tr.iterations_per_epoch or max(1, len(train_records) // tr.batch_size)
+    patches = PatchDataset(
+        cases, augment, samples_per_epoch=iterations * tr.batch_size, seed=cfg.experiment.seed * 1000 + dist.rank
+    )
+    loader = torch.utils.data.DataLoader(
+        patches,
+        batch_size=tr.batch_size,
+        shuffle=False,  # PatchDataset already draws at random, seeded per (epoch, index)
+        num_workers=cfg.data.num_workers,
+        collate_fn=collate,
+        drop_last=False,
+        pin_memory=device.type == "cuda",
+        persistent_workers=False,
+    )
+    val_samples = [load_sample(r, cfg.data) for r in val_records] if dist.is_main else []
+    return _Data(train_records, val_records, loader, patches, iterations, val_samples)
+
+
+def _trainer(cfg: ExperimentConfig, data: _Data, run_dir: Path, device: torch.device, dist: DistInfo, progress: bool) -> Trainer:
+    """Build the model, loss, optimizer and scheduler from their specs; the Trainer."""
+    tr = cfg.trainer
+    params = model_params_for(cfg)
+    model = MODELS.build({"name": cfg.model.name, **params}, key="model").to(device)
+    loss_fn = LOSSES.build(cfg.loss, key="loss")
+    optimizer = OPTIMIZERS.build(cfg.optimizer, model.parameters(), key="optimizer")
+    scheduler = None
+    if cfg.scheduler is not None and cfg.scheduler.name != "none":
+        sched_params = dict(cfg.scheduler.params)
+        # a schedule's horizon defaults to the run's length
+        if "max_epochs" in inspect.signature(SCHEDULERS.get(cfg.scheduler.name)).parameters:
+            sched_params.setdefault("max_epochs", tr.max_epochs)
+        scheduler = SCHEDULERS.build({"name": cfg.scheduler.name, **sched_params}, optimizer, key="scheduler")
+    return Trainer(
+        model,
+        loss_fn,
+        optimizer,
+        data.batches(),
+        data.iterations,
+        data.val_samples,
+        cfg.inference_spec(in_channels=params["in_channels"]),
+        {"name": cfg.model.name, **params},
+        run_dir,
+        device,
+        scheduler=scheduler,
+        max_epochs=tr.max_epochs,
+        val_every=tr.val_every,
+        patience=tr.patience,
+        max_minutes=tr.max_minutes,
+        grad_clip=tr.grad_clip,
+        metrics=cfg.evaluation.metrics,
+        select_by=cfg.evaluation.select_by,
+        amp=tr.amp,
+        dist=dist,
+        progress=progress,
+        data_info={"label": cfg.data.label},
+        training_info={"experiment": cfg.experiment.name, "seed": cfg.experiment.seed, "max_epochs": tr.max_epochs},
+    )
 
 
 def train(
-    config: "ExperimentConfig",
+    config: ExperimentConfig,
     output_dir: str | os.PathLike | None = None,
     config_path: str | os.PathLike | None = None,
     *,
@@ -109,13 +210,9 @@ def train(
 
     Raises:
         DataError: no training cases, or a validation case without a label.
-        ConfigError: a component cannot be built from its spec.
+        ConfigError: a component cannot be built from its spec, or
+            ``evaluation.select_by`` is not a validation metric.
     """
-    from ..config.build import build_component, build_transforms
-    from ..config.run import prepare_run_dir
-    from ..data import CaseDataset, PatchDataset, collate, load_cases, load_sample
-    from ..inference.checkpoint import to_plain
-
     cfg = config
     tr = cfg.trainer
     seed_everything(cfg.experiment.seed, tr.deterministic)
@@ -125,115 +222,15 @@ def train(
     device = resolve_device(tr.device)
     dist, device = setup(device)
     try:
-        run_dir = (
-            prepare_run_dir(cfg, output_dir, config_path)
-            if dist.is_main
-            else Path(output_dir or cfg.experiment.output_dir.replace("{name}", cfg.experiment.name)).absolute()
-        )
-        base_dir = Path(config_path).absolute().parent if config_path else Path.cwd()
-        splits = load_cases(cfg.data, base_dir)
-        train_records = splits.get("train", [])
-        if not train_records:
-            raise DataError(
-                f"no training cases found (data: {cfg.data.manifest or cfg.data.root}; "
-                f"splits: {cfg.data.splits})",
-                hint="check data.root / data.manifest and data.splits",
-            )
-        val_records = splits.get("validation", [])
-        unlabelled = [r.case_id for r in val_records if r.label_path is None]
-        if unlabelled:
-            raise DataError(f"validation case(s) without a label: {unlabelled[:5]}")
-
-        preprocess = build_transforms(cfg.preprocess, "preprocess")
-        augment = build_transforms(cfg.augment, "augment")
-        cases = CaseDataset(train_records, cfg.data, preprocess, cache=cfg.data.cache)
-        if cfg.data.cache:
-            cases.warm_cache()  # before workers fork: they share the pages
-        iterations = tr.iterations_per_epoch or max(1, len(train_records) // tr.batch_size)
-        patches = PatchDataset(
-            cases, augment, samples_per_epoch=iterations * tr.batch_size, seed=cfg.experiment.seed * 1000 + dist.rank
-        )
-        loader = torch.utils.data.DataLoader(
-            patches,
-            batch_size=tr.batch_size,
-            shuffle=False,  # PatchDataset already draws at random, seeded per (epoch, index)
-            num_workers=cfg.data.num_workers,
-            collate_fn=collate,
-            drop_last=False,
-            pin_memory=device.type == "cuda",
-            persistent_workers=False,
-        )
-        val_samples = [load_sample(r, cfg.data) for r in val_records] if dist.is_main else []
-
-        params = model_params_for(cfg)
-        model = build_component("models", {"name": cfg.model.name, **params}, "model").to(device)
-        loss_fn = build_component("losses", cfg.loss, "loss")
-        optimizer = build_component("optimizers", cfg.optimizer, "optimizer", model.parameters())
-        scheduler = None
-        if cfg.scheduler is not None and cfg.scheduler.name != "none":
-            sched_spec = dict(cfg.scheduler.params)
-            # a schedule's horizon defaults to the run's length
-            if "max_epochs" in inspect.signature(SCHEDULERS.get(cfg.scheduler.name)).parameters:
-                sched_spec.setdefault("max_epochs", tr.max_epochs)
-            scheduler = build_component("schedulers", {"name": cfg.scheduler.name, **sched_spec}, "scheduler", optimizer)
-
-        preprocess_specs = [{"name": s.name, **s.params} for s in cfg.preprocess]
-        inference = to_plain(cfg.inference)
-        label_names = list(cfg.data.label_names)
-        predictor_kwargs = {
-            "preprocess": preprocess_specs,
-            "label_names": label_names,
-            "roi_size": inference["roi_size"],
-            "overlap": inference["overlap"],
-            "sw_batch_size": inference["sw_batch_size"],
-            "blend": inference["blend"],
-            "tta_flips": inference["tta_flips"],
-            "amp": tr.amp,
-            "in_channels": params["in_channels"],
-            "image_keys": list(cfg.data.images),
-        }
-        checkpoint_meta = {
-            "model_name": cfg.model.name,
-            "model_params": params,
-            "label_names": label_names,
-            "preprocess": preprocess_specs,
-            "inference": inference,
-            "data": {
-                "images": list(cfg.data.images),
-                "label": cfg.data.label,
-                "label_map": to_plain(cfg.data.label_map),
-                "label_names": label_names,
-            },
-            "training": {"experiment": cfg.experiment.name, "seed": cfg.experiment.seed, "max_epochs": tr.max_epochs},
-        }
-        trainer = Trainer(
-            model,
-            loss_fn,
-            optimizer,
-            _batches(loader, patches),
-            iterations,
-            val_samples,
-            predictor_kwargs,
-            checkpoint_meta,
-            run_dir,
-            device,
-            scheduler=scheduler,
-            max_epochs=tr.max_epochs,
-            val_every=tr.val_every,
-            patience=tr.patience,
-            max_minutes=tr.max_minutes,
-            grad_clip=tr.grad_clip,
-            select_by=cfg.evaluation.select_by,
-            amp=tr.amp,
-            dist=dist,
-            progress=progress,
-        )
+        run_dir = prepare_run_dir(cfg, output_dir, config_path) if dist.is_main else run_dir_for(cfg, output_dir)
+        data = _data(cfg, config_path, dist, device)
+        trainer = _trainer(cfg, data, run_dir, device, dist, progress)
         if dist.is_main and progress:
-            n = sum(p.numel() for p in model.parameters())
+            n = sum(p.numel() for p in trainer.model.parameters())
             trainer.log(
                 f"training {cfg.model.name} ({n / 1e6:.2f} M parameters) on {device}: "
-                f"{len(train_records)} train / {len(val_records)} validation cases, "
-                f"{iterations} x batch {tr.batch_size} per epoch, up to {tr.max_epochs} epochs"
+                f"{len(data.train_records)} train / {len(data.val_records)} validation cases, "
+                f"{data.iterations} x batch {tr.batch_size} per epoch, up to {tr.max_epochs} epochs"
                 + (f" or {tr.max_minutes} min" if tr.max_minutes else "")
                 + f" -> {run_dir}"
             )

@@ -12,29 +12,41 @@ label map: what is measured is what ships.
 
 from __future__ import annotations
 
-import csv
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import nn
 
+from ..core.builder import as_spec
 from ..core.errors import ConfigError
 from ..core.sample import Sample
+from ..core.spec import ComponentSpec, InferenceSpec
 from ..inference.checkpoint import save_checkpoint
 from ..inference.predictor import Predictor
 from ..inference.progress import progress_bar
+from ..metrics import METRICS
+from .callbacks import (
+    CURVE_FILE,
+    HISTORY_FILE,
+    BestModelCheckpoint,
+    Callback,
+    EarlyStopping,
+    FitState,
+    History,
+    StopAgreement,
+    TimeBudget,
+)
 from .distributed import DistInfo
+from .selection import LOSS, parse_select_by
 
 __all__ = ["Trainer", "TrainResult", "validation_metrics", "HISTORY_FILE", "CURVE_FILE"]
-
-HISTORY_FILE = "history.csv"
-CURVE_FILE = "training_curve.png"
 
 
 @dataclass
@@ -50,7 +62,8 @@ class TrainResult:
         best_epoch: the epoch (1-based) it was reached at.
         epochs_run: epochs completed.
         seconds: wall time of the training loop.
-        stopped_because: ``"max_epochs"``, ``"patience"`` or ``"max_minutes"``.
+        stopped_because: ``"max_epochs"``, ``"patience"`` or ``"max_minutes"`` (on the
+            other ranks of a distributed run, ``"rank 0"`` when rank 0 alone stopped).
         history: one dict per epoch (the rows of ``history.csv``).
     """
 
@@ -69,30 +82,74 @@ class TrainResult:
         return self.epochs_run
 
 
+def _nanmean(values: np.ndarray, axis: int | None = None) -> np.ndarray | float:
+    """Mean leaving NaN out (inf stays: a class missed entirely is the worst value)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices give NaN, quietly
+        return np.nanmean(values, axis=axis)
+
+
 def validation_metrics(
-    predictor: Predictor, samples: Sequence[Sample], label_names: Sequence[str]
+    predictor: Predictor,
+    samples: Sequence[Sample],
+    label_names: Sequence[str] | None = None,
+    metrics: Sequence[str] = ("dice", "jaccard"),
+    *,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> dict[str, float]:
     """Predict each sample whole and score it against its ``"label"`` on the native grid.
 
-    Returns:
-        ``dice`` (mean over cases of the mean foreground-class Dice), ``jaccard`` likewise,
-        and ``dice_<class name>`` per foreground class (mean over cases). A class absent
-        from both prediction and reference scores 1 (nothing to find, nothing found).
-    """
-    from ..metrics import dice_per_class, jaccard_per_class
+    Each metric comes from :data:`medimg.metrics.METRICS`, computed with the label's voxel
+    spacing (distances in mm, volumes in ml).
 
-    k = len(label_names)
-    dices, jacs = [], []
+    Args:
+        predictor: the predictor (the same code path as ``medimg predict``).
+        samples: whole cases with ``"image"`` and ``"label"`` on their own grid.
+        label_names: class names, background first (default: the predictor's).
+        metrics: registered metric names, and ``"loss"`` for ``loss_fn`` on the predicted
+            probabilities (their log as logits: a softmax loss sees the same probabilities).
+        loss_fn: the training loss, ``loss(logits (B,K,...), label (B,1,...))``.
+
+    Returns:
+        For each metric ``m``: ``m`` (mean over foreground classes of each class's mean
+        over cases) and ``m_<class name>`` per foreground class; ``loss`` (mean over
+        cases) when asked. NaN values (e.g. ``hd95`` where a class is absent from both
+        prediction and reference) are left out of the means; a class absent from both
+        scores Dice 1 (nothing to find, nothing found).
+
+    Raises:
+        ConfigError: ``"loss"`` asked for without ``loss_fn``.
+    """
+    names = [m.lower() for m in dict.fromkeys(metrics)]
+    want_loss = LOSS in names
+    names = [m for m in names if m != LOSS]
+    if want_loss and loss_fn is None:
+        raise ConfigError("the validation loss needs the training loss function (loss_fn)")
+    labels = list(label_names or predictor.label_names or [])
+    if not labels:
+        labels = [f"class_{i}" for i in range(predictor.num_classes or 2)]
+    k = len(labels)
+    per_case: dict[str, list[np.ndarray]] = {m: [] for m in names}
+    losses: list[float] = []
     for s in samples:
-        pred = predictor.predict(s, case_id=s.case_id)
-        ref = s["label"].data[0]
-        dices.append(dice_per_class(pred.data[0], ref, k)[1:])
-        jacs.append(jaccard_per_class(pred.data[0], ref, k)[1:])
-    d = np.mean(np.stack(dices), axis=0)
-    j = np.mean(np.stack(jacs), axis=0)
-    out = {"dice": float(np.mean(d)), "jaccard": float(np.mean(j))}
-    for name, v in zip(label_names[1:], d):
-        out[f"dice_{name}"] = float(v)
+        probs = predictor.predict_probabilities(s, case_id=s.case_id).data
+        pred = probs.argmax(0)
+        ref_image = s["label"]
+        ref = ref_image.data[0]
+        for m in names:
+            per_case[m].append(METRICS.get(m)(pred, ref, k, spacing=ref_image.spacing)[1:])
+        if want_loss:
+            logits = torch.log(probs.clamp_min(1e-8))[None]
+            with torch.no_grad():
+                losses.append(float(loss_fn(logits, ref[None, None].long())))  # type: ignore[misc]
+    out: dict[str, float] = {}
+    for m in names:
+        per_class = _nanmean(np.stack(per_case[m]), axis=0) if per_case[m] else np.full(k - 1, np.nan)
+        out[m] = float(_nanmean(per_class)) if len(per_class) else math.nan
+        for name, v in zip(labels[1:], per_class):
+            out[f"{m}_{name}"] = float(v)
+    if want_loss:
+        out[LOSS] = float(np.mean(losses)) if losses else math.nan
     return out
 
 
@@ -107,22 +164,32 @@ class Trainer:
             batches ``{"image": (B,C,*roi) float, "label": (B,1,*roi) long}``.
         iterations_per_epoch: batches per epoch (for the progress bar).
         val_samples: whole validation cases (raw grid, with ``"label"``); may be empty.
-        predictor_kwargs: settings of the validation :class:`Predictor` (preprocess
-            specs, roi_size, overlap, sw_batch_size, blend, tta_flips, label_names).
-        checkpoint_meta: plain data stored in every checkpoint (model name and params,
-            label names, preprocess, inference, data); see
-            :func:`medimg.inference.save_checkpoint`.
+        spec: what prediction needs (preprocessing, channel and class names, sliding
+            window): the validation :class:`Predictor`'s settings, stored in every
+            checkpoint.
+        model_spec: the network's registered name and the parameters that rebuild it
+            (``{"name": ..., **params}``, ``in_channels`` and ``out_channels`` included).
         run_dir: where checkpoints, ``history.csv`` and ``training_curve.png`` go.
         device: training device.
         scheduler: per-epoch LR scheduler or None.
         max_epochs, val_every, patience, max_minutes, grad_clip: stopping and stepping
             rules as in :class:`~medimg.config.schema.TrainerSection`.
-        select_by: validation metric that picks ``best.pt`` (higher is better):
-            ``dice``, ``jaccard`` or ``dice_<class name>``.
+        metrics: validation metrics (:data:`medimg.metrics.METRICS` names) computed each
+            validation; ``select_by``'s metric is added.
+        select_by: validation score that picks ``best.pt``: a metric, ``<metric>_<class
+            name>`` or ``loss`` (:mod:`medimg.engine.selection`); its direction comes
+            from the metrics registry (``hd95`` and ``loss``: lower is better).
         amp: mixed precision on CUDA (bf16 where supported, else fp16 with a GradScaler).
         dist: distributed info; only rank 0 validates and writes.
         progress: show a progress bar and per-epoch lines.
         log: where per-epoch lines go (default: rich console on stderr).
+        data_info: extra plain data for the checkpoint's ``data`` entry (e.g. the label
+            file name).
+        training_info: plain data for the checkpoint's ``training`` entry (experiment
+            name, seed...).
+
+    Raises:
+        ConfigError: ``select_by`` is not a validation score of these classes.
     """
 
     def __init__(
@@ -133,8 +200,8 @@ class Trainer:
         train_batches: Callable[[int], Iterable[Mapping[str, Any]]],
         iterations_per_epoch: int,
         val_samples: Sequence[Sample],
-        predictor_kwargs: Mapping[str, Any],
-        checkpoint_meta: Mapping[str, Any],
+        spec: InferenceSpec,
+        model_spec: ComponentSpec | Mapping[str, Any],
         run_dir: Path,
         device: torch.device,
         *,
@@ -144,11 +211,14 @@ class Trainer:
         patience: int | None = None,
         max_minutes: float | None = None,
         grad_clip: float | None = None,
+        metrics: Sequence[str] = ("dice",),
         select_by: str = "dice",
         amp: bool = False,
         dist: DistInfo | None = None,
         progress: bool = True,
         log: Callable[[str], None] | None = None,
+        data_info: Mapping[str, Any] | None = None,
+        training_info: Mapping[str, Any] | None = None,
     ) -> None:
         self.dist = dist or DistInfo()
         self.device = device
@@ -164,28 +234,32 @@ class Trainer:
         self.train_batches = train_batches
         self.iterations_per_epoch = int(iterations_per_epoch)
         self.val_samples = list(val_samples)
-        self.predictor_kwargs = dict(predictor_kwargs)
-        self.checkpoint_meta = dict(checkpoint_meta)
+        self.spec = spec
+        self.model_spec = as_spec(model_spec)
+        self.label_names = list(spec.label_names or [])
+        self.data_info = dict(data_info or {})
+        self.training_info = dict(training_info or {})
         self.run_dir = Path(run_dir)
         self.max_epochs = int(max_epochs)
         self.val_every = int(val_every)
         self.patience = patience
         self.max_minutes = max_minutes
         self.grad_clip = grad_clip
-        self.select_by = select_by
         self.progress = progress and self.dist.is_main
         self._log = log
-        label_names = list(self.checkpoint_meta["label_names"])
-        known = {"dice", "jaccard", *(f"dice_{n}" for n in label_names[1:])}
-        if select_by not in known:
-            raise ConfigError(
-                f"evaluation.select_by '{select_by}' is not a validation metric; known: {sorted(known)}",
-                hint="use dice (mean foreground Dice), jaccard, or dice_<class name>",
-            )
+        self.selection = parse_select_by(select_by, self.label_names)
+        self.select_by = self.selection.key  # as the validation metrics name it
+        self.select_mode = self.selection.mode
+        self.metrics = list(dict.fromkeys([*(m.lower() for m in metrics), self.selection.metric]))
+        self.amp = amp
         self.amp_dtype: torch.dtype | None = None
         if amp and device.type == "cuda":
             self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
+
+    #: ``"max"`` when a higher ``select_by`` is better, ``"min"`` when a lower one is
+    #: (hd95, loss); read by the best-model and early-stopping callbacks.
+    select_mode: Literal["max", "min"] = "max"
 
     # -- helpers --------------------------------------------------------------------------
     def log(self, text: str) -> None:
@@ -203,11 +277,17 @@ class Trainer:
                 Console(stderr=True).print(text, markup=False, highlight=False)
 
     def _predictor(self) -> Predictor:
-        return Predictor(self.model, device=self.device, **self.predictor_kwargs)
+        return Predictor(self.model, self.spec, device=self.device, amp=self.amp)
+
+    def _validate(self) -> dict[str, float]:
+        """Score the current weights on the validation cases (rank 0)."""
+        self.model.eval()
+        return validation_metrics(
+            self._predictor(), self.val_samples, self.label_names, self.metrics, loss_fn=self.loss_fn
+        )
 
     def _save(self, name: str, epoch: int, metrics: Mapping[str, float], best: float | None) -> Path:
-        meta = dict(self.checkpoint_meta)
-        training = dict(meta.pop("training", {}))
+        training = dict(self.training_info)
         training.update(
             {
                 "epoch": epoch,
@@ -220,9 +300,12 @@ class Trainer:
         return save_checkpoint(
             self.run_dir / name,
             self.model,
+            model_name=self.model_spec.name,
+            model_params=self.model_spec.params,
+            spec=self.spec,
+            data=self.data_info,
             training=training,
             optimizer_state=self.optimizer.state_dict() if name == "last.pt" else None,
-            **meta,
         )
 
     def _train_step(self, batch: Mapping[str, Any]) -> float:
@@ -237,7 +320,8 @@ class Trainer:
             loss = self.loss_fn(self.net(x), y)
         if not torch.isfinite(loss):
             raise FloatingPointError(
-                f"training loss became {float(loss)}; lower the learning rate or enable grad_clip"
+                f"training loss became {float(loss)}; lower the learning rate (optimizer.lr) or "
+                "clip gradients (trainer.grad_clip, e.g. 1.0)"
             )
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
@@ -253,152 +337,146 @@ class Trainer:
             self.optimizer.step()
         return float(loss.detach())
 
-    def _agree(self, flag: bool) -> bool:
-        """Rank 0's decision, shared with every rank (single process: unchanged)."""
-        if not self.dist.enabled:
-            return flag
-        import torch.distributed as dist
+    # -- callbacks ------------------------------------------------------------------------
+    def default_callbacks(self) -> list[Callback]:
+        """The built-in callbacks of this run, in the order :meth:`fit` calls them:
+        best model and checkpoints, patience, time budget, history and curve. Only rank 0
+        gets the ones that write files. (:meth:`fit` adds :class:`StopAgreement` last.)"""
+        callbacks: list[Callback] = []
+        if self.dist.is_main:
+            validates = bool(self.val_samples)
+            callbacks.append(BestModelCheckpoint(self._save, self.select_by, self.select_mode, validates))
+        if self.patience is not None:
+            callbacks.append(EarlyStopping(self.patience, self.select_by, self.select_mode))
+        if self.max_minutes is not None:
+            callbacks.append(TimeBudget(self.max_minutes))
+        if self.dist.is_main:
+            callbacks.append(History(self.run_dir, self.select_by, self.log))
+        return callbacks
 
-        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
-        dist.broadcast(t, 0)
-        return bool(t.item() > 0.5)
+    def _emit(self, hook: str, state: FitState, *args: Any) -> None:
+        """Call ``hook`` on every callback, in order (a callback may lack the hook)."""
+        for callback in self._callbacks:
+            method = getattr(callback, hook, None)
+            if method is not None:
+                method(state, *args)
+
+    def _best_model(self) -> BestModelCheckpoint | None:
+        return next((c for c in self._callbacks if isinstance(c, BestModelCheckpoint)), None)
 
     # -- the loop -------------------------------------------------------------------------
-    def fit(self) -> TrainResult:
-        """Train until ``max_epochs``, ``patience`` or ``max_minutes``; write checkpoints."""
+    def fit(self, callbacks: Sequence[Callback] = ()) -> TrainResult:
+        """Train until ``max_epochs`` or a callback's stop (``patience``, ``max_minutes``).
+
+        Writes (rank 0) ``best.pt``, ``last.pt``, ``history.csv`` and ``training_curve.png``
+        through the built-in callbacks (:meth:`default_callbacks`).
+
+        Args:
+            callbacks: more callbacks (:class:`~medimg.engine.callbacks.Callback`), called
+                after the built-in ones, before the distributed stop agreement.
+        """
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-        history: list[dict[str, Any]] = []
-        best: float | None = None
-        best_epoch: int | None = None
-        since_best = 0
-        stopped = "max_epochs"
+        self._callbacks = [*self.default_callbacks(), *callbacks]
+        if self.dist.enabled:
+            self._callbacks.append(StopAgreement(self.dist, self.device))
+        state = FitState(self.max_epochs, self.iterations_per_epoch)
         t_start = time.perf_counter()
-        epoch = 0
-        bar = progress_bar(self.progress)
-        self._bar = bar
+        self._bar = bar = progress_bar(self.progress)
         with bar:
-            task = bar.add_task("train", total=self.max_epochs * self.iterations_per_epoch) if bar.enabled else None
+            total = self.max_epochs * self.iterations_per_epoch
+            self._task = bar.add_task("train", total=total) if bar.enabled else None
+            self._emit("on_fit_start", state)
             for epoch in range(1, self.max_epochs + 1):
-                t0 = time.perf_counter()
-                self.net.train()
-                losses: list[float] = []
-                for batch in self.train_batches(epoch - 1):
-                    losses.append(self._train_step(batch))
-                    if task is not None:
-                        bar.update(task, advance=1, description=f"epoch {epoch}/{self.max_epochs} loss {np.mean(losses):.4f}")
-                if self.scheduler is not None:
-                    self.scheduler.step()
-                row: dict[str, Any] = {
-                    "epoch": epoch,
-                    "train_loss": float(np.mean(losses)) if losses else math.nan,
-                    "lr": float(self.optimizer.param_groups[0]["lr"]),
-                }
-                metrics: dict[str, float] = {}
-                improved = False
-                out_of_time = (
-                    self.max_minutes is not None and (time.perf_counter() - t_start) / 60 >= self.max_minutes
-                )
-                due = epoch % self.val_every == 0 or epoch == self.max_epochs or out_of_time
-                if self.dist.is_main and self.val_samples and due:
-                    self.model.eval()
-                    metrics = validation_metrics(self._predictor(), self.val_samples, self.checkpoint_meta["label_names"])
-                    value = metrics[self.select_by]
-                    if best is None or value > best:
-                        best, best_epoch, improved, since_best = value, epoch, True, 0
-                    else:
-                        since_best += 1
-                    row.update({f"val_{k}": v for k, v in metrics.items()})
-                elif self.dist.is_main and not self.val_samples:
-                    improved, best_epoch = True, epoch  # no validation: best = latest
-                row["seconds"] = time.perf_counter() - t0
-                history.append(row)
-                elapsed_min = (time.perf_counter() - t_start) / 60
-                if self.dist.is_main:
-                    if improved:
-                        self._save("best.pt", epoch, metrics, best)
-                    self._save("last.pt", epoch, metrics, best)
-                    self._write_history(history)
-                    val_text = "  ".join(f"val {k} {v:.4f}" for k, v in metrics.items() if k in ("dice", self.select_by))
-                    mark = "  *best*" if improved and metrics else ""
-                    self.log(f"epoch {epoch:3d}  loss {row['train_loss']:.4f}  {val_text}  {row['seconds']:.1f}s{mark}")
-                stop = False
-                if self.patience is not None and since_best >= self.patience:
-                    stop, stopped = True, "patience"
-                elif out_of_time and epoch < self.max_epochs:
-                    stop, stopped = True, "max_minutes"
-                if self._agree(stop):
-                    if self.dist.enabled and not stop:
-                        stopped = "rank 0"
+                self._run_epoch(state, epoch)
+                if state.stop_requested:
                     break
-                if task is not None and self.max_minutes is not None and epoch < self.max_epochs:
-                    # re-estimate the total from the time budget so the ETA is honest
-                    per_epoch = elapsed_min / epoch
-                    left = max(1, min(self.max_epochs - epoch, math.ceil((self.max_minutes - elapsed_min) / max(per_epoch, 1e-9))))
-                    bar.update(task, total=(epoch + left) * self.iterations_per_epoch)
-            if task is not None:
-                bar.update(task, total=epoch * self.iterations_per_epoch, completed=epoch * self.iterations_per_epoch)
+                self._update_eta(state, t_start)
+            if self._task is not None:
+                done = max(0, state.epoch - 1) * self.iterations_per_epoch + state.step  # a cut epoch counts its steps
+                bar.update(self._task, total=done, completed=done)
         seconds = time.perf_counter() - t_start
-        if self.dist.is_main:
-            self._plot(history)
-            best_text = "n/a" if best is None else f"{best:.4f} at epoch {best_epoch}"
-            self.log(
-                f"finished: {epoch} epoch(s) in {seconds / 60:.1f} min (stopped: {stopped}); "
-                f"best validation {self.select_by} {best_text}; checkpoints, {HISTORY_FILE} and "
-                f"{CURVE_FILE} in {self.run_dir}"
-            )
+        self._emit("on_fit_end", state)
+        result = self._result(state, seconds)
+        self._log_summary(result)
+        return result
+
+    def _run_epoch(self, state: FitState, epoch: int) -> None:
+        """One epoch: steps, scheduler, validation when due, then the epoch's callbacks."""
+        state.begin_epoch(epoch)
+        t0 = time.perf_counter()
+        losses = self._train_epoch(state)
+        if self.scheduler is not None:
+            self.scheduler.step()
+        state.row = {
+            "epoch": epoch,
+            "train_loss": float(np.mean(losses)) if losses else math.nan,
+            "lr": float(self.optimizer.param_groups[0]["lr"]),
+        }
+        state.validate_now = epoch % self.val_every == 0 or epoch == self.max_epochs or state.stop_requested
+        self._emit("on_train_epoch_end", state)
+        if self.dist.is_main and self.val_samples and state.validate_now:
+            state.metrics = self._validate()
+            state.row.update({f"val_{k}": v for k, v in state.metrics.items()})
+            self._emit("on_validation_end", state, state.metrics)
+        state.row["seconds"] = time.perf_counter() - t0
+        state.history.append(state.row)
+        self._emit("on_epoch_end", state)
+        self._log_epoch(state)
+
+    def _train_epoch(self, state: FitState) -> list[float]:
+        """The epoch's training steps; stops after the step at which a callback asks to."""
+        self.net.train()
+        losses: list[float] = []
+        for batch in self.train_batches(state.epoch - 1):
+            losses.append(self._train_step(batch))
+            state.step += 1
+            if self._task is not None:
+                text = f"epoch {state.epoch}/{self.max_epochs} loss {np.mean(losses):.4f}"
+                self._bar.update(self._task, advance=1, description=text)
+            self._emit("on_step_end", state)
+            if state.stop_requested:
+                break
+        return losses
+
+    def _update_eta(self, state: FitState, t_start: float) -> None:
+        """With a time budget, re-estimate the bar's total so the ETA is honest."""
+        if self._task is None or self.max_minutes is None or state.epoch >= self.max_epochs:
+            return
+        elapsed = (time.perf_counter() - t_start) / 60
+        per_epoch = elapsed / state.epoch
+        fit_in_budget = math.ceil((self.max_minutes - elapsed) / max(per_epoch, 1e-9))
+        left = max(1, min(self.max_epochs - state.epoch, fit_in_budget))
+        self._bar.update(self._task, total=(state.epoch + left) * self.iterations_per_epoch)
+
+    # -- reporting ------------------------------------------------------------------------
+    def _log_epoch(self, state: FitState) -> None:
+        metrics, row = state.metrics, state.row
+        best = self._best_model()
+        val_text = "  ".join(f"val {k} {v:.4f}" for k, v in metrics.items() if k in ("dice", self.select_by))
+        mark = "  *best*" if metrics and best is not None and best.best_epoch == state.epoch else ""
+        self.log(f"epoch {state.epoch:3d}  loss {row['train_loss']:.4f}  {val_text}  {row['seconds']:.1f}s{mark}")
+
+    def _result(self, state: FitState, seconds: float) -> TrainResult:
+        best = self._best_model()
+        best_epoch = best.best_epoch if best is not None else None
         return TrainResult(
             run_dir=self.run_dir,
             best_checkpoint=self.run_dir / "best.pt" if best_epoch is not None else None,
             last_checkpoint=self.run_dir / "last.pt",
-            best_metric=best,
+            best_metric=best.best if best is not None else None,
             best_epoch=best_epoch,
-            epochs_run=epoch,
+            epochs_run=state.epoch,
             seconds=seconds,
-            stopped_because=stopped,
-            history=history,
+            stopped_because=state.stop_reason or "max_epochs",
+            history=state.history,
         )
 
-    # -- outputs --------------------------------------------------------------------------
-    def _write_history(self, history: list[dict[str, Any]]) -> None:
-        fields: list[str] = []
-        for row in history:
-            for k in row:
-                if k not in fields:
-                    fields.append(k)
-        # keep "seconds" last for readability
-        fields = [f for f in fields if f != "seconds"] + ["seconds"]
-        with open(self.run_dir / HISTORY_FILE, "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=fields)
-            w.writeheader()
-            for row in history:
-                w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-
-    def _plot(self, history: list[dict[str, Any]]) -> Path | None:
-        """``training_curve.png``: train loss and validation metric per epoch (needs matplotlib)."""
-        try:
-            import matplotlib
-
-            matplotlib.use("Agg", force=False)
-            import matplotlib.pyplot as plt
-        except ImportError:
-            self.log("training_curve.png skipped: matplotlib not installed (pip install 'medimg[plots]')")
-            return None
-        epochs = [r["epoch"] for r in history]
-        fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
-        ax.plot(epochs, [r["train_loss"] for r in history], "o-", color="tab:blue", label="train loss")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("train loss", color="tab:blue")
-        key = f"val_{self.select_by}"
-        pts = [(r["epoch"], r[key]) for r in history if key in r]
-        if pts:
-            ax2 = ax.twinx()
-            ax2.plot([p[0] for p in pts], [p[1] for p in pts], "s-", color="tab:orange", label=key)
-            ax2.set_ylabel(f"validation {self.select_by}", color="tab:orange")
-            ax2.set_ylim(0, 1)
-        ax.set_title(self.run_dir.name)
-        fig.tight_layout()
-        out = self.run_dir / CURVE_FILE
-        fig.savefig(out)
-        plt.close(fig)
-        return out
+    def _log_summary(self, result: TrainResult) -> None:
+        best = result.best_metric
+        best_text = "n/a" if best is None else f"{best:.4f} at epoch {result.best_epoch}"
+        self.log(
+            f"finished: {result.epochs_run} epoch(s) in {result.seconds / 60:.1f} min "
+            f"(stopped: {result.stopped_because}); best validation {self.select_by} {best_text}; "
+            f"checkpoints, {HISTORY_FILE} and {CURVE_FILE} in {self.run_dir}"
+        )

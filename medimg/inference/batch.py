@@ -8,7 +8,6 @@ One bad case is reported and the others go on; every run writes, into the output
 from __future__ import annotations
 
 import csv
-import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -17,8 +16,11 @@ from typing import Any
 
 import torch
 
-from ..core.errors import DataError
+from ..core.errors import DataError, exception_reason
+from ..io.cases import FoundCase
+from ..io.cases import find_cases as find_cases_on_disk
 from ..io.layout import NIFTI_SUFFIXES
+from ..metrics.labels import write_prediction_labels
 from .predictor import Predictor
 from .progress import progress_bar
 
@@ -46,45 +48,10 @@ class BatchReport:
         return not self.failed
 
 
-def _is_nifti(p: Path) -> bool:
-    return p.is_file() and p.name.lower().endswith(NIFTI_SUFFIXES)
-
-
-def _case_id(p: Path) -> str:
-    name = p.name
-    for suf in NIFTI_SUFFIXES:
-        if name.lower().endswith(suf):
-            return name[: -len(suf)]
-    return name
-
-
-def _holds_dicom(folder: Path) -> bool:
-    """Whether any file under ``folder`` is DICOM (stops at the first one found)."""
-    from ..io.dicom import is_dicom_file
-
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            if name.startswith(".") or name.lower().endswith(NIFTI_SUFFIXES):
-                continue
-            if is_dicom_file(os.path.join(dirpath, name)):
-                return True
-    return False
-
-
-def _channel_file(folder: Path, key: str) -> Path | None:
-    """The file of channel ``key`` in a case folder: ``key`` itself or ``key`` + .nii(.gz)."""
-    for cand in (key, f"{key}.nii.gz", f"{key}.nii"):
-        p = folder / cand
-        if p.is_file():
-            return p
-    return None
-
-
 def find_cases(
-    input: str | os.PathLike, image_keys: list[str] | None = None, in_channels: int = 1
-) -> list[tuple[str, list[Path] | Exception]]:
-    """List the cases under ``input`` as ``(case_id, channel paths or the problem)``.
+    path: str | os.PathLike, image_keys: list[str] | None = None, in_channels: int = 1
+) -> list[FoundCase]:
+    """The cases to predict under ``path``, by :func:`medimg.io.cases.find_cases`'s rules.
 
     Accepted layouts:
 
@@ -99,81 +66,50 @@ def find_cases(
       series folders (one case per subfolder holding DICOM files). A folder holding
       several series is one failed case whose error lists them.
 
-    Raises:
-        DataError: ``input`` does not exist or holds no case in any of these layouts.
-    """
-    root = Path(input)
-    if not root.exists():
-        raise DataError(f"prediction input not found: '{root}'", hint="pass a NIfTI file or a folder")
-    dicom_ok = in_channels == 1
-    if root.is_file():
-        if _is_nifti(root):
-            return [(_case_id(root), [root])]
-        if dicom_ok:
-            from ..io.dicom import is_dicom_file
+    Returns:
+        :class:`~medimg.io.cases.FoundCase` items; each unpacks as ``(case_id, paths or
+        the problem to report)``.
 
-            if is_dicom_file(root):
-                return [(root.stem, [root])]
-        raise DataError(
-            f"'{root}' is not a NIfTI file (.nii or .nii.gz)" + (" or a DICOM file" if dicom_ok else "")
-        )
+    Raises:
+        DataError: ``path`` does not exist or holds no case in any of these layouts.
+    """
+    dicom_ok = in_channels == 1
     keys = list(image_keys or [])
-    subdirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    files = sorted(p for p in root.iterdir() if _is_nifti(p))
-    cases: list[tuple[str, list[Path] | Exception]] = []
-    # Case folders: any subfolder holding at least one of the channel files (or any NIfTI).
-    for d in subdirs:
-        if keys:
-            found = {k: _channel_file(d, k) for k in keys}
-            if not any(found.values()):
-                continue
-            missing = [k for k, v in found.items() if v is None]
-            if missing:
-                cases.append((d.name, DataError(f"case folder '{d}' lacks channel file(s) {missing}")))
-            else:
-                cases.append((d.name, [found[k] for k in keys]))  # type: ignore[misc]
-        else:
-            inner = sorted(p for p in d.iterdir() if _is_nifti(p))
-            if len(inner) == 1:
-                cases.append((d.name, inner))
-            elif not inner and dicom_ok and _holds_dicom(d):
-                cases.append((d.name, [d]))
+    cases = find_cases_on_disk(path, files=keys or None, pick="only", dicom=dicom_ok, what="prediction input")
     if cases:
         return cases
-    if files:
-        return [(_case_id(p), [p]) for p in files]
-    if dicom_ok and _holds_dicom(root):
-        return [(root.name, [root])]
     layout = f"case folders holding {keys}" if keys else "case folders"
     raise DataError(
-        f"no cases found in '{root}': expected NIfTI files (.nii/.nii.gz) or {layout}"
+        f"no cases found in '{path}': expected NIfTI files (.nii/.nii.gz) or {layout}"
         + (" or DICOM series" if dicom_ok else ""),
         hint=f"the model takes {in_channels} channel(s)"
         + (f" named {keys}" if keys else "")
-        + "; pass a split folder such as data/test",
+        + "; give a split folder such as data/test",
     )
 
 
 def predict_folder(
     checkpoint: str | os.PathLike | Predictor,
-    input: str | os.PathLike,
+    source: str | os.PathLike,
     output_dir: str | os.PathLike,
-    device: str | torch.device = "auto",
+    device: str | torch.device | None = None,
     progress: bool = True,
     **overrides: Any,
 ) -> BatchReport:
-    """Predict every case under ``input`` and write label maps on each input's own grid.
+    """Predict every case under ``source`` and write label maps on each input's own grid.
 
     Args:
-        checkpoint: a medimg checkpoint path (or a ready :class:`Predictor`).
-        input: a NIfTI file, a folder of NIfTI files, or a folder of case folders
+        checkpoint: a medimg checkpoint path, or a ready :class:`Predictor` (never
+            changed: overrides apply to a copy made with :meth:`Predictor.with_options`).
+        source: a NIfTI file, a folder of NIfTI files, or a folder of case folders
             (see :func:`find_cases`).
         output_dir: created if needed; receives ``<case_id>.nii.gz``, ``labels.json``
             and ``predictions.csv``.
-        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``...
+        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``...; None: the
+            predictor's own device, or ``"auto"`` for a checkpoint path.
         progress: show a progress bar with ETA.
-        **overrides: inference settings replacing the checkpoint's (``roi_size``,
-            ``overlap``, ``sw_batch_size``, ``blend``, ``tta_flips``, ``amp``).
+        **overrides: settings replacing the checkpoint's or the predictor's
+            (``roi_size``, ``overlap``, ``sw_batch_size``, ``blend``, ``tta_flips``, ``amp``).
 
     Returns:
         A :class:`BatchReport`; failures do not raise, they are listed there and in
@@ -181,27 +117,24 @@ def predict_folder(
 
     Raises:
         CheckpointError: the checkpoint cannot be loaded.
-        DataError: ``input`` holds no case.
+        DataError: ``source`` holds no case.
+        TypeError: an unknown override.
     """
     from ..io import write_image
 
     if isinstance(checkpoint, Predictor):
-        predictor = checkpoint
-        for key, value in overrides.items():
-            if value is None:
-                continue
-            if key not in ("roi_size", "overlap", "sw_batch_size", "blend", "tta_flips", "amp"):
-                raise TypeError(f"unknown inference override '{key}'")
-            setattr(predictor, key, value)
+        predictor = checkpoint.with_options(device=device, **overrides)
     else:
-        predictor = Predictor.from_checkpoint(checkpoint, device, **overrides)
+        predictor = Predictor.from_checkpoint(checkpoint, device or "auto", **overrides)
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     in_ch = predictor.in_channels or 1
     keys = predictor.image_keys if in_ch > 1 else None
-    cases = find_cases(input, keys, in_ch)
-    names = predictor.label_names or [f"class_{i}" for i in range(_num_classes(predictor))]
-    (out / "labels.json").write_text(json.dumps({str(i): n for i, n in enumerate(names)}, indent=2) + "\n")
+    cases = find_cases(source, keys, in_ch)
+    names = predictor.label_names or [f"class_{i}" for i in range(predictor.num_classes or 2)]
+    # class names and the training label map travel with the predictions, so `evaluate`
+    # scores references in the classes the model was trained on
+    write_prediction_labels(out, names, predictor.spec.label_map)
 
     report = BatchReport(output_dir=out)
     rows: list[dict[str, Any]] = []
@@ -215,7 +148,7 @@ def predict_folder(
                 label = predictor.predict(paths, case_id=case_id)
                 write_image(label, out / f"{case_id}.nii.gz")
             except Exception as exc:  # one bad case must not stop the batch
-                msg = f"{type(exc).__name__}: {exc}".replace("\n", " ")
+                msg = exception_reason(exc)
                 report.failed.append((case_id, msg))
                 rows.append({"case_id": case_id, "status": "failed", "error": msg, "seconds": ""})
             else:
@@ -229,9 +162,3 @@ def predict_folder(
         w.writeheader()
         w.writerows(rows)
     return report
-
-
-def _num_classes(predictor: Predictor) -> int:
-    if predictor.checkpoint is not None:
-        return int(predictor.checkpoint["out_channels"])
-    return 2

@@ -6,16 +6,26 @@ weights_only=True)`` (no pickled classes, so loading a file from elsewhere runs 
     {
       "format": "medimg-checkpoint", "format_version": 1,
       "model": {"name": "unet", "params": {"in_channels": 2, "out_channels": 2, ...}},
+      "inference": {                       # InferenceSpec.model_dump(): THE description
+          "roi_size": [96, 96, 96], "overlap": 0.25, "sw_batch_size": 4, "blend": "gaussian",
+          "tta_flips": [], "task": "segmentation",
+          "preprocess": [{"name": "orient", "axcodes": "RAS"}, ...],
+          "image_keys": ["flair.nii.gz", "t1c.nii.gz"], "in_channels": 2,
+          "label_names": ["background", "tumour"], "label_map": {1: 1, 2: 1, 4: 1},
+      },
+      # views of the above, as format 1 has always had them (older readers use them):
       "in_channels": 2, "out_channels": 2, "spatial_dims": 3,
-      "label_names": ["background", "tumour"],
-      "data": {"images": ["flair.nii.gz", "t1c.nii.gz"], "label": "seg.nii.gz", "label_map": {...}},
-      "preprocess": [{"name": "orient", "axcodes": "RAS"}, ...],   # the config's list
-      "inference": {"roi_size": [96, 96, 96], "overlap": 0.25, "sw_batch_size": 4, ...},
+      "label_names": [...], "preprocess": [...],
+      "data": {"images": [...], "label_map": {...}, "label_names": [...], "label": "seg.nii.gz"},
       "training": {"epoch": 12, "metric_name": "dice", "metric": 0.91, ...},
       "versions": {"medimg": "0.1.0", "torch": "2.14.1", "monai": "1.6.1"},
       "state_dict": {...tensors...},
       "optimizer_state": {...} | None,
     }
+
+The spec under ``"inference"`` is what :class:`~medimg.inference.Predictor` is rebuilt
+from (:func:`inference_spec`). Checkpoints written before the spec existed keep only the
+sliding-window settings there; their spec is assembled from the views, so they load too.
 
 It lives in the inference layer (the engine re-exports it) because prediction is what
 needs to read it; the engine only writes it. This keeps the import graph one-way:
@@ -30,17 +40,22 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import ValidationError
 from torch import nn
 
-from ..core.errors import CheckpointError
+from ..core.environment import CHECKPOINT_PACKAGES, package_versions
+from ..core.errors import CheckpointError, MedimgError, exception_reason
+from ..core.plain import to_plain
+from ..core.spec import InferenceSection, InferenceSpec
+from ..models import MODELS
 
 __all__ = [
     "CHECKPOINT_FORMAT",
     "CHECKPOINT_VERSION",
     "save_checkpoint",
     "load_checkpoint",
+    "inference_spec",
     "build_model",
-    "to_plain",
 ]
 
 CHECKPOINT_FORMAT = "medimg-checkpoint"
@@ -48,34 +63,66 @@ CHECKPOINT_VERSION = 1
 _REQUIRED = ("model", "in_channels", "out_channels", "label_names", "preprocess", "inference", "state_dict")
 
 
-def to_plain(value: Any) -> Any:
-    """Convert config values (pydantic models, paths, tuples, numpy scalars) to plain data.
+def _spec_from_parts(
+    model_params: Mapping[str, Any],
+    label_names: Sequence[str] | None,
+    preprocess: Sequence[Any] | None,
+    inference: Mapping[str, Any] | InferenceSection | None,
+    data: Mapping[str, Any] | None,
+) -> InferenceSpec:
+    """An :class:`InferenceSpec` from the separate pieces of the keyword form."""
+    window = to_plain(inference) if inference is not None else {}
+    data = dict(data or {})
+    try:
+        return InferenceSpec.model_validate(
+            {
+                **window,
+                "preprocess": to_plain(list(preprocess or [])),
+                "image_keys": to_plain(data.get("images")),
+                "in_channels": model_params.get("in_channels"),
+                "label_names": list(label_names) if label_names is not None else None,
+                "label_map": to_plain(data.get("label_map")),
+            }
+        )
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise CheckpointError(f"save_checkpoint: invalid prediction setting '{where}': {err['msg']}") from None
 
-    The result holds only dict/list/str/int/float/bool/None, which
-    ``torch.load(weights_only=True)`` accepts.
-    """
-    if hasattr(value, "model_dump"):
-        return to_plain(value.model_dump(mode="json"))
-    if isinstance(value, Mapping):
-        return {(k if isinstance(k, (str, int)) else str(k)): to_plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_plain(v) for v in value]
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    if hasattr(value, "item"):  # numpy / torch scalar
-        return value.item()
-    raise TypeError(f"cannot store {type(value).__name__} value {value!r} in a checkpoint as plain data")
 
-
-def _versions() -> dict[str, str]:
-    import monai
-
-    import medimg
-
-    # str(): torch.__version__ is a TorchVersion object, which weights_only loading refuses
-    return {"medimg": str(medimg.__version__), "torch": str(torch.__version__), "monai": str(monai.__version__)}
+def _payload(
+    model: nn.Module,
+    model_name: str,
+    params: dict[str, Any],
+    spec: InferenceSpec,
+    data: Mapping[str, Any] | None,
+    from_parts: bool,
+) -> dict[str, Any]:
+    """The checkpoint dict but ``training`` and ``optimizer_state`` (module docstring)."""
+    names = [str(n) for n in (spec.label_names or [])]
+    if len(names) != int(params["out_channels"]):
+        raise CheckpointError(
+            f"save_checkpoint: {len(names)} label names {names} for a model with "
+            f"out_channels={params['out_channels']}",
+            hint="data.label_names needs one name per output class, background first",
+        )
+    plain = to_plain(spec)
+    views = {"images": plain["image_keys"], "label_map": plain["label_map"], "label_names": names}
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "format_version": CHECKPOINT_VERSION,
+        "model": {"name": model_name, "params": params},
+        "inference": plain,
+        "in_channels": int(params["in_channels"]),
+        "out_channels": int(params["out_channels"]),
+        "spatial_dims": int(params.get("spatial_dims", 3)),
+        "label_names": names,
+        "preprocess": plain["preprocess"],
+        # the keyword form stores data as given; with a spec, data adds to the views
+        "data": to_plain(dict(data)) if from_parts and data is not None else {**views, **to_plain(dict(data or {}))},
+        "versions": package_versions(CHECKPOINT_PACKAGES),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    }
 
 
 def save_checkpoint(
@@ -84,14 +131,19 @@ def save_checkpoint(
     *,
     model_name: str,
     model_params: Mapping[str, Any],
-    label_names: Sequence[str],
-    preprocess: Sequence[Mapping[str, Any]],
-    inference: Mapping[str, Any],
+    spec: InferenceSpec | None = None,
+    label_names: Sequence[str] | None = None,
+    preprocess: Sequence[Mapping[str, Any]] | None = None,
+    inference: Mapping[str, Any] | InferenceSection | None = None,
     data: Mapping[str, Any] | None = None,
     training: Mapping[str, Any] | None = None,
     optimizer_state: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write a checkpoint atomically (temporary file, then rename).
+
+    Give the prediction settings either as one ``spec`` (what training does), or, to wrap
+    weights trained elsewhere, as ``label_names``, ``preprocess``, ``inference``
+    (sliding-window settings) and ``data`` (``images``, ``label_map``).
 
     Args:
         path: destination ``.pt`` file; parent folders are created.
@@ -99,44 +151,36 @@ def save_checkpoint(
         model_name: registered name in :data:`medimg.models.MODELS`.
         model_params: the keyword arguments that rebuild it with ``create_model``; must
             contain ``in_channels`` and ``out_channels``.
+        spec: everything prediction needs (:class:`~medimg.core.spec.InferenceSpec`).
         label_names: class names, index = class value (0 = background).
         preprocess: deterministic preprocessing specs ``{"name": ..., **params}`` in order.
         inference: sliding-window settings (``roi_size``, ``overlap``, ``sw_batch_size``,
             ``blend``, ``tta_flips``).
-        data: input description (``images``, ``label``, ``label_map``).
+        data: input description (``images``, ``label``, ``label_map``); stored as given
+            under ``"data"``.
         training: epoch, metric and similar facts.
         optimizer_state: ``optimizer.state_dict()`` for resuming (optional).
 
     Returns:
         The path written.
+
+    Raises:
+        CheckpointError: ``model_params`` without ``in_channels`` / ``out_channels``, or
+            label names that do not match ``out_channels``.
     """
     model = getattr(model, "module", model)  # DistributedDataParallel
     params = to_plain(dict(model_params))
     for key in ("in_channels", "out_channels"):
         if key not in params:
             raise CheckpointError(f"save_checkpoint: model_params must contain '{key}', got {sorted(params)}")
-    payload: dict[str, Any] = {
-        "format": CHECKPOINT_FORMAT,
-        "format_version": CHECKPOINT_VERSION,
-        "model": {"name": str(model_name), "params": params},
-        "in_channels": int(params["in_channels"]),
-        "out_channels": int(params["out_channels"]),
-        "spatial_dims": int(params.get("spatial_dims", 3)),
-        "label_names": [str(n) for n in label_names],
-        "data": to_plain(dict(data or {})),
-        "preprocess": to_plain([dict(s) for s in preprocess]),
-        "inference": to_plain(dict(inference)),
-        "training": to_plain(dict(training or {})),
-        "versions": _versions(),
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "optimizer_state": optimizer_state,
-    }
-    if len(payload["label_names"]) != payload["out_channels"]:
-        raise CheckpointError(
-            f"save_checkpoint: {len(payload['label_names'])} label names "
-            f"{payload['label_names']} for a model with out_channels={payload['out_channels']}",
-            hint="data.label_names needs one name per output class, background first",
-        )
+    from_parts = spec is None
+    if spec is None:
+        spec = _spec_from_parts(params, label_names, preprocess, inference, data)
+    elif label_names is not None or preprocess is not None or inference is not None:
+        raise TypeError("save_checkpoint: give either spec or label_names/preprocess/inference, not both")
+    payload = _payload(model, str(model_name), params, spec, data, from_parts)
+    payload["training"] = to_plain(dict(training or {}))
+    payload["optimizer_state"] = optimizer_state
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
@@ -156,22 +200,30 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if not p.is_file():
         raise CheckpointError(
             f"checkpoint not found: '{p}'" + (" (it is a folder)" if p.is_dir() else ""),
-            hint="pass the best.pt or last.pt file of a training run folder",
+            hint="give the best.pt or last.pt file of a training run folder (written by `medimg train`)",
         )
     try:
         ckpt = torch.load(p, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError...
         raise CheckpointError(
-            f"cannot read checkpoint '{p}': {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
-            hint="the file is corrupt or truncated, or not a file written by torch.save; "
-            "medimg loads only plain-data checkpoints (weights_only=True)",
+            f"cannot read checkpoint '{p}': {_unreadable_because(exc, p)}",
+            hint="the file is corrupt or truncated, or not a medimg checkpoint (medimg loads only "
+            "plain-data checkpoints); give one written by `medimg train` or save_checkpoint",
+            cli_hint="the file is corrupt or truncated, or not a medimg checkpoint; give one written "
+            "by `medimg train` (best.pt or last.pt in its run folder)",
         ) from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        found = f"keys {sorted(ckpt)[:8]}" if isinstance(ckpt, dict) else type(ckpt).__name__
+        if isinstance(ckpt, dict):
+            found = f"entries {sorted(map(str, ckpt))[:8]}"
+        else:
+            found = "a single tensor" if torch.is_tensor(ckpt) else "no named entries"
         raise CheckpointError(
-            f"'{p}' is not a medimg checkpoint: expected a dict with format='{CHECKPOINT_FORMAT}', found {found}",
+            f"'{p}' is not a medimg checkpoint: expected named entries with format "
+            f"'{CHECKPOINT_FORMAT}', found {found}",
             hint="a bare state_dict or another tool's checkpoint cannot be used for prediction; "
-            "train with medimg, or wrap the weights with medimg.engine.save_checkpoint",
+            "train with medimg, or wrap the weights with save_checkpoint",
+            cli_hint="a bare state_dict or another tool's checkpoint cannot be used for prediction; "
+            "give a checkpoint written by `medimg train`",
         )
     version = ckpt.get("format_version")
     if not isinstance(version, int) or version > CHECKPOINT_VERSION:
@@ -185,25 +237,84 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return ckpt
 
 
+def _first_mismatch(exc: Exception) -> str:
+    """The first detail of torch's ``load_state_dict`` error ("size mismatch for ...",
+    "Missing key(s) ..."), without its opening line (which names the Python class)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].startswith("Error(s) in loading state_dict"):
+        lines = lines[1:]
+    return lines[0] if lines else "the parameters differ"
+
+
+def _unreadable_because(exc: Exception, path: Path) -> str:
+    """Why ``torch.load`` could not read ``path``, in words (torch's own messages speak of
+    pickles, zip archives and ``weights_only``, or say only "Invalid argument")."""
+    import pickle
+
+    if isinstance(exc, PermissionError):
+        return exception_reason(exc)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError as err:
+        return exception_reason(err)
+    if not head or isinstance(exc, EOFError):
+        return "the file is empty or ends early (truncated)"
+    if isinstance(exc, pickle.UnpicklingError) and "global" in str(exc).lower():  # a class to import
+        return "it holds Python objects, not the plain data of a medimg checkpoint (another tool's file?)"
+    if head == b"PK\x03\x04":  # torch.save's zip archive, cut short or damaged
+        return "the file is damaged or truncated"
+    return "not a checkpoint file, or damaged"
+
+
+def inference_spec(ckpt: Mapping[str, Any], source: str | os.PathLike = "checkpoint") -> InferenceSpec:
+    """The :class:`~medimg.core.spec.InferenceSpec` of a loaded checkpoint.
+
+    Checkpoints written before the spec existed (only sliding-window settings under
+    ``"inference"``) get theirs from the format's other entries (``preprocess``,
+    ``label_names``, ``data``, ``in_channels``).
+
+    Raises:
+        CheckpointError: the stored settings are not a valid spec.
+    """
+    stored = dict(ckpt.get("inference") or {})
+    if "preprocess" not in stored:  # written before the spec: assemble it from the views
+        data = ckpt.get("data") or {}
+        stored.update(
+            preprocess=ckpt.get("preprocess", []),
+            label_names=ckpt.get("label_names"),
+            image_keys=data.get("images"),
+            label_map=data.get("label_map"),
+            in_channels=ckpt.get("in_channels"),
+        )
+    try:
+        return InferenceSpec.model_validate(stored)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise CheckpointError(
+            f"checkpoint '{source}' holds prediction settings this medimg cannot read "
+            f"(inference.{where}: {err['msg']}); retrain it with this medimg (`medimg train`), or "
+            "re-save its weights with valid settings",
+        ) from None
+
+
 def build_model(ckpt: Mapping[str, Any], *, strict: bool = True) -> nn.Module:
     """Rebuild the network of a loaded checkpoint and load its weights (eval mode, CPU).
 
     Raises:
         CheckpointError: the model name is not registered or the weights do not fit.
     """
-    from ..core.errors import MedimgError
-    from ..models import create_model
-
     name = ckpt["model"]["name"]
     try:
-        model = create_model(name, **ckpt["model"]["params"])
+        model = MODELS.build({"name": name, **ckpt["model"]["params"]})
     except MedimgError as exc:
-        raise CheckpointError(f"cannot rebuild the checkpoint's model '{name}': {exc}") from exc
+        raise CheckpointError(f"cannot rebuild the checkpoint's model '{name}': {exception_reason(exc)}") from exc
     try:
         model.load_state_dict(ckpt["state_dict"], strict=strict)
     except RuntimeError as exc:
         raise CheckpointError(
             f"the checkpoint's weights do not fit model '{name}' with {ckpt['model']['params']}: "
-            f"{str(exc).splitlines()[0]}"
+            f"{_first_mismatch(exc)}"
         ) from exc
     return model.eval()

@@ -1,6 +1,6 @@
 """The :class:`Predictor`: one case in, a label map on the case's own grid out.
 
-Pipeline (ARCHITECTURE §2): load channels -> deterministic preprocessing, recorded ->
+Pipeline (docs/architecture.md §2): load channels -> deterministic preprocessing, recorded ->
 sliding window over batched tiles, Gaussian blend -> optional flip TTA -> softmax
 probabilities -> inverse of the recorded preprocessing *on the probabilities* (as
 nnU-Net does before argmax: resampling one-hot probabilities, never label values) ->
@@ -11,68 +11,49 @@ Training validates with this same class, so what is measured is what ships.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..core.errors import CheckpointError, GeometryError, TransformError
+from ..core.errors import CheckpointError, ConfigError, GeometryError
 from ..core.image import Image
 from ..core.sample import Sample
-from ..transforms import TRANSFORMS, Compose, Transform, invert_history
-from .checkpoint import build_model, load_checkpoint
+from ..core.spec import InferenceSpec
+from ..transforms import Compose, Transform, invert_history
+from ..transforms.build import build_transforms
+from .checkpoint import build_model, inference_spec, load_checkpoint
 from .sliding import sliding_window
 
-__all__ = ["Predictor", "resolve_device", "build_preprocess", "INFERENCE_DEFAULTS"]
-
-#: Sliding-window settings used when a checkpoint or caller does not give them.
-INFERENCE_DEFAULTS: dict[str, Any] = {
-    "roi_size": [96, 96, 96],
-    "overlap": 0.25,
-    "sw_batch_size": 4,
-    "blend": "gaussian",
-    "tta_flips": [],
-}
+__all__ = ["Predictor", "resolve_device"]
 
 InputLike = Image | str | os.PathLike | Sequence[Image | str | os.PathLike]
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; anything else as ``torch.device``."""
+    """``"auto"`` -> CUDA when available, else CPU; anything else as ``torch.device``.
+
+    Raises:
+        ConfigError: CUDA was asked for but is not available.
+    """
     if isinstance(device, torch.device):
         return device
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device '{device}' requested but CUDA is not available; use device: auto or cpu")
+        raise ConfigError(
+            f"device '{device}' requested but CUDA is not available on this machine",
+            hint="use device 'auto' or 'cpu' (in a config: trainer.device)",
+            cli_hint="use auto or cpu: `--device auto` for `medimg predict`, "
+            "`--set trainer.device=auto` (or the config's trainer.device) for `medimg train`",
+        )
     return dev
-
-
-def build_preprocess(specs: Sequence[Mapping[str, Any]]) -> list[Transform]:
-    """Build deterministic transforms from plain specs ``{"name": ..., **params}``.
-
-    Raises:
-        TransformError: a spec names a random transform (augmentation belongs in
-            ``augment``, never in what is replayed at prediction time).
-    """
-    out: list[Transform] = []
-    for i, spec in enumerate(specs):
-        spec = dict(spec)
-        name = spec.pop("name")
-        cls = TRANSFORMS.get(name)
-        if getattr(cls, "random", False):
-            raise TransformError(
-                f"preprocess[{i}] '{name}' is a random transform; preprocessing is replayed at "
-                "prediction time and must be deterministic",
-                hint="move it to the 'augment' list",
-            )
-        out.append(cls(**spec))
-    return out
 
 
 def _restrict(transforms: Sequence[Transform], available: Sequence[str]) -> Compose:
@@ -86,8 +67,6 @@ def _restrict(transforms: Sequence[Transform], available: Sequence[str]) -> Comp
         if not keys:
             continue  # e.g. map_labels on the label only
         if keys != t.keys:
-            import copy
-
             t = copy.copy(t)
             t.keys = keys
         kept.append(t)
@@ -97,93 +76,127 @@ def _restrict(transforms: Sequence[Transform], available: Sequence[str]) -> Comp
 class Predictor:
     """Segment whole volumes with a trained network.
 
+    Everything but the network and where it runs is one
+    :class:`~medimg.core.spec.InferenceSpec` (preprocessing, channel and class names,
+    sliding window, TTA), the same one a checkpoint stores. Its fields may also be given
+    as keywords, alone or on top of ``spec``:
+    ``Predictor(model, roi_size=[64, 64, 64], tta_flips=[0])``.
+
+    A predictor is not changed after construction: :meth:`with_options` returns a new
+    one that shares the network.
+
     Args:
         model: network mapping ``(B, C, *roi)`` to logits ``(B, K, *roi)``.
-        preprocess: deterministic transforms (objects) or their plain specs, applied to
-            the input image and inverted on the probabilities.
-        label_names: class names, index = class value; defaults to ``class_0..``.
-        roi_size: sliding-window tile size, voxels per spatial axis.
-        overlap: tile overlap fraction in [0, 1).
-        sw_batch_size: tiles per forward pass (>= 2 on CPU: PERFORMANCE.md).
-        blend: ``"gaussian"`` or ``"constant"``.
-        tta_flips: spatial axes to mirror for test-time augmentation; every combination
-            of them is averaged (``[0, 1, 2]`` -> 8 passes).
+        spec: the prediction settings (default: :class:`InferenceSpec`'s defaults).
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
         amp: autocast the network on CUDA (``True``/``"fp16"`` or ``"bf16"``); ignored on CPU.
-        in_channels: expected input channels (checked); taken from the model if omitted.
-        image_keys: channel names (file names of a case folder), for messages and folders.
+        **settings: fields of the spec, replacing its values (``preprocess`` as plain
+            specs ``{"name": ..., **params}``).
+
+    Raises:
+        TypeError: a keyword that is not a field of the spec.
+        TransformError: a random transform in ``preprocess``.
+        ConfigError: a setting the spec does not accept, or a preprocessing spec that
+            does not build.
     """
 
     def __init__(
         self,
         model: nn.Module,
+        spec: InferenceSpec | None = None,
         *,
-        preprocess: Sequence[Transform | Mapping[str, Any]] = (),
-        label_names: Sequence[str] | None = None,
-        roi_size: Sequence[int] = (96, 96, 96),
-        overlap: float = 0.25,
-        sw_batch_size: int = 4,
-        blend: str = "gaussian",
-        tta_flips: Sequence[int] = (),
         device: str | torch.device = "auto",
         amp: bool | str = False,
-        in_channels: int | None = None,
-        image_keys: Sequence[str] | None = None,
+        **settings: Any,
     ) -> None:
+        self.spec: InferenceSpec = (spec or InferenceSpec()).with_updates(**settings)
         self.device = resolve_device(device)
-        self.model = model.to(self.device).eval()
-        specs = [p for p in preprocess if isinstance(p, Mapping)]
-        objs = [p for p in preprocess if not isinstance(p, Mapping)]
-        if specs and objs:
-            raise TypeError("preprocess must be all transform objects or all plain specs, not a mix")
-        self.preprocess: list[Transform] = build_preprocess(specs) if specs else list(objs)
-        self.label_names = list(label_names) if label_names is not None else None
-        self.roi_size = [int(r) for r in roi_size]
-        self.overlap = float(overlap)
-        self.sw_batch_size = int(sw_batch_size)
-        self.blend = blend
-        self.tta_flips = [int(a) for a in tta_flips]
         self.amp = amp
-        self.in_channels = in_channels
-        self.image_keys = list(image_keys) if image_keys is not None else None
+        self.model = model.to(self.device).eval()
+        self.preprocess: Compose = build_transforms(self.spec.preprocess, "preprocess", deterministic=True)
+        #: The checkpoint's entries but the weights, when built by :meth:`from_checkpoint`.
         self.checkpoint: dict[str, Any] | None = None
 
+    # -- the spec's settings, read-only ---------------------------------------------------
+    @property
+    def roi_size(self) -> list[int]:
+        return list(self.spec.roi_size)
+
+    @property
+    def overlap(self) -> float:
+        return self.spec.overlap
+
+    @property
+    def sw_batch_size(self) -> int:
+        return self.spec.sw_batch_size
+
+    @property
+    def blend(self) -> str:
+        return self.spec.blend
+
+    @property
+    def tta_flips(self) -> list[int]:
+        return list(self.spec.tta_flips)
+
+    @property
+    def label_names(self) -> list[str] | None:
+        return None if self.spec.label_names is None else list(self.spec.label_names)
+
+    @property
+    def image_keys(self) -> list[str] | None:
+        return None if self.spec.image_keys is None else list(self.spec.image_keys)
+
+    @property
+    def in_channels(self) -> int | None:
+        return self.spec.in_channels
+
     # -- construction -------------------------------------------------------------------
+    def with_options(self, **overrides: Any) -> "Predictor":
+        """A new predictor with ``overrides`` applied; this one is left as it is.
+
+        ``overrides`` are fields of the spec (``overlap``, ``sw_batch_size``,
+        ``tta_flips``, ``roi_size``...), ``device`` and ``amp``; None values are ignored.
+        The network is shared (copied only when it moves to another device).
+
+        Raises:
+            TypeError: an unknown override.
+            ConfigError: a value the spec does not accept.
+        """
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+        device = resolve_device(overrides.pop("device", self.device))
+        amp = overrides.pop("amp", self.amp)
+        spec = self.spec.with_updates(**overrides)
+        model = self.model if device == self.device else copy.deepcopy(self.model)
+        new = type(self)(model, spec, device=device, amp=amp)
+        new.checkpoint = self.checkpoint
+        return new
+
     @classmethod
     def from_checkpoint(
         cls, path: str | os.PathLike, device: str | torch.device = "auto", **overrides: Any
     ) -> "Predictor":
         """Load a medimg checkpoint (``weights_only=True``) and build its predictor.
 
-        ``overrides`` replace the checkpoint's inference settings (``roi_size``,
-        ``overlap``, ``sw_batch_size``, ``blend``, ``tta_flips``, ``amp``); None values are ignored.
+        ``overrides`` replace the checkpoint's settings: fields of its
+        :class:`~medimg.core.spec.InferenceSpec` (``roi_size``, ``overlap``,
+        ``sw_batch_size``, ``blend``, ``tta_flips``...) and ``amp``; None values are ignored.
+
+        Raises:
+            CheckpointError: the file cannot be used (see :func:`load_checkpoint`), or
+                ``roi_size`` does not match the model's spatial dimensions.
+            TypeError: an unknown override.
         """
         ckpt = load_checkpoint(path)
-        settings = {**INFERENCE_DEFAULTS, **ckpt.get("inference", {})}
-        unknown = set(overrides) - set(INFERENCE_DEFAULTS) - {"amp"}
-        if unknown:
-            raise TypeError(f"unknown inference override(s) {sorted(unknown)}; known: {sorted(INFERENCE_DEFAULTS)} and amp")
-        settings.update({k: v for k, v in overrides.items() if v is not None})
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+        amp = overrides.pop("amp", False)
+        spec = inference_spec(ckpt, path).with_updates(**overrides)
         spatial_dims = int(ckpt.get("spatial_dims", 3))
-        roi = list(settings["roi_size"])
-        if len(roi) != spatial_dims:
+        if len(spec.roi_size) != spatial_dims:
             raise CheckpointError(
-                f"checkpoint '{path}': roi_size {roi} has {len(roi)} values for a {spatial_dims}D model"
+                f"checkpoint '{path}': roi_size {spec.roi_size} has {len(spec.roi_size)} values "
+                f"for a {spatial_dims}D model"
             )
-        pred = cls(
-            build_model(ckpt),
-            preprocess=ckpt["preprocess"],
-            label_names=ckpt["label_names"],
-            roi_size=roi,
-            overlap=settings["overlap"],
-            sw_batch_size=settings["sw_batch_size"],
-            blend=settings["blend"],
-            tta_flips=settings["tta_flips"],
-            device=device,
-            amp=settings.get("amp", False),
-            in_channels=int(ckpt["in_channels"]),
-            image_keys=(ckpt.get("data") or {}).get("images"),
-        )
+        pred = cls(build_model(ckpt), spec, device=device, amp=amp)
         pred.checkpoint = {k: v for k, v in ckpt.items() if k not in ("state_dict", "optimizer_state")}
         return pred
 
@@ -212,7 +225,7 @@ class Predictor:
                 images.append(read_image(it))
         first = images[0]
         for name, im in zip(items[1:], images[1:]):
-            if not first.same_grid(im, atol=1e-3):
+            if not first.same_grid(im):
                 raise GeometryError(
                     f"channel '{name}' is not on the grid of the first channel '{items[0]}': shape "
                     f"{im.spatial_shape} vs {first.spatial_shape}, affines differ by "
@@ -301,9 +314,7 @@ class Predictor:
             probs = self._probabilities_on_preprocessed(x).float().cpu()
         prob_img = Image(probs, pre["image"].affine, kind="probabilities")
         back = invert_history(prob_img, pre.history)
-        if back.spatial_shape != source.spatial_shape or not np.allclose(
-            back.affine, source.affine, atol=1e-3, rtol=0
-        ):
+        if not back.same_grid(source):
             raise GeometryError(
                 f"case '{case_id or '?'}': inverting the preprocessing gave grid "
                 f"{back.spatial_shape} (affine off by {np.abs(back.affine - source.affine).max():.3g} mm), "
@@ -323,6 +334,15 @@ class Predictor:
         labels = torch.argmax(probs.data, dim=0, keepdim=True)
         labels = labels.to(torch.uint8 if k <= 256 else torch.int16)
         return Image(labels, probs.affine.copy(), kind="label", meta=dict(probs.meta))
+
+    @property
+    def num_classes(self) -> int | None:
+        """Classes the model predicts (from the label names or the checkpoint; None: unknown)."""
+        if self.spec.label_names is not None:
+            return len(self.spec.label_names)
+        if self.checkpoint is not None and "out_channels" in self.checkpoint:
+            return int(self.checkpoint["out_channels"])
+        return None
 
     def __repr__(self) -> str:
         return (

@@ -10,9 +10,10 @@ gzip magic bytes) -> :func:`read_nifti`; a folder, or a file that is DICOM (``DI
 byte 128, or a bare data set) -> :func:`medimg.io.dicom.read_dicom`. Every image comes back
 channel-first with a voxel -> RAS+ mm affine (DICOM's LPS is converted at this door).
 
-The DICOM names (``find_series``, ``read_dicom``, ``convert_dicom``, ``SeriesInfo``,
-``read_dicom_seg``, ``write_dicom_seg``, ``deidentify``) are loaded on first use (PEP 562),
-so ``import medimg.io`` does not import pydicom or highdicom.
+The DICOM names (``find_series``, ``read_dicom``, ``SeriesInfo`` from
+:mod:`medimg.io.dicom`; ``convert_dicom`` from :mod:`medimg.io.convert`; ``read_dicom_seg``,
+``write_dicom_seg`` from :mod:`medimg.io.dicom_seg`; ``deidentify``) are loaded on first use
+(PEP 562), so ``import medimg.io`` does not import pydicom or highdicom.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from .nifti import NIFTI_SUFFIXES, is_nifti_path, read_nifti, write_nifti
 _LAZY: dict[str, str] = {
     "find_series": "medimg.io.dicom",
     "read_dicom": "medimg.io.dicom",
-    "convert_dicom": "medimg.io.dicom",
+    "convert_dicom": "medimg.io.convert",
     "SeriesInfo": "medimg.io.dicom",
     "read_dicom_seg": "medimg.io.dicom_seg",
     "write_dicom_seg": "medimg.io.dicom_seg",
@@ -108,7 +109,8 @@ def read_image(
             series (see :func:`medimg.io.dicom.read_dicom` to choose among several).
         dtype: cast the data to this dtype (``torch.float32``, ``"float32"``,
             ``np.int16``...); by default the file's own dtype is kept (NIfTI scaled by
-            ``scl_slope`` -> float32; DICOM rescaled to HU -> the smallest dtype holding it).
+            ``scl_slope`` -> float32 where that holds every value exactly, else float64;
+            DICOM rescaled to HU -> the smallest dtype holding it).
         kind: ``"intensity"``, ``"label"`` or ``"probabilities"``; by default ``"label"``
             for NIfTI files with intent NIFTI_INTENT_LABEL, else what the reader says.
 
@@ -143,11 +145,9 @@ def read_image(
             raise ImageReadError(
                 f"cannot read image '{p}': unsupported format: expected {SUPPORTED_FORMATS}, "
                 f"found {found}",
-                hint="convert it to NIfTI first, e.g. with SimpleITK: "
-                "sitk.WriteImage(sitk.ReadImage(p), 'x.nii.gz')",
+                hint="convert it to NIfTI (.nii.gz) first with a tool that reads it (e.g. "
+                "SimpleITK or 3D Slicer); DICOM converts with `medimg convert`",
             )
-    if isinstance(img, list):  # read_dicom(multi_volume="split") only; not used here
-        raise ImageReadError(f"'{p}' holds several volumes; use medimg.io.read_dicom")
     if kind is not None and img.kind != kind:
         img = img.new(kind=kind)
     if dtype is not None:
@@ -188,7 +188,8 @@ def write_image(image: Image, path: str | os.PathLike, **kwargs: Any) -> Path:
         raise ImageWriteError(
             f"cannot write image '{p}': unsupported suffix '{''.join(p.suffixes) or '(none)'}', "
             f"expected one of {', '.join(NIFTI_SUFFIXES)}",
-            hint="name the file e.g. 'pred.nii.gz'; DICOM SEG is written by "
-            "medimg.io.write_dicom_seg",
+            hint="name the file e.g. 'pred.nii.gz' (a DICOM SEG is written by write_dicom_seg, "
+            "not write_image)",
+            cli_hint="name the file e.g. 'pred.nii.gz'",
         )
     return write_nifti(image, p, **kwargs)

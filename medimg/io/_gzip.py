@@ -28,6 +28,10 @@ subfield ``'MG'`` of its header (RFC 1952 §2.3.1.1: readers skip unknown subfie
 same idea as BGZF's ``'BC'``). With those sizes and each member's ISIZE trailer, the reader
 knows where every member starts and where its output goes, and inflates them in
 parallel threads (libdeflate releases the GIL) into the one output buffer.
+
+Members are compressed by ISA-L at gzip levels 0-3 (the default, 2) and by libdeflate at
+the other levels (called through ctypes, so threads run in parallel); zlib only where
+neither is installed. At level 6 libdeflate is ~6x faster than zlib for the same size.
 """
 
 from __future__ import annotations
@@ -335,6 +339,78 @@ def _libdeflate_parallel(lib: Any, mv: memoryview, size: int,
     return out if ok else None
 
 
+@functools.lru_cache(maxsize=1)
+def _libdeflate_compress_api() -> Any:
+    """libdeflate's compression C API from the ``deflate`` wheel, or None. Called through
+    ctypes, which releases the GIL, so members compress in parallel threads (the wheel's
+    own ``deflate_compress`` holds the GIL)."""
+    if _deflate is None:
+        return None
+    try:
+        lib = ctypes.CDLL(_extension_path(_deflate))
+        sz, vp = ctypes.c_size_t, ctypes.c_void_p
+        for name, res, args in (
+            ("libdeflate_alloc_compressor", vp, [ctypes.c_int]),
+            ("libdeflate_free_compressor", None, [vp]),
+            ("libdeflate_deflate_compress_bound", sz, [vp, sz]),
+            ("libdeflate_deflate_compress", sz, [vp, vp, sz, vp, sz]),
+            ("libdeflate_crc32", ctypes.c_uint32, [ctypes.c_uint32, vp, sz]),
+        ):
+            fn = getattr(lib, name)
+            fn.restype, fn.argtypes = res, args
+        return lib
+    except (OSError, AttributeError):
+        return None
+
+
+def _libdeflate_codec(level: int) -> tuple[Any, Any] | None:
+    """``(compress, crc32)`` through libdeflate at ``level``, or None where unavailable."""
+    lib = _libdeflate_compress_api()
+    if lib is None:
+        return None
+    probe = lib.libdeflate_alloc_compressor(level)
+    if not probe:  # a level this libdeflate does not know
+        return None
+    lib.libdeflate_free_compressor(probe)
+
+    def compress(data: Any) -> bytes:
+        src = np.frombuffer(data, dtype=np.uint8)
+        c = lib.libdeflate_alloc_compressor(level)
+        if not c:
+            raise MemoryError("libdeflate could not allocate a compressor")
+        try:
+            bound = lib.libdeflate_deflate_compress_bound(c, src.size)
+            out = ctypes.create_string_buffer(bound)
+            n = lib.libdeflate_deflate_compress(c, src.ctypes.data, src.size, out, bound)
+        finally:
+            lib.libdeflate_free_compressor(c)
+        if n == 0:  # cannot happen with a bound-sized output
+            raise RuntimeError("libdeflate compression failed")
+        return ctypes.string_at(out, n)
+
+    def crc32(data: Any) -> int:
+        src = np.frombuffer(data, dtype=np.uint8)
+        return int(lib.libdeflate_crc32(0, src.ctypes.data, src.size))
+
+    return compress, crc32
+
+
+def _member_codec(level: int | None) -> tuple[int, Any, Any]:
+    """``(level, compress(data) -> raw deflate bytes, crc32(data))`` for a gzip level:
+    ISA-L for levels 0-3 (and by default, level 2) when installed, else libdeflate when
+    installed (~6x faster than zlib at level 6, same size here), else zlib (default 6)."""
+    lvl = (2 if _isal_zlib is not None else 6) if level is None else int(level)
+    if not 0 <= lvl <= 9:
+        raise ValueError(f"gzip level must be 0-9, got {lvl}")
+    if _isal_zlib is not None and lvl <= 3:
+        isal = _isal_zlib
+        return lvl, (lambda d: isal.compress(d, lvl, -15)), isal.crc32
+    fast = _libdeflate_codec(lvl)
+    if fast is not None:
+        return lvl, fast[0], fast[1]
+    return lvl, (lambda d: zlib.compress(d, lvl, -15)), zlib.crc32
+
+
 def write_gzip_members(f: BinaryIO, chunks: Iterable[Any], level: int | None = None,
                        member_size: int = MEMBER_SIZE) -> int:
     """Write ``chunks`` (bytes-like, in order) to ``f`` as an indexed multi-member gzip
@@ -342,20 +418,14 @@ def write_gzip_members(f: BinaryIO, chunks: Iterable[Any], level: int | None = N
 
     Each member holds ``member_size`` uncompressed bytes (the last one fewer) and carries
     its own total size in an FEXTRA ``'MG'`` subfield (see the module docstring).
-    ``level``: ISA-L 0-3 (default 2: here both faster and smaller than 1) when installed,
-    else zlib 0-9 (default 6).
+    ``level``: 0-9 as for gzip. Levels 0-3 are ISA-L's when it is installed (faster than
+    the others at a similar size), other levels libdeflate's when installed, else zlib's.
+    Default: 2 with ISA-L (here both faster and smaller than ISA-L's 1), else 6.
     """
-    if _isal_zlib is not None:
-        lvl = 2 if level is None else int(level)
-        if not 0 <= lvl <= 3:
-            raise ValueError(f"ISA-L gzip level must be 0-3, got {lvl}")
-        compress, crc32 = _isal_zlib.compress, _isal_zlib.crc32
-    else:
-        lvl = 6 if level is None else int(level)
-        compress, crc32 = zlib.compress, zlib.crc32
+    _, compress, crc32 = _member_codec(level)
 
     def member(data: Any) -> bytes:
-        body = compress(data, lvl, -15)  # raw deflate (negative wbits): we frame it
+        body = compress(data)  # raw deflate: we frame it
         total = _MG_HEADER.size + len(body) + 8
         head = _MG_HEADER.pack(GZIP_MAGIC, 8, _FEXTRA, 0, 0, 255, 8, b"MG", 4, total)
         tail = struct.pack("<II", crc32(data) & 0xFFFFFFFF, len(data) & 0xFFFFFFFF)

@@ -16,7 +16,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..core.errors import ConfigError
 from ..core.registry import Registry
 
 __all__ = ["LOSSES", "create_loss"]
@@ -173,14 +172,10 @@ def dice_focal(
 
 
 def create_loss(name: str, **params: Any) -> nn.Module:
-    """Build a registered loss by name.
+    """Build a registered loss by name: ``LOSSES.build({"name": name, **params})``.
 
     Raises:
         UnknownComponentError: no loss of that name (with did-you-mean).
-        ConfigError: the factory rejected the parameters.
+        ConfigError: a parameter the factory does not accept, or an invalid value.
     """
-    factory = LOSSES.get(name)
-    try:
-        return factory(**params)
-    except TypeError as exc:
-        raise ConfigError(f"loss '{name}' could not be built with {params}: {exc}") from exc
+    return LOSSES.build({"name": name, **params})

@@ -6,41 +6,41 @@ Functional, fast, numpy or torch in: :func:`dice_per_class` and :func:`confusion
 :data:`METRICS` registry names them (``dice``, ``jaccard``, ``precision``, ``recall``,
 ``specificity``, ``hd95``, ``hd``, ``assd``, ``nsd``, ``volume_ml``, ``volume_ref_ml``,
 ``volume_diff_ml``); :func:`compute_case_metrics` scores two label :class:`Image`;
-:func:`evaluate_folders` scores folders and writes ``metrics.csv``, ``summary.json``
-(bootstrap confidence intervals) and ``dice_boxplot.png``.
+:func:`evaluate_folders` scores folders (or a file pair) and writes ``metrics.csv``,
+``summary.json`` (bootstrap confidence intervals) and ``dice_boxplot.png``.
 
+Modules, by what they do: :mod:`.overlap` (confusion counts, Dice, Jaccard),
+:mod:`.surface` (surface distances), :mod:`.registry` (the metrics by name),
+:mod:`.case` (one case), :mod:`.labels` (class names and label maps of a prediction
+folder, and the check that references match them), :mod:`.evaluate` (folders),
+:mod:`.report` and :mod:`.plots` (outputs), :mod:`.bootstrap` (confidence intervals).
 Definitions, units and the empty-mask conventions are in
 :mod:`medimg.metrics.segmentation`.
+
+Classification (:mod:`medimg.metrics.classification`): ``auc``, ``accuracy``,
+``balanced_accuracy``, ``sensitivity``, ``specificity``, ``ppv``, ``npv``, ``f1`` and the
+confusion matrix for binary, multi-class and multi-label tasks, with class-stratified
+bootstrap intervals; :func:`classification_metrics` (all by name), :func:`choose_threshold`
+(binary operating threshold from validation data) and :func:`evaluate_classification`
+(a predictions CSV against a label CSV or manifest).
 """
 
 from .bootstrap import bootstrap_ci, summarize
-from .evaluate import (
-    CSV_COLUMNS,
-    DEFAULT_METRICS,
-    EvaluationReport,
-    case_id_from_path,
-    compute_case_metrics,
-    evaluate_folders,
-    find_cases,
-    load_label_names,
-    write_metrics_csv,
+from .case import DEFAULT_METRICS, case_id_from_path, compute_case_metrics
+from .classification import (
+    CLASSIFICATION_METRICS,
+    ClassificationReport,
+    ThresholdChoice,
+    choose_threshold,
+    classification_metrics,
+    evaluate_classification,
 )
-from .segmentation import (
-    METRICS,
-    ConfusionCounts,
-    SegmentationMetric,
-    assd_per_class,
-    compute_metrics,
-    confusion_counts,
-    confusion_matrix,
-    dice_per_class,
-    hausdorff_per_class,
-    jaccard_per_class,
-    metric_params_defaults,
-    nsd_per_class,
-    surface_distances,
-    surface_points,
-)
+from .evaluate import evaluate_folders, find_cases
+from .labels import load_label_names
+from .overlap import ConfusionCounts, confusion_counts, confusion_matrix, dice_per_class, jaccard_per_class
+from .registry import METRICS, SegmentationMetric, compute_metrics, metric_params_defaults
+from .report import CSV_COLUMNS, EvaluationReport, write_metrics_csv
+from .surface import assd_per_class, hausdorff_per_class, nsd_per_class, surface_distances, surface_points
 
 __all__ = [
     "METRICS",
@@ -68,4 +68,10 @@ __all__ = [
     "find_cases",
     "load_label_names",
     "write_metrics_csv",
+    "CLASSIFICATION_METRICS",
+    "ClassificationReport",
+    "ThresholdChoice",
+    "choose_threshold",
+    "classification_metrics",
+    "evaluate_classification",
 ]

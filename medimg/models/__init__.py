@@ -1,6 +1,6 @@
 """Network registry and factories.
 
-Networks come from MONAI (ARCHITECTURE §3: write only what the well-kept libraries do not
+Networks come from MONAI (docs/architecture.md §3: write only what the well-kept libraries do not
 already do well); medimg adds a registry with did-you-mean lookups, sensible defaults for
 3D segmentation, and a uniform ``create_model(name, **params)`` signature that a
 checkpoint can replay from plain data.
@@ -9,3 +9,10 @@ checkpoint can replay from plain data.
 from .registry import MODELS, create_model, model_summary
 
 __all__ = ["MODELS", "create_model", "model_summary"]
+
+# Classification networks (issue 7): importing the package registers them in MODELS.
+from . import classification  # noqa: F401  (registers the classification components)
+from .classification import WeightsReport, load_weights
+from .tasks import TASKS, model_task
+
+__all__ += ["TASKS", "WeightsReport", "load_weights", "model_task"]

@@ -53,8 +53,8 @@ def unet(
 
     if len(strides) != len(channels) - 1:
         raise ConfigError(
-            f"model 'unet': strides must have len(channels) - 1 = {len(channels) - 1} values, "
-            f"got {len(strides)} (channels={list(channels)}, strides={list(strides)})",
+            f"model 'unet': strides must have one value fewer than channels ({len(channels) - 1}), "
+            f"got {len(strides)} (channels: {list(channels)}, strides: {list(strides)})",
             hint="e.g. channels: [16, 32, 64, 128] with strides: [2, 2, 2]",
         )
     return UNet(
@@ -130,46 +130,22 @@ def segresnet(
 
 
 def create_model(name: str, **params: Any) -> nn.Module:
-    """Build a registered network by name.
+    """Build a registered network by name: ``MODELS.build({"name": name, **params})``.
 
     Args:
         name: registered name (see ``MODELS.list()``); case-insensitive.
         **params: the factory's keyword arguments (``in_channels``, ``out_channels``,
-            ``spatial_dims`` and model-specific ones).
+            ``spatial_dims`` and model-specific ones), checked against its signature.
 
     Returns:
         The network, in training mode, on the CPU, float32.
 
     Raises:
         UnknownComponentError: no model of that name (with did-you-mean).
-        ConfigError: a parameter the factory does not accept, or an invalid value.
+        ConfigError: a parameter the factory does not accept (with did-you-mean), a
+            value of the wrong type, or an invalid value.
     """
-    import inspect
-
-    factory = MODELS.get(name)
-    try:
-        sig = inspect.signature(factory)
-    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
-        sig = None
-    if sig is not None and not any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
-        unknown = sorted(set(params) - set(sig.parameters))
-        if unknown:
-            import difflib
-
-            hints = []
-            for u in unknown:
-                close = difflib.get_close_matches(u, list(sig.parameters), n=1)
-                hints.append(f"'{u}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
-            raise ConfigError(
-                f"model '{name}' got unknown parameter(s) {', '.join(hints)}; "
-                f"it accepts: {', '.join(sig.parameters)}"
-            )
-    try:
-        return factory(**params)
-    except ConfigError:
-        raise
-    except (TypeError, ValueError, AssertionError) as exc:
-        raise ConfigError(f"model '{name}' could not be built with {params}: {exc}") from exc
+    return MODELS.build({"name": name, **params})
 
 
 def model_summary(model: nn.Module) -> dict[str, Any]:

@@ -11,7 +11,7 @@ augmentation (``random_crop``, ``random_flip``, ``random_affine``, ``random_inte
 from . import functional
 from .augment import RandomAffine, RandomCrop, RandomFlip, RandomIntensity
 from .base import TRANSFORMS, Compose, Transform, invert_history, invert_image
-from .build import build_compose, build_transform
+from .build import build_compose, build_transform, build_transforms
 from .intensity import MapLabels, NormalizeIntensity, ScaleIntensityRange
 from .monai_adapter import MonaiTransform
 from .spatial import CropForeground, Orient, Resample, SpatialPad
@@ -24,6 +24,7 @@ __all__ = [
     "invert_image",
     "build_compose",
     "build_transform",
+    "build_transforms",
     "functional",
     "Orient",
     "Resample",

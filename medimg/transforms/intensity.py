@@ -138,7 +138,7 @@ class MapLabels(Transform):
             data = im.data
             if data.is_floating_point():
                 raise TransformError(
-                    f"map_labels: image '{k}' of case '{sample.case_id}' holds floats ({data.dtype}); "
+                    f"map_labels: image '{k}' of case '{sample.case_id}' holds floats ({str(data.dtype).removeprefix('torch.')}); "
                     "label values must be integers",
                     hint="map_labels acts on label images; check its 'keys'",
                 )

@@ -13,6 +13,8 @@ images and labels would not move together. medimg's own ``orient``, ``resample``
 from __future__ import annotations
 
 import inspect
+import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -70,7 +72,7 @@ class MonaiTransform(Transform):
 
         if issubclass(cls, LazyTrait) or not cls.__module__.startswith(_ALLOWED_MODULE):
             raise TransformError(
-                f"monai: '{transform}' ({cls.__module__}) is not a MONAI intensity transform; spatial and "
+                f"monai: '{transform}' is not a MONAI intensity transform; spatial and "
                 "shape-changing MONAI transforms are refused because medimg could not record their "
                 "geometry, so predictions could not be inverted to the scan's grid",
                 hint="use medimg's spatial transforms (orient, resample, random_affine, random_flip, random_crop...)",
@@ -79,8 +81,9 @@ class MonaiTransform(Transform):
             self._transform = cls(**kwargs)
         except TypeError as exc:
             raise TransformError(
-                f"monai: cannot build {transform}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())}): {exc}",
-                hint=f"arguments of {transform}: {inspect.signature(cls)}",
+                f"monai: cannot build {transform} with {kwargs}: "
+                + re.sub(r"^[\w.]*__init__\(\)\s*", "", str(exc)).replace("keyword argument", "parameter"),
+                hint=f"{transform} takes: {_parameters(cls)}",
             ) from None
         self.transform = str(transform)
         self.kwargs = dict(kwargs)
@@ -111,3 +114,19 @@ class MonaiTransform(Transform):
                 )
             images[k] = im.new(data)
         return sample.replace(images, TransformRecord(self.name, params, False))
+
+
+def _parameters(cls: type) -> str:
+    """A MONAI class's parameters as a config writes them: ``prob = 0.1, std = 0.1, dtype``
+    (a default shown where it is plain data; no Python signature syntax)."""
+    parts = []
+    for p in inspect.signature(cls).parameters.values():
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        if p.default is p.empty:
+            parts.append(f"{p.name} (required)")
+        elif p.default is None or isinstance(p.default, (bool, int, float, str)):
+            parts.append(f"{p.name} = {json.dumps(p.default)}")
+        else:
+            parts.append(p.name)
+    return ", ".join(parts) or "no parameters"

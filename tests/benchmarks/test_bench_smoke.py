@@ -1,4 +1,4 @@
-"""Benchmarks run end to end with --quick and write the ARCHITECTURE §5 JSON schema.
+"""Benchmarks run end to end with --quick and write the docs/architecture.md §5 JSON schema.
 
 Only the schema and agreement are asserted; timings are never asserted in tests.
 """
@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 # benchmark script -> peers its --quick run must include
 BENCHMARKS = {
-    "io_nifti.py": {"SimpleITK", "nibabel", "MONAI", "inflate zlib"},
+    "io_nifti.py": {"SimpleITK", "nibabel", "MONAI", "nibabel+deflate", "inflate zlib"},
     "io_dicom.py": {"pydicom_loop", "simpleitk", "monai"},
     "preprocess.py": {"monai"},
     "metrics_seg.py": {"monai"},

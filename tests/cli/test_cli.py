@@ -206,17 +206,24 @@ def test_debug_shows_the_exception(tmp_path: Path):
 
 
 def test_unexpected_error_is_one_line(monkeypatch, tmp_path: Path):
-    import medimg.cli.commands as cli_app
+    import medimg.cli.info as cli_app
 
-    def boom(path, series=None):
+    def boom(path, series=None, **options):
         raise RuntimeError("boom\nsecond line")
 
     monkeypatch.setattr(cli_app, "image_summary", boom)
     path = _nifti(tmp_path / "a.nii.gz", np.zeros((2, 2, 2), np.float32))
     res = run("info", path)
     assert res.exit_code == 1
-    assert res.output.splitlines()[0] == "error: RuntimeError: boom"
+    # one line in CLI terms: the message, never the Python class name (issue 6, item 12)
+    assert res.output.splitlines()[0] == "error: boom"
     assert "run with --debug for the traceback" in res.output and "second line" not in res.output
+
+    def missing(path, series=None, **options):
+        raise KeyError("PixelData")  # str() of a KeyError is only the key: say what it means
+
+    monkeypatch.setattr(cli_app, "image_summary", missing)
+    assert run("info", path).output.splitlines()[0] == "error: missing entry 'PixelData'"
 
 
 # ---------------------------------------------------------------- train / predict
@@ -283,7 +290,9 @@ def test_evaluate_folders(tmp_path: Path):
     res = run("evaluate", tmp_path / "nope", tmp_path / "ref")
     assert res.exit_code == 1 and f"error: prediction folder '{tmp_path / 'nope'}' does not exist" in res.output
     res = run("evaluate", tmp_path / "pred", tmp_path / "ref", "--metrics", "dcie")
-    assert res.exit_code == 1 and "unknown metric 'dcie'" in res.output and "Traceback" not in res.output
+    # a misspelt metric is a usage error (exit 2), reported before any case is read
+    assert res.exit_code == 2 and "unknown metric 'dcie'" in res.output and "Traceback" not in res.output
+    assert "error: invalid value for --metrics: unknown metric 'dcie'; did you mean 'dice'?" in res.output
 
 
 def test_evaluate_case_folders_with_label_map(tmp_path: Path):
@@ -301,6 +310,52 @@ def test_evaluate_case_folders_with_label_map(tmp_path: Path):
     assert summary["label_1"]["dice"]["mean"] == pytest.approx(1.0)
     res = run("evaluate", tmp_path / "pred", tmp_path / "ref", "--label-map", "2=1")
     assert res.exit_code == 2 and "--label-map: cannot read '2=1'" in res.output
+
+
+def test_evaluate_exit_1_on_missing_or_truncated_cases_and_a_file_pair(tmp_path: Path):
+    """Issue 6 §7: 4 of 6 predictions missing, or 2 truncated, exit 1 (README); a file pair works."""
+    ref = np.zeros((8, 8, 8), np.uint8)
+    ref[2:6, 2:6, 2:6] = 1
+    for i in range(6):
+        _nifti(tmp_path / "ref" / f"c{i}.nii.gz", ref)
+        _nifti(tmp_path / "pred" / f"c{i}.nii.gz", ref)
+    (tmp_path / "pred" / "labels.json").write_text('{"0": "background", "1": "cube"}')
+    res = run("evaluate", tmp_path / "pred", tmp_path / "ref", "--metrics", "dice", "--bootstrap", "0")
+    assert res.exit_code == 0, res.output
+    for i in range(2):
+        raw = (tmp_path / "pred" / f"c{i}.nii.gz").read_bytes()
+        (tmp_path / "pred" / f"c{i}.nii.gz").write_bytes(raw[: len(raw) // 2])
+    res = run("evaluate", tmp_path / "pred", tmp_path / "ref", "--metrics", "dice", "--bootstrap", "0")
+    assert res.exit_code == 1
+    assert "error: 2 case(s) failed; the summary covers the 4 case(s) scored" in res.output
+    for i in range(4):
+        (tmp_path / "pred" / f"c{i}.nii.gz").unlink()
+    res = run("evaluate", tmp_path / "pred", tmp_path / "ref", "--metrics", "dice", "--bootstrap", "0")
+    assert res.exit_code == 1 and "missing prediction: c0, c1, c2, c3" in res.output
+    assert "error: 4 case(s) without a prediction; the summary covers the 2 case(s) scored" in res.output
+    assert "cube:" in res.output and "(n=2)" in res.output  # what was scored is still shown
+    res = run("evaluate", tmp_path / "pred" / "c5.nii.gz", tmp_path / "ref" / "c0.nii.gz", "--metrics", "dice",
+              "--bootstrap", "0")
+    assert res.exit_code == 0, res.output
+    assert "cube:" in res.output and "1.0000" in res.output and "1 evaluated" in res.output
+
+
+def test_evaluate_label_mismatch_names_both_sets_and_the_label_map(tmp_path: Path):
+    ref = np.zeros((8, 8, 8), np.uint8)
+    ref[2:6, 2:6, 2:6] = 2
+    ref[3:5, 3:5, 3:5] = 4
+    _nifti(tmp_path / "ref" / "c1.nii.gz", ref)
+    _nifti(tmp_path / "pred" / "c1.nii.gz", (ref > 0).astype(np.uint8))
+    (tmp_path / "pred" / "labels.json").write_text('{"0": "background", "1": "tumour"}')
+    res = run("evaluate", tmp_path / "pred", tmp_path / "ref", "--metrics", "dice", "--bootstrap", "0")
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert "error: the references hold values 2, 4 that are no prediction class" in res.output
+    assert "reference values {0, 2, 4} in 1 case(s); prediction classes {0 (background), 1 (tumour)}" in res.output
+    assert "hint: pass --label-map 2:1,4:1 to score them as 'tumour'" in res.output
+    res = run("evaluate", tmp_path / "pred", tmp_path / "ref", "--metrics", "dice", "--bootstrap", "0",
+              "--label-map", "2:1,4:1")
+    assert res.exit_code == 0, res.output
+    assert "tumour:" in res.output and "1.0000" in res.output
 
 
 # --------------------------------------------------------------------- convert / deid

@@ -94,7 +94,7 @@ def regs() -> dict[str, Registry]:
 def registries(monkeypatch) -> dict[str, Registry]:
     """Point the config's component checks at the local registries."""
     regs = make_registries()
-    import medimg.config.build as build
+    import medimg.config.components as build
 
     monkeypatch.setattr(build, "get_registry", lambda kind: regs[kind])
     return regs

@@ -219,6 +219,8 @@ def test_empty_not_a_mapping_missing_folder(write, tmp_path):
         _load(write("# nothing\n"))
     with pytest.raises(ConfigError, match="top level must be a mapping.*found a list"):
         _load(write("- a\n- b\n"))
+    with pytest.raises(ConfigError, match="top level must be a mapping.*found a string"):  # YAML's words, not 'str'
+        _load(write("just text\n"))
     with pytest.raises(ConfigError, match="file not found") as info:
         _load(tmp_path / "nope.yaml")
     assert "nope.yaml" in str(info.value) and info.value.hint

@@ -86,4 +86,4 @@ def test_scaled_affine_edges_and_centres():
 
 def test_affines_close():
     a = make_affine((1, 1, 1))
-    assert affines_close(a, a + 5e-5) and not affines_close(a, a + 1e-3)
+    assert affines_close(a, a + 5e-4) and not affines_close(a, a + 2e-3)

@@ -90,3 +90,25 @@ def test_require_missing_dependency():
         require("medimg_no_such_module", "dicom-seg", "writing DICOM SEG")
     assert "writing DICOM SEG needs the optional package 'medimg_no_such_module'" in str(ei.value)
     assert "pip install 'medimg[dicom-seg]'" in str(ei.value)
+
+
+def test_exception_reason_says_why_without_the_class_name():
+    import struct
+
+    from medimg.core.errors import DicomError, exception_reason
+
+    try:
+        struct.unpack("<I", b"")
+    except struct.error as exc:
+        assert exception_reason(exc) == "unpack requires a buffer of 4 bytes"
+    assert exception_reason(ValueError("bad\n  value")) == "bad value"  # one line
+    # where the class carries the meaning, it is said in words
+    assert exception_reason(KeyError("PixelData")) == "missing entry 'PixelData'"
+    assert exception_reason(EOFError()) == "the data ends early (truncated)"
+    assert exception_reason(EOFError("read 0 bytes")) == "the data ends early (truncated): read 0 bytes"
+    assert exception_reason(MemoryError()) == "out of memory"
+    assert exception_reason(RuntimeError()) == "failed without saying why"
+    # a medimg error: its message, not its hint
+    assert exception_reason(DicomError("cannot read 'x'", hint="check it")) == "cannot read 'x'"
+    for exc in (ValueError("v"), KeyError("k"), EOFError(), TypeError("t")):
+        assert type(exc).__name__ not in exception_reason(exc)

@@ -195,8 +195,9 @@ def test_grouped_split():
     assert abs(len(out["train"]) - 36) <= 3 and all(r.split == "validation" for r in out["validation"])
     assert grouped_split(recs, seed=0) == grouped_split(recs, seed=0)
     assert [r.case_id for r in grouped_split(recs, seed=1)["test"]] != [r.case_id for r in grouped_split(recs, seed=0)["test"]]
-    with pytest.raises(DataError, match="case 'x' has no 'patient_id' in its meta"):
+    with pytest.raises(DataError, match="case 'x' has no 'patient_id' in its meta") as err:
         grouped_split([CaseRecord("x", [], None, "train", {})])
+    assert err.value.hint.startswith("add a 'patient_id' column to the manifest (data.manifest)")
     with pytest.raises(DataError, match="must be 3 non-negative shares summing to 1"):
         grouped_split(recs, fractions=(0.5, 0.5, 0.5))
 

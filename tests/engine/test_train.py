@@ -170,6 +170,7 @@ def test_public_api():
     assert set(m.__all__) == {
         "train", "Trainer", "TrainResult", "OPTIMIZERS", "SCHEDULERS", "save_checkpoint", "load_checkpoint",
         "build_model", "validation_metrics", "seed_everything", "model_params_for", "DistInfo",
+        "Callback", "FitState", "BestModelCheckpoint", "EarlyStopping", "TimeBudget", "History", "StopAgreement",
     }
     assert {"adamw", "adam", "sgd"} <= set(OPTIMIZERS.list())
     assert {"cosine", "poly", "step", "none"} <= set(SCHEDULERS.list())

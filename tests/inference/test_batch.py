@@ -17,14 +17,14 @@ from medimg.models import create_model
 PREPROCESS = [{"name": "orient", "axcodes": "RAS"}, {"name": "resample", "spacing": [2.0, 2.0, 2.0]}]
 
 
-def _checkpoint(path, in_channels=1, images=("img.nii.gz",)):
+def _checkpoint(path, in_channels=1, images=("img.nii.gz",), label_map=None):
     params = {"in_channels": in_channels, "out_channels": 2, "spatial_dims": 3, "channels": [4, 8], "strides": [2]}
     torch.manual_seed(0)
     save_checkpoint(
         path, create_model("unet", **params), model_name="unet", model_params=params,
         label_names=["background", "lesion"], preprocess=PREPROCESS,
         inference={"roi_size": [16, 16, 16], "overlap": 0.25, "sw_batch_size": 2},
-        data={"images": list(images)},
+        data={"images": list(images), "label_map": label_map},
     )
     return path
 
@@ -50,7 +50,9 @@ def test_folder_with_a_corrupt_file(tmp_path):
     report = predict_folder(ckpt, src, out, device="cpu", progress=False)
     assert sorted(report.ok) == ["a", "b"]
     assert [c for c, _ in report.failed] == ["broken"]
-    assert "ImageReadError" in report.failed[0][1]
+    why = report.failed[0][1]  # says why, in words (no Python class name)
+    assert why.startswith("cannot read NIfTI") and "broken.nii.gz" in why and "corrupt gzip data" in why
+    assert "ImageReadError" not in why
     assert not report.all_ok
     for cid, im in inputs.items():
         lab = read_image(out / f"{cid}.nii.gz")
@@ -62,6 +64,19 @@ def test_folder_with_a_corrupt_file(tmp_path):
     rows = {r["case_id"]: r for r in csv.DictReader(open(out / "predictions.csv"))}
     assert rows["a"]["status"] == "ok" and float(rows["a"]["seconds"]) > 0
     assert rows["broken"]["status"] == "failed" and rows["broken"]["error"]
+
+
+def test_the_training_label_map_travels_with_the_predictions(tmp_path):
+    """evaluate applies the label map the model was trained with (issue 6 §7)."""
+    from medimg.metrics.labels import read_prediction_labels
+
+    ckpt = _checkpoint(tmp_path / "m.pt", label_map={1: 1, 2: 1, 4: 1})
+    write_image(_image((12, 12, 8), (1.0, 1.0, 2.0), 3), tmp_path / "a.nii.gz")
+    predict_folder(ckpt, tmp_path / "a.nii.gz", tmp_path / "out", device="cpu", progress=False)
+    assert json.loads((tmp_path / "out" / "label_map.json").read_text()) == {"1": 1, "2": 1, "4": 1}
+    recorded = read_prediction_labels(tmp_path / "out")
+    assert recorded.label_map == {1: 1, 2: 1, 4: 1}
+    assert recorded.names == {0: "background", 1: "lesion"}
 
 
 def test_single_file_input(tmp_path):
@@ -97,7 +112,7 @@ def test_find_cases_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no cases found in .*empty") as exc:
         find_cases(tmp_path / "empty", ["flair.nii.gz", "t1c.nii.gz"], 2)
-    assert "2 channel(s) named" in str(exc.value)
+    assert "2 channel(s) named" in str(exc.value) and exc.value.hint.endswith("; give a split folder such as data/test")
     (tmp_path / "x.txt").write_text("")
     with pytest.raises(DataError, match="is not a NIfTI file"):
         find_cases(tmp_path / "x.txt")
@@ -137,3 +152,20 @@ def test_dicom_inputs_for_a_single_channel_model(tmp_path, shared_data):
     lab = read_image(tmp_path / "out" / "s1.nii.gz")
     assert lab.spatial_shape == src.spatial_shape
     assert np.allclose(lab.affine, src.affine, atol=1e-4)
+
+
+def test_predict_folder_never_changes_the_predictor_it_is_given(tmp_path):
+    import inspect
+
+    from medimg.inference import Predictor
+
+    assert "input" not in inspect.signature(predict_folder).parameters
+    pred = Predictor.from_checkpoint(_checkpoint(tmp_path / "m.pt"), device="cpu")
+    spec, device = pred.spec, pred.device
+    f = tmp_path / "c.nii.gz"
+    write_image(_image((16, 16, 16), (1.0, 1.0, 1.0), 3), f)
+    report = predict_folder(pred, f, tmp_path / "out", progress=False, overlap=0.5, tta_flips=[0], sw_batch_size=1)
+    assert report.ok == ["c"]
+    assert pred.spec is spec and pred.overlap == 0.25 and pred.tta_flips == [] and pred.device == device
+    with pytest.raises(TypeError, match="unknown inference override"):
+        predict_folder(pred, f, tmp_path / "out", progress=False, overlapp=0.5)

@@ -137,3 +137,32 @@ def test_cuda_amp_matches_cpu():
     gpu = Predictor(_tiny_model(), roi_size=[16, 16, 16], device="cuda", amp="bf16").predict_probabilities(image)
     assert gpu.data.device.type == "cpu"
     assert (cpu.data.argmax(0) == gpu.data.argmax(0)).float().mean() > 0.95
+
+
+def test_spec_or_keywords_build_the_same_predictor():
+    from medimg.inference import InferenceSpec
+
+    spec = InferenceSpec(preprocess=PREPROCESS, roi_size=[16, 16, 16], overlap=0.5, label_names=["bg", "a", "b"])
+    model = _tiny_model()
+    a = Predictor(model, spec, device="cpu")
+    b = Predictor(model, preprocess=PREPROCESS, roi_size=[16, 16, 16], overlap=0.5, label_names=["bg", "a", "b"],
+                  device="cpu")
+    assert a.spec == b.spec and a.roi_size == [16, 16, 16] and a.label_names == ["bg", "a", "b"]
+    c = Predictor(model, spec, device="cpu", overlap=0.0)  # keywords on top of a spec
+    assert c.overlap == 0.0 and c.roi_size == [16, 16, 16] and spec.overlap == 0.5
+    with pytest.raises(TypeError, match="unknown inference override"):
+        Predictor(model, spec, device="cpu", overlp=0.1)
+
+
+def test_with_options_leaves_the_original_alone():
+    pred = Predictor(_tiny_model(), preprocess=PREPROCESS, roi_size=[16, 16, 16], device="cpu")
+    before = pred.spec
+    other = pred.with_options(overlap=0.5, tta_flips=[0, 1], sw_batch_size=None, device="cpu")
+    assert other is not pred and other.model is pred.model  # the network is shared
+    assert other.overlap == 0.5 and other.tta_flips == [0, 1] and other.sw_batch_size == pred.sw_batch_size
+    assert pred.spec is before and pred.overlap == 0.25 and pred.tta_flips == []
+    assert [t.name for t in other.preprocess] == ["orient", "resample"]
+    with pytest.raises(AttributeError):
+        pred.overlap = 0.9  # settings are read-only: change them with with_options
+    with pytest.raises(TypeError, match="unknown inference override"):
+        pred.with_options(tile=3)

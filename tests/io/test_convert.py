@@ -1,8 +1,9 @@
-"""medimg.io.dicom.convert_dicom: every series to .nii.gz plus series.csv."""
+"""medimg.io.convert.convert_dicom: every series to .nii.gz plus series.csv."""
 
 from __future__ import annotations
 
 import csv
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,8 @@ from tests.conftest import shared_path  # noqa: E402
 from test_dicom import SR, assert_same_as_ref, tilted_positions, write_series  # noqa: E402
 
 from medimg.io import read_image  # noqa: E402
-from medimg.io.dicom import convert_dicom, find_series, read_dicom  # noqa: E402
+from medimg.io.convert import convert_dicom  # noqa: E402
+from medimg.io.dicom import find_series, read_dicom  # noqa: E402
 
 
 def _sr(path: Path) -> None:
@@ -42,7 +44,8 @@ def test_convert_folder(tmp_path):
 
     report = convert_dicom(src, tmp_path / "out")
     outs = sorted(p.name for p in (tmp_path / "out").glob("*.nii.gz"))
-    assert outs == ["p001_st01_se0002_T1_axial_fast.nii.gz", "p001_st01_se0005_synthetic_chest.nii.gz"]
+    study = "nodate_st" + hashlib.sha1(b"1.2.3.4").hexdigest()[:6]  # no StudyDate in these files
+    assert outs == [f"{study}_se0002_T1_axial_fast.nii.gz", f"{study}_se0005_synthetic_chest.nii.gz"]
     assert len(report.converted) == 2 and len(report.failed) == 1
 
     rows = list(csv.DictReader(open(tmp_path / "out" / "series.csv")))
@@ -58,11 +61,11 @@ def test_convert_folder(tmp_path):
 
     # the NIfTI holds exactly what read_dicom gives: same voxels, same RAS affine
     img = read_dicom(src, series_uid=uid_a)
-    nii = nib.load(str(tmp_path / "out" / "p001_st01_se0002_T1_axial_fast.nii.gz"))
+    nii = nib.load(str(tmp_path / "out" / f"{study}_se0002_T1_axial_fast.nii.gz"))
     np.testing.assert_allclose(nii.affine, img.affine, atol=1e-5)
     assert np.array_equal(np.asarray(nii.dataobj), img.numpy()[0])
     # and the front door reads it back the same way
-    back = read_image(tmp_path / "out" / "p001_st01_se0002_T1_axial_fast.nii.gz")
+    back = read_image(tmp_path / "out" / f"{study}_se0002_T1_axial_fast.nii.gz")
     assert np.array_equal(back.numpy(), img.numpy())
 
 
@@ -103,3 +106,57 @@ def test_convert_dcm_qa_enh_matches_dcm2niix(tmp_path):
     r = nib.load(str(ref / "Siemens_REST1_w_SMS_PF7-8_6.nii"))
     _, b = to_ras(np.asarray(r.dataobj), r.affine)
     np.testing.assert_allclose(a, b, atol=1e-3)
+
+
+def test_two_studies_of_one_patient_get_distinct_stable_names(tmp_path):
+    # one patient (same PatientID, written by write_slice), two studies, same series number
+    # and description: converted in two runs into one folder
+    write_series(tmp_path / "s1", n=3, study_uid="1.2.3.100", extra_per_slice=lambda k: {"StudyDate": "20240105"})
+    write_series(tmp_path / "s2", n=4, study_uid="1.2.3.200", extra_per_slice=lambda k: {"StudyDate": "20240312"})
+    out = tmp_path / "out"
+    first = convert_dicom(tmp_path / "s1", out)
+    second = convert_dicom(tmp_path / "s2", out)
+    name1, name2 = first.rows[0]["output"], second.rows[0]["output"]
+    assert name1.startswith("20240105_st" + hashlib.sha1(b"1.2.3.100").hexdigest()[:6] + "_se0003")
+    assert name2.startswith("20240312_st" + hashlib.sha1(b"1.2.3.200").hexdigest()[:6] + "_se0003")
+    assert name1 != name2 and sorted(p.name for p in out.glob("*.nii.gz")) == sorted([name1, name2])
+    assert nib.load(str(out / name1)).shape[2] == 3 and nib.load(str(out / name2)).shape[2] == 4
+    # the same study converted again gets the same name, and its row replaces the old one
+    again = convert_dicom(tmp_path / "s1", out)
+    assert again.rows[0]["output"] == name1
+    rows = list(csv.DictReader(open(out / "series.csv")))
+    assert sorted((r["study_uid"], r["study_date"], r["output"]) for r in rows) == [
+        ("1.2.3.100", "20240105", name1), ("1.2.3.200", "20240312", name2)]
+
+
+def test_series_csv_records_study_and_progress_goes_to_the_hook(tmp_path, capsys):
+    write_series(tmp_path / "in" / "a", n=3, study_uid="1.2.3.7", extra_per_slice=lambda k: {"StudyDate": "20230102"})
+    write_series(tmp_path / "in" / "b", n=2, study_uid="1.2.3.7", extra_per_slice=lambda k: {"SeriesNumber": 9})
+    calls = []
+    report = convert_dicom(tmp_path / "in", tmp_path / "out", progress=lambda *a: calls.append(a))
+    assert [c for c in calls if c[0] == "scan"][-1] == ("scan", 5, 5)
+    assert [c for c in calls if c[0] == "convert"] == [("convert", 1, 2), ("convert", 2, 2)]
+    assert capsys.readouterr().out == ""  # the library never prints
+    rows = list(csv.DictReader(open(report.csv_path)))
+    assert {r["study_uid"] for r in rows} == {"1.2.3.7"}
+    assert sorted(r["study_date"] for r in rows) == ["", "20230102"]
+
+
+def test_convert_split_writes_one_file_per_volume(tmp_path):
+    uid, _ = write_series(tmp_path / "in", n=3, prefix="t1", extra_per_slice=lambda k: {"TemporalPositionIdentifier": 1})
+    write_series(tmp_path / "in", n=3, prefix="t2", uid=uid, extra_per_slice=lambda k: {"TemporalPositionIdentifier": 2})
+    report = convert_dicom(tmp_path / "in", tmp_path / "out", multi_volume="split")
+    outputs = report.rows[0]["output"].split(";")
+    assert [o.rsplit("_", 1)[1] for o in outputs] == ["v001.nii.gz", "v002.nii.gz"]
+    assert [nib.load(str(tmp_path / "out" / o)).shape for o in outputs] == [(4, 6, 3)] * 2
+    four_d = convert_dicom(tmp_path / "in", tmp_path / "out4d")
+    assert nib.load(str(tmp_path / "out4d" / four_d.rows[0]["output"])).shape == (4, 6, 3, 2)
+    with pytest.raises(ValueError, match="multi_volume must be"):
+        convert_dicom(tmp_path / "in", tmp_path / "x", multi_volume="stack")
+
+
+def test_convert_dicom_still_importable_from_medimg_io_dicom():
+    import medimg.io
+    import medimg.io.dicom
+
+    assert medimg.io.dicom.convert_dicom is convert_dicom is medimg.io.convert_dicom

@@ -1,4 +1,8 @@
-"""De-identification: every row of the profile table checked on a synthetic dataset."""
+"""De-identification: every attribute of an independent copy of Table E.1-1 checked on a synthetic dataset.
+
+The expected action of each attribute comes from the ``dicom-anonymizer`` package's table
+(read by ``tests/io/deid_markers.py``), not from medimg's own loader.
+"""
 
 from __future__ import annotations
 
@@ -11,16 +15,18 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from pydicom.datadict import dictionary_VR
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian
 
-from medimg.io._deid_profile import BASIC_PROFILE, ProfileRow, lookup
-from medimg.io.deid import Deidentifier, deidentify
-
+from medimg.io.deid import Deidentifier, deidentify, load_profile
+from medimg.io.deid.profile import RETAIN, SUPPLEMENT
 from tests.conftest import shared_path
+from tests.io.deid_markers import name_of, reference_table, vr_of
 
+REF = reference_table()
+#: the reference's attributes that a file can hold (not command or file meta groups)
+ATTRS = {t: a for t, a in REF.actions.items() if t >> 16 not in (0x0000, 0x0002)}
 SOP_UID = "1.2.3.999.1.1"
 STUDY_UID = "1.2.3.999.2"
 PATIENT_ID = "SENTINEL-PID-4711"
@@ -30,7 +36,6 @@ DATE = "20010203"
 
 
 def _sentinel(vr: str, n: int) -> object:
-    vr = vr.split(" or ")[0]
     return {
         "PN": PATIENT_NAME, "DA": DATE, "TM": "040506", "DT": "20010203040506",
         "AS": "042Y", "DS": "1.5", "IS": "7", "UI": f"1.2.3.999.50.{n}", "AE": "SENTINELAE",
@@ -40,18 +45,11 @@ def _sentinel(vr: str, n: int) -> object:
     }.get(vr, TEXT)
 
 
-def _row_tag(row: ProfileRow) -> int:
-    return int(row.tag.replace(",", "").replace("x", "0"), 16)
-
-
 def _make_dataset(patient_id: str = PATIENT_ID, sop_uid: str = SOP_UID, study_uid: str = STUDY_UID) -> Dataset:
-    """Every attribute of the table set to a sentinel value, plus pixels and geometry."""
+    """Every attribute of the reference table set to a sentinel value, plus pixels and geometry."""
     ds = Dataset()
-    for n, row in enumerate(BASIC_PROFILE):
-        if row.is_pattern:  # repeating groups: see test_repeating_groups_overlay_and_curve
-            continue
-        tag = _row_tag(row)
-        vr = dictionary_VR(tag).split(" or ")[0]
+    for n, tag in enumerate(sorted(ATTRS)):
+        vr = vr_of(tag)
         if vr == "SQ":
             item = Dataset()
             item.PatientName = "Inner^Sentinel"
@@ -95,24 +93,24 @@ def _is_empty(elem) -> bool:
     return elem.value in (None, "", b"") or (elem.VR == "SQ" and len(elem.value) == 0) or elem.VM == 0
 
 
-def _check_row(row: ProfileRow, before: Dataset, after: Dataset, deid: Deidentifier) -> None:
-    tag = _row_tag(row)
+def _check_attr(tag: int, action: str, before: Dataset, after: Dataset, deid: Deidentifier) -> None:
+    """``after[tag]`` is what ``action`` (the reference table's code) asks for."""
     old = before[tag]
-    where = f"{row.tag} {row.name} ({row.action})"
-    if row.action == "X":
+    where = f"({tag >> 16:04X},{tag & 0xFFFF:04X}) {name_of(tag)} ({action})"
+    if action == "X":
         assert tag not in after, f"{where}: must be removed"
         return
     assert tag in after, f"{where}: must be present"
     new = after[tag]
     if tag == 0x00100020:
         assert new.value == deid.pseudonym(PATIENT_ID) and PATIENT_ID not in str(new.value), where
-    elif row.action == "U":
+    elif action == "U" or (action == "X/Z/U*" and new.VR == "UI"):
         assert str(new.value).startswith("2.25.") and new.value != old.value, where
         assert new.value == deid.new_uid(str(old.value)), where
-    elif row.action == "X/Z/U*":
+    elif action == "X/Z/U*":
         assert new.VR == "SQ" and len(new.value) == 1, where
         assert new.value[0].ReferencedSOPInstanceUID == after.SOPInstanceUID, f"{where}: reference broken"
-    elif "D" in row.action:  # D, Z/D, X/D, X/Z/D: dummy
+    elif "D" in action:  # D, Z/D, X/D, X/Z/D: dummy
         if new.VR == "SQ":
             inner = new.value[0]
             assert inner.PatientName == "" and 0x00111001 not in inner, f"{where}: items not cleaned"
@@ -122,26 +120,33 @@ def _check_row(row: ProfileRow, before: Dataset, after: Dataset, deid: Deidentif
         assert _is_empty(new), f"{where}: zero length expected, got {new.value!r}"
 
 
-def test_profile_table_is_well_formed() -> None:
-    assert len(BASIC_PROFILE) >= 340
-    tags = [r.tag for r in BASIC_PROFILE]
-    assert len(tags) == len(set(tags))
-    for row in BASIC_PROFILE:
-        if not row.is_pattern:  # every exact tag is a real attribute of the data dictionary
-            assert pydicom.datadict.dictionary_description(_row_tag(row))
-    assert lookup(0x00100010).action == "Z" and lookup(0x00080018).action == "U"
-    assert lookup(0x60023000).name == "Overlay Data" and lookup(0x50100010).name == "Curve Data"
-    assert lookup(0x00280030) is None  # PixelSpacing is not in the table
+def test_profile_matches_the_independent_table_attribute_by_attribute() -> None:
+    profile = load_profile()
+    assert profile.edition == REF.edition and len(REF.actions) >= 652
+    for tag, action in REF.actions.items():
+        row = profile.lookup(tag)
+        assert row is not None and row.action == action, f"{name_of(tag)}: {row} vs {action}"
+    for g, e, gmask, emask, action in REF.patterns:  # repeating groups: every group of the range
+        for group in (g, g | 0x00FE, g | 0x0010):
+            row = profile.lookup((group << 16) | (e if emask else 0x1234))
+            assert row is not None and row.action == action
+    # medimg's additions never override the table, and its retain lists name table rows
+    assert not set(SUPPLEMENT) & set(REF.actions)
+    assert all(profile.lookup(t).source == "medimg" for t in SUPPLEMENT)
+    for option, tags in RETAIN.items():
+        for tag in tags:
+            assert tag in REF.actions or tag in SUPPLEMENT, (option, name_of(tag))
+            assert option in profile.lookup(tag).options
+    assert profile.lookup(0x00280030) is None  # PixelSpacing is not in the table
+    assert profile.lookup(0x00091001) is None
 
 
 def test_every_attribute_default_profile() -> None:
     before = _make_dataset()
     deid = Deidentifier(secret=b"k")
     after = deid(before)
-    for row in BASIC_PROFILE:
-        if row.is_pattern:
-            continue
-        _check_row(row, before, after, deid)
+    for tag, action in ATTRS.items():
+        _check_attr(tag, action, before, after, deid)
     # the input is not mutated
     assert before.PatientName == PATIENT_NAME and before.SOPInstanceUID == SOP_UID
     # private tags gone, at top level and in sequences
@@ -152,6 +157,7 @@ def test_every_attribute_default_profile() -> None:
             assert TEXT not in e.value and "Sentinel" not in e.value, e
     assert after.PatientIdentityRemoved == "YES"
     assert [c.CodeValue for c in after.DeidentificationMethodCodeSequence] == ["113100"]
+    assert f"Table E.1-1 {REF.edition}" in " ".join(after.DeidentificationMethod)
     assert after.LongitudinalTemporalInformationModified == "REMOVED"
     assert after.file_meta.MediaStorageSOPInstanceUID == after.SOPInstanceUID
     assert "SourceApplicationEntityTitle" not in after.file_meta
@@ -182,23 +188,20 @@ def test_shift_dates_per_patient() -> None:
     want1 = (dt.date(2001, 2, 3) + dt.timedelta(days=off1)).strftime("%Y%m%d")
     want2 = (dt.date(2001, 2, 3) + dt.timedelta(days=off2)).strftime("%Y%m%d")
     shifted = 0
-    for row in BASIC_PROFILE:
-        if row.is_pattern:
-            continue
-        tag = _row_tag(row)
-        vr = dictionary_VR(tag)
+    for tag in ATTRS:
+        vr, name = vr_of(tag), name_of(tag)
         if vr not in ("DA", "DT", "TM"):
             continue
         if tag in (0x00100030, 0x00100032):  # birth date/time: basic profile as usual
             assert tag not in a1 or _is_empty(a1[tag])
             continue
         if vr == "TM":
-            assert a1[tag].value == "040506", row.name  # whole-day shifts keep the time
+            assert a1[tag].value == "040506", name  # whole-day shifts keep the time
             continue
         shifted += 1
-        assert str(a1[tag].value).startswith(want1), row.name
-        assert a1[tag].value == a2[tag].value, row.name
-        assert str(b[tag].value).startswith(want2), row.name
+        assert str(a1[tag].value).startswith(want1), name
+        assert a1[tag].value == a2[tag].value, name
+        assert str(b[tag].value).startswith(want2), name
         if vr == "DT":
             assert str(a1[tag].value) == want1 + "040506"
     assert shifted > 40
@@ -226,19 +229,18 @@ def test_retain_options_keep_their_rows(option: str, flag: str) -> None:
     before = _make_dataset()
     deid = Deidentifier(secret=b"k", **{option: True})
     after = deid(before)
-    rows = [r for r in BASIC_PROFILE if flag in r.options]
-    assert rows
-    for row in rows:
-        tag = _row_tag(row)  # (no repeating-group row carries a retain flag)
-        if row.action == "U":
+    tags = [t for t in RETAIN[flag] if t in before]
+    assert len(tags) >= 4
+    for tag in tags:  # (no repeating-group row carries a retain flag)
+        if ATTRS[tag] == "U":
             continue
         if after[tag].VR == "SQ":  # kept, but the table still applies inside its items
-            assert len(after[tag].value) == 1 and after[tag].value[0].PatientName == "", row.name
+            assert len(after[tag].value) == 1 and after[tag].value[0].PatientName == "", name_of(tag)
             continue
-        assert after[tag].value == before[tag].value, row.name
-    for row in BASIC_PROFILE:  # others still follow the basic profile
-        if flag not in row.options and not row.is_pattern:
-            _check_row(row, before, after, deid)
+        assert after[tag].value == before[tag].value, name_of(tag)
+    for tag, action in ATTRS.items():  # others still follow the basic profile
+        if tag not in RETAIN[flag]:
+            _check_attr(tag, action, before, after, deid)
 
 
 def test_keep_private_and_keep_uids() -> None:
@@ -281,7 +283,8 @@ def test_folder_report_bad_files_mapping_and_no_identifiers_in_logs(
     # bad inputs: truncated, no meta header, missing pixel data, wrong VR value, not DICOM
     raw = good[0].read_bytes()
     (src / "truncated.dcm").write_bytes(raw[: len(raw) - 30])
-    (src / "truncated_header.dcm").write_bytes(raw[:400])
+    sop_class_at = raw.index(b"\x08\x00\x16\x00UI")  # explicit VR LE header of (0008,0016)
+    (src / "truncated_header.dcm").write_bytes(raw[: sop_class_at + 8 + 5])  # cut in its value
     last_pixels = _make_dataset(sop_uid="1.2.3.999.1.93")
     del last_pixels[0xFFFAFFFA], last_pixels[0xFFFCFFFC]  # Pixel Data is the last element
     raw_px = _write(last_pixels, src / "tmp.dcm").read_bytes()
@@ -319,7 +322,12 @@ def test_folder_report_bad_files_mapping_and_no_identifiers_in_logs(
     assert len({p.parent for p in outs}) == 1
     # the mapping exists only because it was asked for, and links old to new
     rows = list(csv.DictReader(mapping.open()))
-    assert {"kind": "PatientID", "original": PATIENT_ID, "new": Deidentifier(secret=b"k").pseudonym(PATIENT_ID)} in rows
+    again = Deidentifier(secret=b"k", shift_dates=True)
+    assert {
+        "kind": "PatientID", "original": PATIENT_ID, "new": again.pseudonym(PATIENT_ID),
+        "date_offset_days": str(again.date_offset(PATIENT_ID)),
+    } in rows
+    assert all(r["date_offset_days"] == "" for r in rows if r["kind"] == "UID")
     assert any(r["original"] == STUDY_UID for r in rows)
     assert (mapping.stat().st_mode & 0o077) == 0
     # no identifier in logs, summary or printed output

@@ -15,7 +15,7 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate
 
 from medimg.core.affine import orientation_transform, reoriented_affine  # noqa: E402
 from medimg.core.errors import DicomError, DicomSeriesError, MissingDependencyError  # noqa: E402
-from medimg.io.dicom import find_series, load_series_datasets, read_dicom  # noqa: E402
+from medimg.io.dicom import find_series, load_series_datasets, read_dicom, read_dicom_volumes  # noqa: E402
 
 from tests.conftest import shared_path  # noqa: E402
 
@@ -253,6 +253,8 @@ def test_find_series_groups_and_reports(tmp_path):
     msg = str(exc.value)
     assert "2 DICOM image series" in msg and uid_a in msg and uid_b in msg and "series_uid" in msg
     assert sorted(exc.value.choices) == sorted([uid_a, uid_b])  # structured, for front ends
+    assert "find_series(path)" not in exc.value.hint and "--series" not in exc.value.hint
+    assert "`medimg convert`" in exc.value.cli_hint and "series_uid" not in exc.value.cli_hint
     img = read_dicom(root, series_uid=uid_b)
     assert img.spatial_shape == (4, 6, 4)
     with pytest.raises(DicomSeriesError, match="no DICOM series '1.2.999'"):
@@ -367,7 +369,7 @@ def test_duplicate_positions_error(tmp_path):
         read_dicom(tmp_path / "s")
 
 
-def test_multi_volume_channels_and_split(tmp_path):
+def test_multi_volume_channels_and_volumes(tmp_path):
     uid, _ = write_series(tmp_path, n=3, prefix="t1", extra_per_slice=lambda k: {"TemporalPositionIdentifier": 1})
     write_series(tmp_path, n=3, prefix="t2", uid=uid, intercept=0.0,
                  extra_per_slice=lambda k: {"TemporalPositionIdentifier": 2})
@@ -375,7 +377,7 @@ def test_multi_volume_channels_and_split(tmp_path):
     assert img.shape == (2, 4, 6, 3)
     assert int(img.data[0, 1, 1, 2]) == 211 - 1024 and int(img.data[1, 1, 1, 2]) == 211
     assert img.meta["volume_labels"] == ["temporal_position=1", "temporal_position=2"]
-    parts = read_dicom(tmp_path, multi_volume="split")
+    parts = read_dicom_volumes(tmp_path)
     assert [p.shape for p in parts] == [(1, 4, 6, 3)] * 2
     assert parts[1].meta["volume_index"] == 1
     assert find_series(tmp_path)[0].num_volumes == 2
@@ -402,8 +404,10 @@ def test_too_few_slices(tmp_path):
 
 
 def test_bad_options_are_rejected(tmp_path):
-    with pytest.raises(ValueError, match="multi_volume must be"):
-        read_dicom(tmp_path, multi_volume="stack")
+    with pytest.raises(ValueError, match="gantry_tilt must be"):
+        read_dicom(tmp_path, gantry_tilt="stack")
+    with pytest.raises(ValueError, match="uneven_spacing must be"):
+        read_dicom_volumes(tmp_path, uneven_spacing="stack")
 
 
 def test_missing_codec_gives_install_line(tmp_path, monkeypatch):
@@ -567,3 +571,66 @@ def test_enhanced_ct_multiframe():
     img = read_dicom(get_testdata("eCT_Supplemental.dcm"))
     assert img.spatial_shape == (512, 512, 2)
     assert len(img.meta["source_frames"]) == 2 and {f for _, f in img.meta["source_frames"]} == {1, 2}
+
+
+# ------------------------------------------------------------------------------------------
+# discovery rules shared with the rest of medimg, and the two header parsers
+# ------------------------------------------------------------------------------------------
+
+
+def test_hidden_files_and_folders_are_not_scanned(tmp_path):
+    write_series(tmp_path / "s", n=3)
+    one = next((tmp_path / "s").iterdir())
+    (tmp_path / "s" / ".hidden").mkdir()
+    (tmp_path / "s" / ".hidden" / "copy.dcm").write_bytes(one.read_bytes())  # would be a duplicate
+    (tmp_path / "s" / "._IM0001").write_bytes(b"\x00\x05\x16\x07" + b"\x00" * 200)  # AppleDouble twin
+    scan = find_series(tmp_path / "s")
+    assert scan.num_files == 3 and not scan.unreadable and scan[0].num_files == 3
+
+
+def test_find_series_reports_progress_to_a_hook_and_prints_nothing(tmp_path, capsys):
+    write_series(tmp_path, n=4)
+    calls = []
+    find_series(tmp_path, progress=lambda *a: calls.append(a))
+    assert calls == [("scan", n, 4) for n in range(1, 5)]
+    assert capsys.readouterr() == ("", "")
+
+
+@pytest.mark.parametrize("ts", [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+def test_hand_written_header_parser_agrees_with_pydicom(tmp_path, monkeypatch, ts):
+    import medimg.io.dicom.header as header
+
+    write_series(tmp_path / "s", n=4, ts=ts, extra_per_slice=lambda k: {"StudyDate": "20240102"})
+    fast = read_dicom(tmp_path / "s")
+    fast_scan = find_series(tmp_path / "s")
+    monkeypatch.setattr(header, "_lite_parse", lambda path, size: None)  # pydicom reads every header
+    slow = read_dicom(tmp_path / "s")
+    slow_scan = find_series(tmp_path / "s")
+    assert np.array_equal(fast.numpy(), slow.numpy()) and np.array_equal(fast.affine, slow.affine)
+    assert fast.meta == slow.meta
+    a, b = fast_scan[0], slow_scan[0]
+    assert (a.key, a.files, a.shape, a.spacing, a.study_date) == (b.key, b.files, b.shape, b.spacing, b.study_date)
+    assert a.study_date == "20240102"
+
+
+def test_unreadable_reasons_name_no_python_class(tmp_path, monkeypatch):
+    """A corrupt file's reason keeps what pydicom said, not its exception class (issue 6, item 12)."""
+    import struct
+
+    from medimg.io.dicom import header
+
+    path = tmp_path / "x.dcm"
+    write_slice(path, pattern(0, 4, 4), (0, 0, 0), series_uid=generate_uid())
+
+    def corrupt(*args, **kwargs):
+        raise struct.error("unpack requires a buffer of 4 bytes")
+
+    monkeypatch.setattr(header, "_lite_parse", lambda *a: None)
+    monkeypatch.setattr(header, "_read_with_pydicom", corrupt)
+    assert header._read_header(str(path))[2] == "corrupt or truncated DICOM: unpack requires a buffer of 4 bytes"
+
+    def eof(*args, **kwargs):
+        raise EOFError()
+
+    monkeypatch.setattr(header, "_read_with_pydicom", eof)
+    assert header._read_header(str(path))[2] == "cannot read the file: the data ends early (truncated)"

@@ -11,7 +11,8 @@ import pytest
 from medimg.core.affine import lps_to_ras, reoriented_affine
 from medimg.core.errors import DicomError, GeometryError, MissingDependencyError
 from medimg.core.image import Image
-from medimg.io.dicom_seg import _load_source_series, read_dicom_seg, write_dicom_seg
+from medimg.io.dicom_seg import read_dicom_seg, write_dicom_seg
+from medimg.io.dicom_seg.source import _load_source_series
 
 from tests.conftest import shared_path
 
@@ -162,7 +163,7 @@ def test_round_trip_flipped_inplane_series(tmp_path: Path, seg_type: str) -> Non
     lab = _blob_labels(src.shape, 4)
     names = ["background", "liver", "spleen", "kidney"]
     label = Image(lab[None], src.affine, kind="label")
-    out = write_dicom_seg(label, series, tmp_path / "pred.dcm", names, segmentation_type=seg_type)
+    out = write_dicom_seg(label, tmp_path / "pred.dcm", source=series, label_names=names, segmentation_type=seg_type)
     ds = __import__("pydicom").dcmread(out)
     assert ds.Modality == "SEG" and ds.Manufacturer == "medimg"
     assert [s.SegmentLabel for s in ds.SegmentSequence if s.SegmentNumber > 0] == names[1:]
@@ -195,7 +196,7 @@ def test_round_trip_on_reoriented_grid(tmp_path: Path) -> None:
             data = np.flip(data, ax)
     affine = reoriented_affine(src.affine, src.shape, perm, flips)
     label = Image(np.ascontiguousarray(data)[None], affine, kind="label")
-    out = write_dicom_seg(label, series, tmp_path / "p.dcm", ["bg", "a", "b"])
+    out = write_dicom_seg(label, tmp_path / "p.dcm", source=series, label_names=["bg", "a", "b"])
     back = read_dicom_seg(out, label)  # source = an Image: exactly its grid
     assert back.spatial_shape == label.spatial_shape
     np.testing.assert_allclose(back.affine, label.affine)
@@ -211,16 +212,18 @@ def test_write_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     shifted = src.affine.copy()
     shifted[:3, 3] += 1.0  # half a voxel off
     with pytest.raises(GeometryError, match="not on the source series' grid"):
-        write_dicom_seg(Image(lab[None], shifted, kind="label"), series, tmp_path / "x.dcm", ["bg", "a", "b"])
+        write_dicom_seg(Image(lab[None], shifted, kind="label"), tmp_path / "x.dcm", source=series, label_names=["bg", "a", "b"])
     with pytest.raises(GeometryError, match="not on the source series' grid"):
-        write_dicom_seg(Image(lab[None, :-1], src.affine, kind="label"), series, tmp_path / "x.dcm", ["bg", "a", "b"])
+        write_dicom_seg(Image(lab[None, :-1], src.affine, kind="label"), tmp_path / "x.dcm", source=series,
+                        label_names=["bg", "a", "b"])
     with pytest.raises(ValueError, match=r"label values must lie in 0..1 .*found 0..2"):
-        write_dicom_seg(Image(lab[None], src.affine, kind="label"), series, tmp_path / "x.dcm", ["bg", "a"])
+        write_dicom_seg(Image(lab[None], src.affine, kind="label"), tmp_path / "x.dcm", source=series, label_names=["bg", "a"])
     with pytest.raises(GeometryError, match=r"expected a label image \(1, I, J, K\)"):
-        write_dicom_seg(Image(np.stack([lab, lab]), src.affine, kind="label"), series, tmp_path / "x.dcm", ["bg", "a", "b"])
+        write_dicom_seg(Image(np.stack([lab, lab]), src.affine, kind="label"), tmp_path / "x.dcm", source=series,
+                        label_names=["bg", "a", "b"])
     monkeypatch.setitem(sys.modules, "highdicom", None)
     with pytest.raises(MissingDependencyError, match=r"writing DICOM SEG[\s\S]*pip install 'medimg\[dicom-seg\]'"):
-        write_dicom_seg(Image(lab[None], src.affine, kind="label"), series, tmp_path / "x.dcm", ["bg", "a", "b"])
+        write_dicom_seg(Image(lab[None], src.affine, kind="label"), tmp_path / "x.dcm", source=series, label_names=["bg", "a", "b"])
     assert not (tmp_path / "x.dcm").exists()
 
 
@@ -245,7 +248,7 @@ def test_round_trip_totalsegmentator_label(tmp_path: Path) -> None:
     label = Image(data[None], nii.affine, kind="label")
     names = ["background"] + [f"class_{i}" for i in range(1, int(data.max()) + 1)]
     for seg_type in ("BINARY", "LABELMAP"):
-        out = write_dicom_seg(label, series, tmp_path / f"{seg_type}.dcm", names, segmentation_type=seg_type)
+        out = write_dicom_seg(label, tmp_path / f"{seg_type}.dcm", source=series, label_names=names, segmentation_type=seg_type)
         back = read_dicom_seg(out, label)
         assert back.spatial_shape == label.spatial_shape
         np.testing.assert_allclose(back.affine, nii.affine, atol=1e-6)

@@ -391,6 +391,7 @@ def test_unsupported_format(tmp_path):
         read_image(bad)
     msg = str(ei.value)
     assert "vol.mha" in msg and "MetaImage" in msg and ".nii.gz" in msg and "DICOM" in msg
+    assert ei.value.hint.startswith("convert it to NIfTI (.nii.gz) first") and "sitk." not in ei.value.hint
 
 
 def test_bad_dims(tmp_path):
@@ -433,8 +434,9 @@ def test_sniffs_nifti_without_suffix(tmp_path):
 
 def test_write_errors(tmp_path):
     img = Image(torch.zeros(1, 2, 2, 2))
-    with pytest.raises(ImageWriteError, match=r"unsupported suffix '\.mha'.*\.nii\.gz"):
+    with pytest.raises(ImageWriteError, match=r"unsupported suffix '\.mha'.*\.nii\.gz") as err:
         write_image(img, tmp_path / "x.mha")
+    assert err.value.hint_for("cli") == "name the file e.g. 'pred.nii.gz'"
     with pytest.raises(ImageWriteError, match="complex"):
         write_image(Image(torch.zeros(1, 2, 2, 2, dtype=torch.complex64)), tmp_path / "c.nii")
     blocker = tmp_path / "file"

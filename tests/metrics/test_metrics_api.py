@@ -9,6 +9,9 @@ EXPECTED = {
     "metric_params_defaults", "bootstrap_ci", "summarize", "CSV_COLUMNS", "DEFAULT_METRICS",
     "EvaluationReport", "case_id_from_path", "compute_case_metrics", "evaluate_folders",
     "find_cases", "load_label_names", "write_metrics_csv",
+    # classification (medimg.metrics.classification has the per-metric functions)
+    "CLASSIFICATION_METRICS", "ClassificationReport", "ThresholdChoice", "choose_threshold",
+    "classification_metrics", "evaluate_classification",
 }
 
 

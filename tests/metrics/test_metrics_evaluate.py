@@ -108,8 +108,9 @@ def test_non_label_inputs_are_rejected():
     with pytest.raises(ValueError, match="prediction 'x.nii' holds non-integer values"):
         compute_case_metrics(soft, ref)
     multi = Image(np.zeros((2, 4, 4, 4), np.uint8), AFFINE, "label", meta={"path": "y.nii"})
-    with pytest.raises(ValueError, match="'y.nii' has 2 channels"):
+    with pytest.raises(ValueError, match=r"'y.nii' has 2 channels \(shape \(2, 4, 4, 4\)\); expected a label map") as err:
         compute_case_metrics(multi, ref)
+    assert "kind=" not in err.value.message and "one channel per class" in err.value.cli_hint
 
 
 def test_evaluate_folders_happy_path(study, tmp_path):
@@ -163,7 +164,8 @@ def test_missing_and_failed_cases_are_reported(study, tmp_path):
     assert rep.missing_pred == ["case4"] and rep.missing_ref == ["extra"]
     assert set(rep.failed) == {"case2", "case3"}
     assert "case2.nii.gz" in rep.failed["case2"]
-    assert rep.failed["case3"].startswith("GeometryError") and "affines differ" in rep.failed["case3"]
+    assert "affines differ" in rep.failed["case3"], rep.failed
+    assert "are not on the same grid" in rep.failed["case3"] and "GeometryError" not in rep.failed["case3"]
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["_cases"]["missing_pred"] == ["case4"]
     assert summary["_cases"]["missing_ref"] == ["extra"]

@@ -234,7 +234,7 @@ def test_equal_to_monai(shape, spacing):
 
 
 def test_spleen_fixed_point():
-    """Dice/Jaccard from data/BASELINES.md; HD95, ASSD, NSD@2mm as MONAI 1.6.1 gives them."""
+    """Dice/Jaccard from the spleen fixed point in docs/performance.md; HD95, ASSD, NSD@2mm as MONAI 1.6.1 gives them."""
     nib = pytest.importorskip("nibabel")
     auto = nib.load(str(shared_path("metrics", "spleen1_label_auto.nii.gz")))
     gt = nib.load(str(shared_path("metrics", "spleen1_label_gt.nii.gz")))

@@ -281,19 +281,24 @@ def test_monai_adapter():
     assert type(a["image"].data) is torch.Tensor
     assert torch.equal(t.apply(s, a.history[-1].params)["image"].data, a["image"].data)
     assert a.history[-1].name == "monai" and not a.history[-1].spatial
-    with pytest.raises(TransformError, match="'Spacing' .* is not a MONAI intensity transform; spatial"):
+    with pytest.raises(TransformError, match="'Spacing' is not a MONAI intensity transform; spatial"):
         MonaiTransform("Spacing", pixdim=(1, 1, 1))
     with pytest.raises(TransformError, match="is a dictionary transform"):
         MonaiTransform("RandGaussianNoised", keys=None)
     with pytest.raises(TransformError, match="'os' is not a transform class"):
         MonaiTransform("os")
+    with pytest.raises(TransformError, match=r"cannot build RandGaussianNoise with \{'probb': 1\}: "
+                       r"got an unexpected parameter 'probb'\n") as err:
+        MonaiTransform("RandGaussianNoise", probb=1)
+    assert err.value.hint.startswith("RandGaussianNoise takes: prob = 0.1, mean = 0.0, std = 0.1, dtype")
 
 
 def test_build_errors():
     with pytest.raises(UnknownComponentError, match="did you mean 'resample'"):
         build_transform({"name": "resampel", "spacing": [1, 1, 1]})
-    with pytest.raises(TransformError, match="resample: invalid arguments"):
+    with pytest.raises(TransformError, match="resample: invalid arguments") as err:
         build_transform({"name": "resample", "spacingg": [1, 1, 1]})
+    assert err.value.hint == "see `medimg list transforms resample` for its parameters"
 
 
 def test_shape_mismatch_on_invert_is_explained():
@@ -321,7 +326,7 @@ def test_public_api_pinned():
 
     assert set(T.__all__) == {
         "TRANSFORMS", "Compose", "Transform", "invert_history", "invert_image", "build_compose",
-        "build_transform", "functional", "Orient", "Resample", "CropForeground", "SpatialPad",
+        "build_transform", "build_transforms", "functional", "Orient", "Resample", "CropForeground", "SpatialPad",
         "NormalizeIntensity", "ScaleIntensityRange", "MapLabels", "RandomCrop", "RandomFlip",
         "RandomAffine", "RandomIntensity", "MonaiTransform",
     }

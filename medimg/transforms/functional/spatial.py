@@ -7,7 +7,7 @@ transform classes in :mod:`medimg.transforms` compute those.
 Memory order: NIfTI volumes arrive Fortran-ordered, i.e. as a permuted view of a
 contiguous buffer. :func:`flip` and :func:`resample_to_shape` work in the data's own
 memory order and return a tensor with the same layout, which avoids a full
-reordering copy (1 s on a 512x512x200 volume, see PERFORMANCE.md).
+reordering copy (1 s on a 512x512x200 volume, see docs/performance.md).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ __all__ = [
     "fill_missing_background",
 ]
 
-#: interpolation modes by image kind (ARCHITECTURE §3)
+#: interpolation modes by image kind (docs/architecture.md §3)
 MODES = ("linear", "nearest")
 
 

@@ -1,0 +1,196 @@
+"""``medimg evaluate PRED REF``: per-case, per-class metrics with confidence intervals.
+
+Label maps (folders or NIfTI files) are scored as segmentations; two CSV files (a
+classifier's ``predictions.csv`` and a label CSV or manifest) as a classification.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Callable, Optional
+
+import typer
+
+from ..core.errors import ConfigError, DataError
+from .app import EXIT_FAILURE, _check_names, _console, _split_list, app, progress_enabled
+
+
+_CLASSIFICATION = "classification (two CSV files)"
+# Options of a classification, declared once here to keep the command short.
+_LabelColumn = Annotated[
+    Optional[str], typer.Option(help="Classification: the labels' class column (default: label).")
+]
+_Split = Annotated[
+    Optional[str], typer.Option(help="Classification: score only the labels' rows of this split, e.g. test.")
+]
+_Threshold = Annotated[
+    Optional[float],
+    typer.Option(
+        min=0.0, max=1.0,
+        help="Classification (binary, multi-label): decide at this threshold instead of the "
+        "predictions' predicted and threshold columns.",
+    ),
+]
+
+
+@app.command()
+def evaluate(
+    pred_dir: Annotated[
+        Path,
+        typer.Argument(
+            help="Predicted label maps: a folder (flat or one folder per case), or one NIfTI file; "
+            "or a classifier's predictions.csv (case_id, prob_<class>..., predicted, threshold)."
+        ),
+    ],
+    ref_dir: Annotated[
+        Path,
+        typer.Argument(
+            help="Reference label maps: a folder (same layout rules), or one NIfTI file; "
+            "or, for predictions.csv, a label CSV or manifest (case_id, label)."
+        ),
+    ],
+    output_dir: Annotated[
+        Optional[Path], typer.Option("--output-dir", "-o", help="Write metrics.csv, summary.json and plots here.")
+    ] = None,
+    metrics: Annotated[
+        Optional[str],
+        typer.Option(
+            help="Comma-separated metric names (see `medimg list metrics`; classification: auc, accuracy, "
+            "balanced_accuracy, sensitivity, specificity, ppv, npv, f1; default: all)."
+        ),
+    ] = None,
+    label_names: Annotated[
+        Optional[str],
+        typer.Option(help="Comma-separated class names, background first (default: PRED_DIR's labels.json)."),
+    ] = None,
+    bootstrap: Annotated[int, typer.Option(min=0, help="Bootstrap resamples for the CIs (0: none).")] = 1000,
+    ref_name: Annotated[
+        Optional[str],
+        typer.Option(help="Label file name inside each reference case folder (default: detected)."),
+    ] = None,
+    label_map: Annotated[
+        Optional[str],
+        typer.Option(
+            help="Remap reference values before scoring, e.g. '1:1,2:1,4:1' (unlisted -> 0); "
+            "default: the training label map recorded in PRED_DIR (label_map.json)."
+        ),
+    ] = None,
+    allow_absent_classes: Annotated[
+        bool,
+        typer.Option(help="Score prediction classes that occur in no reference instead of stopping."),
+    ] = False,
+    label_column: _LabelColumn = None,
+    split: _Split = None,
+    threshold: _Threshold = None,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap resampling.")] = 0,
+) -> None:
+    """Score predictions against references: per case, per class, with confidence intervals.
+
+    Two CSV files (a classifier's predictions, the labels) are scored as a classification.
+    Exit 1 if any case failed or lacks its prediction or reference (all are attempted).
+    """
+    if _is_csv(pred_dir) or _is_csv(ref_dir):
+        seg_only = {"--label-names": label_names, "--ref-name": ref_name, "--label-map": label_map,
+                    "--allow-absent-classes": allow_absent_classes or None}
+        return _evaluate_classification(pred_dir, ref_dir, output_dir, metrics, bootstrap, label_column,
+                                        split, threshold, seed, seg_only)
+    _reject_options({"--label-column": label_column, "--split": split, "--threshold": threshold}, _CLASSIFICATION)
+    metric_names = _split_list(metrics)
+    _check_names("--metrics", metric_names, "metrics")  # a misspelt name: usage error, before any work
+    for what, p in (("prediction", pred_dir), ("reference", ref_dir)):
+        if not p.exists():
+            kind = "file" if p.suffix else "folder"
+            raise DataError(f"{what} {kind} '{p}' does not exist",
+                            hint="give a folder of label maps, or one .nii/.nii.gz file")
+    from ..metrics import evaluate_folders
+
+    with _EvaluateProgress(progress_enabled()) as step:
+        report = evaluate_folders(
+            pred_dir, ref_dir, output_dir, metrics=metric_names, label_names=_split_list(label_names),
+            bootstrap=bootstrap, ref_name=ref_name, label_map=_parse_label_map(label_map),
+            progress=step, allow_absent_classes=allow_absent_classes, seed=seed,
+        )
+    _console().print(report.format(), markup=False)
+    if not report.all_ok:
+        _console(stderr=True).print(f"error: {report.problems()}", style="bold red", markup=False)
+        raise typer.Exit(EXIT_FAILURE)
+
+
+def _is_csv(path: Path) -> bool:
+    return path.suffix.lower() == ".csv"
+
+
+def _reject_options(options: dict[str, Any], what: str) -> None:
+    """A usage error naming the options given (not None) that do not apply to ``what``."""
+    given = [name for name, value in options.items() if value is not None]
+    if given:
+        raise typer.BadParameter(f"{', '.join(given)} applies to {what} only", param_hint=given[0])
+
+
+def _evaluate_classification(
+    predictions: Path, labels: Path, output_dir: Optional[Path], metrics: Optional[str], bootstrap: int,
+    label_column: Optional[str], split: Optional[str], threshold: Optional[float], seed: int,
+    segmentation_options: dict[str, Any],
+) -> None:
+    """``medimg evaluate PREDICTIONS.csv LABELS.csv``: a classifier's predictions scored."""
+    from ..core.errors import DataError
+
+    if not (_is_csv(predictions) and _is_csv(labels)):
+        other = labels if _is_csv(predictions) else predictions
+        raise DataError(
+            f"a classification is scored from two CSV files, but '{other}' is not a .csv file",
+            hint="give the predictions.csv of `medimg predict` and a label CSV or manifest; "
+            "or two label-map folders for a segmentation",
+        )
+    _reject_options(segmentation_options, "segmentation label maps")
+    from ..metrics import evaluate_classification
+
+    report = evaluate_classification(
+        predictions, labels, output_dir, label_column=label_column, split=split, threshold=threshold,
+        metrics=_split_list(metrics), bootstrap=bootstrap, seed=seed,
+    )
+    _console().print(report.format(), markup=False)
+    if not report.all_ok:
+        _console(stderr=True).print(f"error: {report.problems()}", style="bold red", markup=False)
+        raise typer.Exit(EXIT_FAILURE)
+
+
+class _EvaluateProgress:
+    """A context giving ``step(done, total, case_id)`` that drives the shared progress bar."""
+
+    def __init__(self, enabled: bool) -> None:
+        from ..inference.progress import progress_bar
+
+        self._bar = progress_bar(enabled)
+        self._task: Any = None
+        self._started = False
+
+    def __enter__(self) -> Callable[[int, int, str], None]:
+        self._bar.__enter__()
+        return self._step
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.__exit__(*exc)
+
+    def _step(self, done: int, total: int, case_id: str) -> None:
+        if not self._started:
+            self._task = self._bar.add_task("evaluate", total=total)
+            self._started = True
+        self._bar.update(self._task, completed=done, description=f"evaluate {case_id}")
+
+
+def _parse_label_map(text: Optional[str]) -> Optional[dict[int, int]]:
+    """'1:1,2:1' -> {1: 1, 2: 1}; a ConfigError naming the option on bad text."""
+    if not text:
+        return None
+    out: dict[int, int] = {}
+    for part in text.split(","):
+        try:
+            old, new = part.split(":")
+            out[int(old)] = int(new)
+        except ValueError:
+            raise ConfigError(
+                f"--label-map: cannot read {part.strip()!r}; expected 'old:new' integer pairs "
+                "separated by commas, e.g. '1:1,2:1,4:1'"
+            ) from None
+    return out

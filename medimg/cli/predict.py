@@ -1,0 +1,99 @@
+"""``medimg predict CHECKPOINT INPUT OUTPUT_DIR``: batch prediction."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..core.errors import CheckpointError, DataError
+from .app import EXIT_FAILURE, _console, app, progress_enabled
+
+
+def _check_device(value: str) -> str:
+    """``--device``: auto, cpu, mps, cuda or cuda:N (a bad value is a usage error)."""
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value.strip().lower()):
+        raise typer.BadParameter(f"{value!r} is not a device; use auto, cpu, cuda, cuda:N or mps")
+    return value.strip().lower()
+
+
+def _check_device_available(device: str) -> None:
+    """A usage error where --device asks for hardware this machine does not have."""
+    import torch
+
+    if device.startswith("cuda"):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(device.partition(":")[2] or 0)
+        if index >= count:
+            found = "no CUDA GPU" if not count else f"{count} CUDA GPU(s) (cuda:0..cuda:{count - 1})"
+            raise typer.BadParameter(f"{device!r}: this machine has {found}; use --device auto or cpu",
+                                     param_hint="--device")
+    elif device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise typer.BadParameter("'mps': not available on this machine; use --device auto or cpu",
+                                 param_hint="--device")
+
+
+@app.command()
+def predict(
+    checkpoint: Annotated[Path, typer.Argument(help="A medimg checkpoint (.pt).")],
+    input_path: Annotated[
+        Path,
+        typer.Argument(
+            metavar="INPUT",
+            help="A NIfTI file or DICOM series folder (one case), a folder of NIfTI files (one case each), "
+            "or a folder of case folders (one file per channel, as in training).",
+        ),
+    ],
+    output_dir: Annotated[Path, typer.Argument(help="Where to write <case_id>.nii.gz and predictions.csv.")],
+    device: Annotated[
+        str, typer.Option(callback=_check_device, help="auto (CUDA if available), cpu, cuda, cuda:1, mps.")
+    ] = "auto",
+    overlap: Annotated[
+        Optional[float], typer.Option(min=0.0, max=0.99, help="Sliding-window overlap (default: checkpoint's).")
+    ] = None,
+    tta: Annotated[
+        Optional[bool],
+        typer.Option("--tta/--no-tta", help="Mirror test-time augmentation over all spatial axes (default: checkpoint's)."),
+    ] = None,
+    sw_batch_size: Annotated[Optional[int], typer.Option(min=1, help="Tiles per forward pass.")] = None,
+) -> None:
+    """Predict label maps for every case; exit 1 if any case failed (all are attempted)."""
+    if not checkpoint.is_file():
+        raise CheckpointError(
+            f"checkpoint '{checkpoint}' not found" if not checkpoint.exists() else f"'{checkpoint}' is not a file",
+            hint="give the .pt file written by `medimg train` (best.pt in the run folder)",
+        )
+    if not input_path.exists():
+        raise DataError(f"input '{input_path}' does not exist", hint="give a NIfTI file or a folder of cases")
+    _check_device_available(device)
+    from ..inference import Predictor, predict_folder
+
+    predictor = Predictor.from_checkpoint(checkpoint, device, overlap=overlap, sw_batch_size=sw_batch_size)
+    if tta is not None:
+        predictor = predictor.with_options(tta_flips=list(range(len(predictor.roi_size))) if tta else [])
+    report = predict_folder(predictor, input_path, output_dir, progress=progress_enabled())
+
+    from rich.table import Table
+
+    out = _console()
+    table = Table(title=f"predicted {len(report.ok)} of {len(report.ok) + len(report.failed)} cases -> {output_dir}",
+                  title_justify="left")
+    table.add_column("case", style="bold")
+    table.add_column("status")
+    table.add_column("seconds / error")
+    for case in report.ok:
+        table.add_row(case, "[green]ok[/green]", f"{report.seconds.get(case, float('nan')):.2f}")
+    for case, msg in report.failed:
+        from rich.markup import escape
+
+        table.add_row(case, "[red]failed[/red]", escape(msg))
+    out.print(table)
+    if report.failed:
+        _console(stderr=True).print(
+            f"error: {len(report.failed)} case(s) failed; see {Path(output_dir) / 'predictions.csv'}",
+            style="bold red",
+            markup=False,
+        )
+        raise typer.Exit(EXIT_FAILURE)

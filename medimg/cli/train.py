@@ -1,0 +1,40 @@
+"""``medimg train CONFIG``: train a model from a YAML config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .app import SetOption, _console, _fmt_metric, _summary_table, app
+
+
+@app.command()
+def train(
+    config: Annotated[Path, typer.Argument(help="The experiment's YAML config.")],
+    overrides: SetOption = None,
+    output_dir: Annotated[
+        Optional[Path],
+        typer.Option("--output-dir", "-o", help="Run folder (default: experiment.output_dir)."),
+    ] = None,
+) -> None:
+    """Train a model from a config; writes checkpoints, config.resolved.yaml and environment.json."""
+    from ..config import load_config
+
+    cfg = load_config(config, overrides or ())
+    from ..engine import train as run_training
+
+    result = run_training(cfg, output_dir=output_dir, config_path=config)
+    rows = [
+        ("run folder", str(getattr(result, "run_dir", ""))),
+        ("best checkpoint", str(getattr(result, "best_checkpoint", None))),
+        ("last checkpoint", str(getattr(result, "last_checkpoint", None))),
+        (f"best {cfg.evaluation.select_by}", _fmt_metric(getattr(result, "best_metric", None))),
+    ]
+    for extra in ("best_epoch", "epochs_run", "stopped_because"):
+        if getattr(result, extra, None) is not None:
+            rows.append((extra.replace("_", " "), str(getattr(result, extra))))
+    if getattr(result, "seconds", None) is not None:
+        rows.append(("training time", f"{float(result.seconds):.1f} s"))
+    _console().print(_summary_table(f"trained {cfg.experiment.name}", rows))

@@ -1,0 +1,291 @@
+"""Typed specs: what an experiment is and what a trained model needs to predict.
+
+One description, three users: the config layer produces these models from YAML
+(``medimg.config.load_config``), the engine and the data layer take them as they are,
+and a checkpoint stores the :class:`InferenceSpec` as plain data next to the weights,
+from which :class:`~medimg.inference.Predictor` is rebuilt. Defaults live here and
+nowhere else.
+
+Every section forbids unknown keys. Components (model, loss, optimizer, scheduler,
+transforms) are written as ``{name: <registered name>, <constructor kwargs>...}``
+(:class:`ComponentSpec`); their kwargs are checked against the constructor's signature
+by :func:`medimg.core.builder.check_spec`, not here, so a plugin component needs no
+schema.
+
+Nothing here imports torch or numpy.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from .errors import ConfigError
+from .plain import to_plain
+
+__all__ = [
+    "Strict",
+    "ComponentSpec",
+    "ExperimentSection",
+    "DataSection",
+    "TrainerSection",
+    "InferenceSection",
+    "InferenceSpec",
+    "EvaluationSection",
+    "ExperimentConfig",
+    "TASKS",
+    "config_to_dict",
+    "dump_config",
+]
+
+#: What a model is trained to do.
+TASKS = ("segmentation", "classification")
+Task = Literal["segmentation", "classification"]
+
+
+class Strict(BaseModel):
+    """Base of all sections: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ComponentSpec(BaseModel):
+    """A registered component: ``name`` plus the constructor's keyword arguments."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(description="registered name, see `medimg list <kind>`")
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The constructor kwargs (every key but ``name``)."""
+        return dict(self.model_extra or {})
+
+
+class ExperimentSection(Strict):
+    name: str = "experiment"
+    seed: int = 0
+    #: Run folder; ``{name}`` is replaced. Overridden by ``--output-dir``.
+    output_dir: str = "runs/{name}"
+    task: Task = "segmentation"
+
+
+class DataSection(Strict):
+    """Where the cases are and how to read them.
+
+    Either ``manifest`` (a CSV with ``case_id``, one column per entry of ``images``, the
+    ``label`` column, and ``split``) or ``root`` (a folder layout
+    ``root/<split>/<case_id>/<file>`` where ``images`` and ``label`` are file names).
+    """
+
+    manifest: Path | None = None
+    root: Path | None = None
+    #: Input channels: manifest column names, or file names inside each case folder.
+    images: list[str] = Field(min_length=1)
+    #: Label map: a column name or a file name inside each case folder.
+    label: str | None = None
+    #: Class names, index = class value after ``label_map``; index 0 is background.
+    label_names: list[str] = Field(default_factory=lambda: ["background", "foreground"], min_length=2)
+    #: Optional remapping of raw label values, e.g. ``{1: 1, 2: 1, 4: 1}``; unlisted -> 0.
+    label_map: dict[int, int] | None = None
+    #: Names of the splits, as found in the manifest's ``split`` column or root's folders.
+    splits: dict[Literal["train", "validation", "test"], str] = Field(
+        default_factory=lambda: {"train": "train", "validation": "validation", "test": "test"}
+    )
+    #: Keep deterministically preprocessed cases in memory between epochs.
+    cache: bool = True
+    num_workers: int = Field(0, ge=0)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "DataSection":
+        if (self.manifest is None) == (self.root is None):
+            raise ValueError("give exactly one of 'manifest' (a CSV file) or 'root' (a folder of splits)")
+        return self
+
+
+class TrainerSection(Strict):
+    max_epochs: int = Field(10, ge=1)
+    #: Optimiser steps per epoch (patch-based training); None = one pass over the cases.
+    iterations_per_epoch: int | None = Field(None, ge=1)
+    batch_size: int = Field(2, ge=1)
+    #: ``auto`` picks CUDA when available, else CPU.
+    device: str = "auto"
+    amp: bool = False
+    val_every: int = Field(1, ge=1)
+    #: Stop early after this many validations without improvement (None: never).
+    patience: int | None = Field(None, ge=1)
+    #: Wall-clock budget in minutes: training stops at the first step past it (that epoch
+    #: is cut short), validates the weights it reached and still writes last.pt.
+    max_minutes: float | None = Field(None, gt=0)
+    grad_clip: float | None = Field(None, gt=0)
+    deterministic: bool = False
+    num_threads: int | None = Field(None, ge=1)
+
+
+class InferenceSection(Strict):
+    """Sliding-window settings: the ``inference`` section of a config."""
+
+    roi_size: list[int] = Field(default_factory=lambda: [96, 96, 96])
+    overlap: float = Field(0.25, ge=0.0, lt=1.0)
+    #: Tiles per forward pass. >= 2 on CPU: batch 1 hits PyTorch's slow conv3d fallback.
+    sw_batch_size: int = Field(4, ge=1)
+    blend: Literal["gaussian", "constant"] = "gaussian"
+    #: Flip test-time augmentation over these spatial axes (empty: none).
+    tta_flips: list[int] = Field(default_factory=list)
+
+    @field_validator("roi_size")
+    @classmethod
+    def _positive(cls, v: list[int]) -> list[int]:
+        if not v or any(int(s) < 1 for s in v):
+            raise ValueError("roi_size must be positive voxel counts, one per spatial axis")
+        return v
+
+    @field_validator("tta_flips")
+    @classmethod
+    def _axes(cls, v: list[int], info: ValidationInfo) -> list[int]:
+        roi = info.data.get("roi_size")
+        if roi:
+            bad = [a for a in v if not 0 <= a < len(roi)]
+            if bad:
+                raise ValueError(
+                    f"tta_flips axes {bad} out of range for {len(roi)} spatial axes (0..{len(roi) - 1})"
+                )
+        return v
+
+
+class InferenceSpec(InferenceSection):
+    """Everything prediction needs besides the weights, as one typed, plain-data spec.
+
+    Produced by the config (:meth:`ExperimentConfig.inference_spec`), stored in every
+    checkpoint (``checkpoint["inference"]``) and consumed by
+    :class:`~medimg.inference.Predictor`, which also validates with it during training.
+
+    Attributes:
+        roi_size, overlap, sw_batch_size, blend, tta_flips: sliding window and flip TTA
+            (:class:`InferenceSection`).
+        task: ``segmentation`` or ``classification``.
+        preprocess: deterministic transforms, replayed on the input and inverted on the
+            probabilities.
+        image_keys: channel names in model order (manifest columns or file names of a
+            case folder); None when unnamed.
+        in_channels: input channels the model takes (a 4D file may hold several); None:
+            read from the model.
+        label_names: class names, index = class value, background first; None: unnamed.
+        label_map: raw reference label value -> class value, as used for training.
+    """
+
+    task: Task = "segmentation"
+    preprocess: list[ComponentSpec] = Field(default_factory=list)
+    image_keys: list[str] | None = None
+    in_channels: int | None = Field(None, ge=1)
+    label_names: list[str] | None = Field(None, min_length=1)
+    label_map: dict[int, int] | None = None
+
+    def with_updates(self, **updates: Any) -> "InferenceSpec":
+        """A validated copy with ``updates`` applied (``None`` values are ignored).
+
+        Raises:
+            TypeError: a name that is not a field of the spec.
+            ConfigError: a value the spec does not accept (names the key).
+        """
+        updates = {k: v for k, v in updates.items() if v is not None}
+        unknown = sorted(set(updates) - set(type(self).model_fields))
+        if unknown:
+            raise TypeError(
+                f"unknown inference override(s) {unknown}; known: {', '.join(type(self).model_fields)}"
+            )
+        if not updates:
+            return self
+        try:
+            return type(self).model_validate({**self.model_dump(), **updates})
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            key = ".".join(str(p) for p in err["loc"]) or "inference"
+            raise ConfigError(
+                f"invalid inference setting {key}={updates.get(str(err['loc'][0]), '?')!r}: "
+                f"{err['msg'].removeprefix('Value error, ')}",
+            ) from None
+
+
+class EvaluationSection(Strict):
+    metrics: list[str] = Field(default_factory=lambda: ["dice"])
+    #: Validation score that picks best.pt: a metric (mean over foreground classes),
+    #: ``<metric>_<class name>`` (one class), or ``loss``. Its direction (higher or
+    #: lower is better) comes from the metrics registry.
+    select_by: str = "dice"
+
+
+class ExperimentConfig(Strict):
+    """A whole experiment: data, preprocessing, model, training, inference, evaluation."""
+
+    experiment: ExperimentSection = Field(default_factory=ExperimentSection)
+    data: DataSection
+    #: Deterministic preprocessing, recorded and inverted at prediction time.
+    preprocess: list[ComponentSpec] = Field(default_factory=list)
+    #: Random augmentation, training only.
+    augment: list[ComponentSpec] = Field(default_factory=list)
+    model: ComponentSpec
+    loss: ComponentSpec = Field(default_factory=lambda: ComponentSpec(name="dice_ce"))
+    optimizer: ComponentSpec = Field(default_factory=lambda: ComponentSpec(name="adamw", lr=1e-3))
+    scheduler: ComponentSpec | None = None
+    trainer: TrainerSection = Field(default_factory=TrainerSection)
+    inference: InferenceSection = Field(default_factory=InferenceSection)
+    evaluation: EvaluationSection = Field(default_factory=EvaluationSection)
+
+    def inference_spec(self, in_channels: int | None = None) -> InferenceSpec:
+        """The :class:`InferenceSpec` of a model trained with this config.
+
+        Args:
+            in_channels: the model's input channels (default: ``model.in_channels`` when
+                given, else one per entry of ``data.images``).
+        """
+        if in_channels is None:
+            given = self.model.params.get("in_channels")
+            in_channels = given if isinstance(given, int) else len(self.data.images)
+        return InferenceSpec(
+            **self.inference.model_dump(),
+            task=self.experiment.task,
+            preprocess=[s.model_dump() for s in self.preprocess],
+            image_keys=list(self.data.images),
+            in_channels=in_channels,
+            label_names=list(self.data.label_names),
+            label_map=dict(self.data.label_map) if self.data.label_map else None,
+        )
+
+
+# --------------------------------------------------------------------------------------
+# as YAML
+# --------------------------------------------------------------------------------------
+def config_to_dict(cfg: ExperimentConfig) -> dict[str, Any]:
+    """The whole config as plain data (defaults included), in the schema's key order."""
+    return to_plain(cfg)
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block mappings; lists of plain scalars on one line (``spacing: [1.0, 1.0, 1.0]``)."""
+
+
+def _represent_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
+    flow = all(isinstance(v, (str, int, float, bool)) or v is None for v in data)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
+
+
+_Dumper.add_representer(list, _represent_list)
+
+
+def dump_config(cfg: ExperimentConfig) -> str:
+    """The config as YAML text that :func:`medimg.config.load_config` reads back."""
+    return yaml.dump(
+        config_to_dict(cfg), Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=100
+    )

@@ -1,0 +1,100 @@
+"""Writing a :class:`~.report.ClassificationReport`: ``metrics.csv``, ``summary.json``,
+``confusion_matrix.csv`` and the figures of :mod:`.plots`."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .plots import confusion_figure, roc_figure
+from .report import METRICS_CSV_COLUMNS, ClassificationReport
+
+__all__ = ["write_confusion_csv", "write_metrics_csv", "write_report"]
+
+
+def _fmt(x: float) -> str:
+    return "nan" if not math.isfinite(x) else repr(float(x))
+
+
+def write_metrics_csv(report: ClassificationReport, path: Path) -> Path:
+    """``metrics.csv``: one row per (metric, class), columns :data:`METRICS_CSV_COLUMNS`;
+    undefined values and intervals as ``nan``."""
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(METRICS_CSV_COLUMNS)
+        for r in report.rows():
+            w.writerow(
+                [
+                    r["metric"],
+                    r["class"],
+                    _fmt(r["value"]),
+                    _fmt(r["ci_low"]),
+                    _fmt(r["ci_high"]),
+                    r["n"],
+                ]
+            )
+    return path
+
+
+def write_confusion_csv(report: ClassificationReport, path: Path) -> Path:
+    """``confusion_matrix.csv``: ``[label,] true, predicted, count, fraction_of_true,
+    ci_low, ci_high`` (``label`` and absent/present for multi-label)."""
+    m = report.confusion if report.task == "multilabel" else report.confusion[None]
+    lo, hi = (np.full(m.shape, np.nan),) * 2
+    if report.confusion_ci is not None:
+        lo, hi = (np.reshape(x, m.shape) for x in report.confusion_ci)
+    names = ["absent", "present"] if report.task == "multilabel" else report.classes
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        lead = ["label"] if report.task == "multilabel" else []
+        w.writerow(lead + ["true", "predicted", "count", "fraction_of_true", "ci_low", "ci_high"])
+        for k in range(m.shape[0]):
+            row_sum = m[k].sum(axis=1)
+            for t, tname in enumerate(names):
+                for p, pname in enumerate(names):
+                    frac = m[k, t, p] / row_sum[t] if row_sum[t] else math.nan
+                    label = [report.classes[k]] if report.task == "multilabel" else []
+                    w.writerow(
+                        label
+                        + [
+                            tname,
+                            pname,
+                            int(m[k, t, p]),
+                            _fmt(frac),
+                            _fmt(lo[k, t, p]),
+                            _fmt(hi[k, t, p]),
+                        ]
+                    )
+    return path
+
+
+def write_report(
+    report: ClassificationReport, output_dir: str | Path, figures: dict[str, Any] | None = None
+) -> None:
+    """Write ``metrics.csv``, ``summary.json``, ``confusion_matrix.csv`` and, with
+    matplotlib, ``roc_curve.png`` and ``confusion_matrix.png``; record their paths in
+    ``report.paths``.
+
+    Args:
+        figures: what the ROC figure needs: ``{"truth": (n, C) bool, "scores": (n, C)}``
+            (None: no ROC figure).
+    """
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    report.paths["metrics_csv"] = write_metrics_csv(report, out / "metrics.csv")
+    report.paths["confusion_csv"] = write_confusion_csv(report, out / "confusion_matrix.csv")
+    path = out / "summary.json"
+    path.write_text(json.dumps(report.summary(), indent=2, allow_nan=False) + "\n")
+    report.paths["summary_json"] = path
+    if figures is not None and ("auc", None) in report.values:
+        png = roc_figure(report, figures["truth"], figures["scores"], out / "roc_curve.png")
+        if png is not None:
+            report.paths["roc_curve"] = png
+    png = confusion_figure(report, out / "confusion_matrix.png")
+    if png is not None:
+        report.paths["confusion_png"] = png
