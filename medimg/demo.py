@@ -265,6 +265,23 @@ class DemoResult:
         return self.mean_dice > TARGET_DICE and margin_ok
 
 
+def _train_demo(
+    out: Path, data_dir: Path, minutes: float | None, overrides: list[str] | None, progress: bool
+) -> tuple[Any, Any]:
+    """Load the shipped demo config for ``data_dir`` (with the overrides) and train it into
+    ``out/run``; returns ``(config, TrainResult)``."""
+    from .config import load_config
+    from .engine import train
+
+    sets = [f"data.root={data_dir}"]
+    if minutes is not None:
+        sets.append(f"trainer.max_minutes={float(minutes)}")
+    sets += list(overrides or [])
+    cfg_path = demo_config_path()
+    cfg = load_config(cfg_path, sets)
+    return cfg, train(cfg, output_dir=out / "run", config_path=cfg_path, progress=progress)
+
+
 def run_demo(
     output_dir: str | os.PathLike = "runs/demo",
     minutes: float | None = None,
@@ -290,9 +307,7 @@ def run_demo(
         progress: progress bars and per-epoch lines.
         baseline: also score the threshold baseline (:func:`threshold_baseline`).
     """
-    from .config import load_config
     from .data import make_synthetic_segmentation
-    from .engine import train
     from .inference import predict_folder
     from .metrics import evaluate_folders
 
@@ -303,14 +318,8 @@ def run_demo(
     data_dir = make_synthetic_segmentation(out / "data", *cases, shape=shape, seed=seed)
     seconds["data"] = time.perf_counter() - t0
 
-    sets = [f"data.root={data_dir}"]
-    if minutes is not None:
-        sets.append(f"trainer.max_minutes={float(minutes)}")
-    sets += list(overrides or [])
-    cfg_path = demo_config_path()
-    cfg = load_config(cfg_path, sets)
     t0 = time.perf_counter()
-    result = train(cfg, output_dir=out / "run", config_path=cfg_path, progress=progress)
+    cfg, result = _train_demo(out, Path(data_dir), minutes, overrides, progress)
     seconds["train"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

@@ -14,7 +14,7 @@ from medimg.inference import gaussian_importance, sliding_window, tile_starts
 def test_tile_starts_cover_and_count(size, roi, overlap):
     starts = tile_starts(size, roi, overlap)
     expected_n = 1 if size <= roi else math.ceil((size - roi) / round(roi * (1 - overlap))) + 1
-    assert len(starts) == expected_n  # PERFORMANCE.md's window count
+    assert len(starts) == expected_n  # the window count of docs/performance.md
     assert starts[0] == 0
     if size > roi:
         assert starts[-1] == size - roi
