@@ -114,3 +114,27 @@ def test_predict_folder_writes_class_probabilities_and_goes_on_past_a_bad_case(t
 
     with pytest.raises(ConfigError, match="classification model: it gives class probabilities"):
         Predictor.from_checkpoint(result.best_checkpoint, "cpu").predict(folder / "a.nii.gz")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["multiclass", "multilabel"])
+def test_multiclass_and_multilabel_runs_score_the_test_split(tmp_path: Path, kind: str):
+    rng = np.random.default_rng(1)
+    arrays = {}
+    for prefix, n in (("train", 18), ("val", 9), ("test", 9)):
+        arrays[f"{prefix}_images"] = rng.normal(size=(n, 8, 8, 8)).astype(np.float32)
+        if kind == "multiclass":
+            arrays[f"{prefix}_labels"] = (np.arange(n) % 3)[:, None]
+        else:
+            arrays[f"{prefix}_labels"] = np.stack([np.arange(n) % 2, (np.arange(n) // 2) % 2], axis=1)
+    np.savez(tmp_path / "toy.npz", **arrays)
+    cfg = config(tmp_path / "toy.npz", max_epochs=1)
+    cfg.data.class_names = ["a", "b", "c"] if kind == "multiclass" else ["x", "y"]
+    if kind == "multilabel":
+        cfg.loss = cfg.loss.model_validate({"name": "bce_cls"})
+    result = train(cfg, tmp_path / "run", progress=False)
+    ckpt = torch.load(result.best_checkpoint, weights_only=True)
+    assert ckpt["inference"]["threshold"] is None  # chosen for binary tasks only
+    assert ckpt["inference"]["multilabel"] is (kind == "multilabel")
+    summary = json.loads((tmp_path / "run" / "test" / "summary.json").read_text())
+    assert summary["task"] == kind and summary["n_cases"] == 9
