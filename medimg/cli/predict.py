@@ -43,10 +43,13 @@ def predict(
         typer.Argument(
             metavar="INPUT",
             help="A NIfTI file or DICOM series folder (one case), a folder of NIfTI files (one case each), "
-            "or a folder of case folders (one file per channel, as in training).",
+            "or a folder of case folders (one file per channel, as in training); for a classifier also an .npz "
+            "(its test_images).",
         ),
     ],
-    output_dir: Annotated[Path, typer.Argument(help="Where to write <case_id>.nii.gz and predictions.csv.")],
+    output_dir: Annotated[
+        Path, typer.Argument(help="Where to write <case_id>.nii.gz and predictions.csv (a classifier: predictions.csv).")
+    ],
     device: Annotated[
         str, typer.Option(callback=_check_device, help="auto (CUDA if available), cpu, cuda, cuda:1, mps.")
     ] = "auto",
@@ -83,8 +86,11 @@ def predict(
     table.add_column("case", style="bold")
     table.add_column("status")
     table.add_column("seconds / error")
-    for case in report.ok:
+    shown = report.ok if len(report.ok) <= 20 else report.ok[:10]  # an npz may hold thousands of cases
+    for case in shown:
         table.add_row(case, "[green]ok[/green]", f"{report.seconds.get(case, float('nan')):.2f}")
+    if len(shown) < len(report.ok):
+        table.add_row(f"... {len(report.ok) - len(shown)} more", "[green]ok[/green]", "")
     for case, msg in report.failed:
         from rich.markup import escape
 

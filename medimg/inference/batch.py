@@ -201,11 +201,12 @@ def _classify_cases(predictor: Predictor, source: str | os.PathLike, out: Path, 
     ids: list[str] = []
     rows: list[Any] = []
     if str(source).endswith(".npz"):
-        npz_ids, images = _npz_cases(Path(source))
+        t0 = time.perf_counter()
+        ids, images = _npz_cases(Path(source))
         for i in range(0, len(images), 256):
             rows += list(predictor.classify_batch(predictor.preprocess_batch(images[i : i + 256])).numpy())
-        ids = npz_ids
         report.ok = list(ids)
+        report.seconds = dict.fromkeys(ids, (time.perf_counter() - t0) / max(len(ids), 1))
     else:
         cases = find_cases(source, predictor.image_keys if (predictor.in_channels or 1) > 1 else None, predictor.in_channels or 1)
         with progress_bar(progress) as bar:
