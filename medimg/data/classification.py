@@ -34,7 +34,7 @@ from ..core.sample import Sample
 from ..core.spec import DataSection
 from ..io.layout import list_folder
 
-__all__ = ["ClassificationSplit", "ClassificationData", "load_classification", "npz_images", "NPZ_SPLITS"]
+__all__ = ["NPZ_SPLITS", "ClassificationData", "ClassificationSplit", "load_classification", "npz_images"]
 
 #: Split name -> the prefix of its arrays in a MedMNIST-style npz.
 NPZ_SPLITS = {"train": "train", "validation": "val", "test": "test"}

@@ -15,7 +15,7 @@ from ..core.sample import Sample
 from .classification import ClassificationSplit
 from .datasets import seeded_generator
 
-__all__ = ["ClassificationDataset", "class_balanced_weights", "classification_loader", "check_two_classes"]
+__all__ = ["ClassificationDataset", "check_two_classes", "class_balanced_weights", "classification_loader"]
 
 
 class ClassificationDataset(Dataset):
@@ -110,7 +110,7 @@ def check_two_classes(split: ClassificationSplit, class_names: Sequence[str], so
     if len(y) == 0:
         raise DataError(f"{source}: the {split.name} split ('{source_name}') has no cases")
     if y.ndim == 1:
-        present = sorted(set(int(v) for v in y))
+        present = sorted({int(v) for v in y})
         if len(present) < 2:
             only = class_names[present[0]] if present and present[0] < len(class_names) else present
             raise DataError(

@@ -27,7 +27,11 @@ from ..data.cls_loader import ClassificationDataset, check_two_classes, classifi
 from ..inference.classify import task_of, write_class_predictions
 from ..inference.predictor import Predictor
 from ..losses import LOSSES
-from ..metrics.classification import choose_threshold, classification_metrics, evaluate_classification
+from ..metrics.classification import (
+    choose_threshold,
+    classification_metrics,
+    evaluate_classification,
+)
 from ..models import MODELS
 from ..transforms.build import build_transforms
 from .distributed import DistInfo
@@ -35,7 +39,7 @@ from .optim import OPTIMIZERS, SCHEDULERS
 from .selection import LOSS
 from .trainer import Trainer, TrainResult
 
-__all__ = ["ClassificationTrainer", "fit_classification", "predict_split", "evaluate_test_split", "TEST_DIR"]
+__all__ = ["TEST_DIR", "ClassificationTrainer", "evaluate_test_split", "fit_classification", "predict_split"]
 
 #: The run folder's subfolder for the test split's predictions and scores.
 TEST_DIR = "test"
@@ -115,7 +119,7 @@ def _labels_csv(path: Path, split: ClassificationSplit, class_names: Sequence[st
         if multilabel:
             w.writerow(["case_id", *class_names])
             for cid, t in zip(split.case_ids, split.targets.tolist()):
-                w.writerow([cid, *(int(round(v)) for v in t)])
+                w.writerow([cid, *(round(v) for v in t)])
         else:
             w.writerow(["case_id", "label"])
             for cid, t in zip(split.case_ids, split.targets.tolist()):

@@ -20,7 +20,7 @@ import torch
 
 from ..metrics.classification import predict_labels
 
-__all__ = ["class_probabilities", "task_of", "decide_classes", "write_class_predictions"]
+__all__ = ["class_probabilities", "decide_classes", "task_of", "write_class_predictions"]
 
 
 def class_probabilities(
@@ -64,7 +64,7 @@ def decide_classes(probs: np.ndarray, class_names: Sequence[str], threshold: flo
     labels = predict_labels(probs, task, 0.5 if threshold is None else threshold)
     if multilabel:
         return [";".join(n for n, v in zip(class_names, row) if v) for row in labels]
-    return [class_names[int(i)] for i in labels]
+    return [class_names[i] for i in labels.tolist()]
 
 
 def write_class_predictions(

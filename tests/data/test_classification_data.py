@@ -11,7 +11,12 @@ import torch
 from medimg.core import DataError, Image
 from medimg.core.spec import DataSection
 from medimg.data.classification import load_classification
-from medimg.data.cls_loader import ClassificationDataset, check_two_classes, class_balanced_weights, classification_loader
+from medimg.data.cls_loader import (
+    ClassificationDataset,
+    check_two_classes,
+    class_balanced_weights,
+    classification_loader,
+)
 from medimg.io import write_image
 
 

@@ -35,7 +35,7 @@ def test_two_process_gloo_classification(tmp_path: Path):
     procs = [ctx.Process(target=_worker, args=(r, 2, port, str(npz), str(tmp_path / "run"), q)) for r in range(2)]
     for p in procs:
         p.start()
-    got = dict((r, rest) for r, *rest in (q.get(timeout=300) for _ in procs))
+    got = {r: rest for r, *rest in (q.get(timeout=300) for _ in procs)}
     for p in procs:
         p.join(timeout=60)
         assert p.exitcode == 0
