@@ -28,7 +28,7 @@ from torch import nn
 
 from ...core.errors import ConfigError
 
-__all__ = ["CamResult", "cam_layers", "grad_cam", "grad_cam_scores"]
+__all__ = ["CamResult", "cam_layers", "grad_cam", "grad_cam_scores", "resolve_layer"]
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ def cam_layers(model: nn.Module, depth: int = 2) -> list[str]:
     return [name for name, _ in model.named_modules() if name and name.count(".") < depth]
 
 
-def _check_layer(model: nn.Module, layer: str | None) -> str:
+def resolve_layer(model: nn.Module, layer: str | None) -> str:
     """The layer to read: ``layer``, else ``model.cam_layer``.
 
     Raises:
@@ -183,7 +183,7 @@ def grad_cam_scores(
     if not torch.is_tensor(x) or x.ndim not in (4, 5):
         shape = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
         raise ValueError(f"grad_cam: x must be a batch (B, C, H, W) or (B, C, D, H, W), got {shape}")
-    name = _check_layer(model, layer)
+    name = resolve_layer(model, layer)
     device = next(model.parameters(), torch.empty(0)).device
     x = x.detach().to(device, torch.float32)
     was_training = model.training

@@ -51,8 +51,8 @@ def _gray_limits(image: np.ndarray) -> tuple[float, float]:
 
 
 def _alpha(heat: np.ndarray) -> np.ndarray:
-    """Opacity per pixel: the map's own value (0 where it is 0), at most 0.6."""
-    return np.clip(heat, 0.0, 1.0) * 0.6
+    """Opacity per pixel: the map's own value (0 where it is 0), at most 0.5."""
+    return np.clip(heat, 0.0, 1.0) * 0.5
 
 
 def _draw(ax: Any, image: np.ndarray, heat: np.ndarray, window: tuple[float, float], **kw: Any) -> Any:
@@ -116,6 +116,13 @@ def _edge_letters(ax: Any, letters: Sequence[str]) -> None:
     ax.text(0.5, 0.98, top, ha="center", va="top", **style)
 
 
+def _peak_text(heat: np.ndarray, affine: np.ndarray) -> str:
+    """Where the stored heat map peaks: voxel indices and RAS+ millimetres."""
+    peak = np.unravel_index(int(np.argmax(heat)), heat.shape)
+    world = np.asarray(affine)[:3, :3] @ np.asarray(peak, dtype=float) + np.asarray(affine)[:3, 3]
+    return f"maximum at voxel {tuple(int(i) for i in peak)}, RAS ({', '.join(f'{v:.1f}' for v in world)}) mm"
+
+
 def slices_3d(image: np.ndarray, heat: np.ndarray, affine: np.ndarray, title: str, path: Path) -> Path:
     """Write the three orthogonal slices through the heat map's maximum.
 
@@ -130,7 +137,8 @@ def slices_3d(image: np.ndarray, heat: np.ndarray, affine: np.ndarray, title: st
     hot, _ = _to_ras(np.asarray(heat, dtype=np.float32), affine)
     peak = np.unravel_index(int(np.argmax(hot)), hot.shape)
     window = _gray_limits(vol)
-    fig = _figure(11.0, 4.2)
+    fig = _figure(11.0, 4.4)
+    fig.set_layout_engine("constrained")
     axes = fig.subplots(1, 3)
     art = None
     for ax, (name, fixed, (hx, vy), letters) in zip(axes, _VIEWS):
@@ -141,8 +149,8 @@ def slices_3d(image: np.ndarray, heat: np.ndarray, affine: np.ndarray, title: st
         hot2 = np.moveaxis(hot[tuple(index)], 0, -1) if hx < vy else hot[tuple(index)]
         art = _draw(ax, img2, hot2, window, origin="lower", aspect=spacing[vy] / spacing[hx])
         _edge_letters(ax, letters)
-        ax.set_title(f"{name} (voxel {peak[fixed]} of {hot.shape[fixed]})", fontsize=9)
-    fig.suptitle(title, fontsize=11)
+        ax.set_title(f"{name}, slice {peak[fixed] + 1} of {hot.shape[fixed]}", fontsize=9)
+    fig.suptitle(f"{title}\n{_peak_text(np.asarray(heat), affine)}", fontsize=10)
     fig.colorbar(art, ax=list(axes), fraction=0.02, pad=0.02, label="Grad-CAM (0-1)")
     fig.savefig(path)
     return path
