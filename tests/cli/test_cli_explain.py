@@ -80,3 +80,14 @@ def test_explain_refuses_a_segmentation_checkpoint(tmp_path, cases):
     assert res.exit_code != 0
     assert "segmentation model" in res.output and "classification checkpoint" in res.output
     assert "Traceback" not in res.output
+
+
+@pytest.mark.parametrize("option,expected", [
+    (["--layer", "fc"], "layer 'fc' outputs (1, 2), without the input's 3 spatial axes"),
+    (["--target-class", "4"], "target class 4 does not exist: the model has 2 output(s)"),
+])
+def test_explain_option_wrong_for_the_model_stops_with_usage_error(tmp_path, cases, option, expected):
+    ckpt = _checkpoint(tmp_path / "cls.pt", "cnn3d", "classification", channels=[4, 8])
+    res = run("explain", ckpt, cases, tmp_path / "out", *option, "--device", "cpu")
+    assert res.exit_code == 2, res.output
+    assert expected in res.output and option[0] in res.output and "Traceback" not in res.output

@@ -188,7 +188,11 @@ def test_target_class_out_of_range(model_2d):
         grad_cam(model_2d, torch.zeros(1, 1, 32, 32), target_class=5)
 
 
-@pytest.mark.parametrize("name,nd", [("resnet18", 2), ("densenet121", 2), ("densenet121_3d", 3)])
+@pytest.mark.parametrize("name,nd", [
+    ("resnet18", 2),
+    pytest.param("densenet121", 2, marks=pytest.mark.slow),
+    pytest.param("densenet121_3d", 3, marks=pytest.mark.slow),
+])
 def test_registered_models_default_layer(name, nd):
     """Every classifier's cam_layer works, DenseNet's too (its in-place ReLU follows the layer)."""
     params = {"small_input": True} if name == "resnet18" else {}

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from ...core.errors import CheckpointError, exception_reason
+from ...core.errors import CheckpointError, ConfigError, exception_reason
 from ...models import model_task
 from ..batch import find_cases
 from ..checkpoint import build_model, inference_spec, load_checkpoint
@@ -89,7 +89,8 @@ def explain_folder(
 
     Raises:
         CheckpointError: the checkpoint cannot be loaded or holds a segmentation model.
-        ConfigError: ``layer`` is not a layer of the model (checked before any case).
+        ConfigError: ``layer`` is not a layer of the model (checked before any case), has
+            no spatial axes, or ``target_class`` is not a class of the model.
         DataError: ``source`` holds no case.
     """
     pred = _classifier(checkpoint, device)
@@ -110,6 +111,8 @@ def explain_folder(
                     pred.model, pred.load_inputs(paths), out, preprocess=pred.preprocess,
                     class_names=pred.label_names, target_class=target_class, layer=layer, case_id=case_id,
                 )
+            except ConfigError:  # an option (--layer, --target-class) wrong for the model: stop
+                raise
             except Exception as exc:  # one bad case must not stop the batch
                 report.failed.append((case_id, exception_reason(exc)))
                 rows.append({"case_id": case_id, "status": "failed", "error": exception_reason(exc)})

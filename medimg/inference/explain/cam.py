@@ -75,17 +75,16 @@ def resolve_layer(model: nn.Module, layer: str | None) -> str:
         ConfigError: no layer given and the model records none, or no layer of that name.
     """
     name = layer if layer is not None else getattr(model, "cam_layer", None)
-    kind = type(model).__name__
     if name is None:
         raise ConfigError(
-            f"Grad-CAM layer: model {kind} records no layer to read (no cam_layer); "
+            "Grad-CAM layer: the model records no layer to read (no cam_layer); "
             f"name one of: {', '.join(cam_layers(model))}",
             hint="pass layer='NAME'",
             cli_hint="give --layer NAME",
         )
     if name not in dict(model.named_modules()) or not name:
         raise ConfigError(
-            f"Grad-CAM layer '{name}' is not a layer of model {kind}; valid layers: "
+            f"Grad-CAM layer '{name}' is not a layer of the model; valid layers: "
             f"{', '.join(cam_layers(model))}",
             hint="pass layer='NAME' with one of these names (deeper ones: model.named_modules())",
             cli_hint="give --layer with one of these names",
@@ -127,18 +126,17 @@ def _forward_checked(model: nn.Module, x: torch.Tensor, layer: str) -> torch.Ten
             logits = model(x)
     finally:
         handle.remove()
-    kind = type(model).__name__
     if not torch.is_tensor(logits) or logits.ndim != 2:
         shape = tuple(logits.shape) if torch.is_tensor(logits) else type(logits).__name__
         raise ConfigError(
-            f"Grad-CAM explains classification models (one score per class), but model {kind} "
+            f"Grad-CAM explains classification models (one score per class), but this model "
             f"outputs {shape} for an input of {tuple(x.shape)} (a segmentation map?)",
             hint="a segmentation model's probability maps (Predictor.predict_probabilities) are its explanation",
             cli_hint="give a classification checkpoint; for a segmentation model use `medimg predict`",
         )
     if seen and len(seen[-1]) != x.ndim:
         raise ConfigError(
-            f"Grad-CAM layer '{layer}' of model {kind} outputs {seen[-1]}, without the input's "
+            f"Grad-CAM layer '{layer}' outputs {seen[-1]}, without the input's "
             f"{x.ndim - 2} spatial axes; choose a convolutional layer, e.g. "
             f"'{getattr(model, 'cam_layer', None) or cam_layers(model)[0]}'",
             hint="pass layer='NAME'",
