@@ -17,7 +17,7 @@ Usage:
     python benchmarks/metrics_seg.py [--quick] [--json PATH] [--repeats N]
 
 Timing, memory, table and JSON come from ``benchmarks/_common.py`` (docs/architecture.md §5):
-round-robin runs after a warm-up, medians, peak RSS added per tool. The JSON also holds
+runs in an order shuffled each round after a warm-up, medians, peak RSS added per tool. The JSON also holds
 every tool's values (``"values"``) so agreement can be checked by eye.
 """
 
