@@ -156,6 +156,15 @@ def test_explain_accepts_plain_preprocessing_specs(model_3d):
     assert expl.heatmap.spatial_shape == (16, 16, 14) and expl.files == []
 
 
+def test_explain_2d_through_padding_comes_back_to_the_input_grid(model_2d):
+    x, _, centres = blob_batch(1, 32, 2, seed=13, positive_only=True)
+    image = Image(x[0, :, 1:31, 2:30], make_affine((0.7, 0.7), (4.0, 9.0)))
+    expl = explain_image(model_2d, image, None, preprocess=[{"name": "spatial_pad", "size": 32}])
+    assert expl.heatmap.spatial_shape == (30, 28) and expl.heatmap.same_grid(image)
+    peak = np.unravel_index(int(expl.heatmap.data[0].argmax()), (30, 28))
+    assert np.linalg.norm(np.array(peak) - (centres[0].numpy() - [1, 2])) <= 3.0
+
+
 def test_random_preprocessing_is_refused(model_3d):
     image = Image(torch.zeros(1, 16, 16, 16))
     with pytest.raises(TransformError, match="random_flip.*deterministic"):
