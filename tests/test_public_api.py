@@ -79,6 +79,10 @@ PUBLIC_API: dict[str, set[str]] = {
         "find_cases", "gaussian_importance", "load_checkpoint", "predict_folder", "resolve_device",
         "save_checkpoint", "sliding_window", "tile_starts",
     },
+    "medimg.inference.explain": {
+        "CamResult", "EXPLANATIONS_CSV", "ExplainReport", "Explanation", "cam_layers", "explain_folder",
+        "explain_image", "grad_cam", "grad_cam_scores", "heatmap_files", "resolve_layer",
+    },
     "medimg.config": {
         "ComponentSpec", "DataSection", "ENVIRONMENT", "EvaluationSection", "ExperimentConfig",
         "ExperimentSection", "InferenceSection", "LEADING_ARGS", "ORIGINAL_CONFIG", "REGISTRY_KINDS",
