@@ -273,7 +273,8 @@ def _train_demo(
     from .config import load_config
     from .engine import train
 
-    sets = [f"data.root={data_dir}"]
+    # the demo predicts and scores the test split itself (steps 3 and 4): training need not
+    sets = [f"data.root={data_dir}", "evaluation.test=false"]
     if minutes is not None:
         sets.append(f"trainer.max_minutes={float(minutes)}")
     sets += list(overrides or [])

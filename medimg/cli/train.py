@@ -37,4 +37,30 @@ def train(
             rows.append((extra.replace("_", " "), str(getattr(result, extra))))
     if getattr(result, "seconds", None) is not None:
         rows.append(("training time", f"{float(result.seconds):.1f} s"))
+    rows += _test_rows(getattr(result, "test_summary", None), getattr(result, "run_dir", None))
     _console().print(_summary_table(f"trained {cfg.experiment.name}", rows))
+
+
+def _test_rows(summary: dict | None, run_dir: Path | None) -> list[tuple[str, str]]:
+    """The summary table's test lines: the mean Dice (segmentation) or the AUC and
+    accuracy (classification) of the best checkpoint on the test split."""
+    if not summary:
+        return []
+    from ..engine.testsplit import TEST_DIR, mean_dice
+
+    metrics = summary.get("metrics", summary)
+    rows = []
+    if isinstance(metrics, dict) and ("auc" in metrics or "accuracy" in metrics):
+        for name in ("auc", "accuracy"):
+            value = metrics.get(name)
+            if value is None:
+                continue
+            rows.append((f"test {name}", _fmt_metric(value.get("value") if isinstance(value, dict) else value)))
+    else:
+        rows.append(("test mean Dice", _fmt_metric(mean_dice(summary))))
+        failed = summary.get("_cases", {}).get("prediction_failed") or {}
+        if failed:
+            rows.append(("test cases failed", ", ".join(failed)))
+    if run_dir is not None:
+        rows.append(("test scores", str(Path(run_dir) / TEST_DIR)))
+    return rows

@@ -262,19 +262,19 @@ def fit_classification(cfg: ExperimentConfig, config_path: str | os.PathLike | N
     test = data.splits.get("test")
     checkpoint = result.best_checkpoint or result.last_checkpoint
     if dist.is_main and test is not None and len(test) and checkpoint is not None:
-        _score_test(trainer, checkpoint, test, run_dir, device, cfg.experiment.seed)
+        result.test_summary = _score_test(trainer, checkpoint, test, run_dir, device, cfg.experiment.seed)
     return result
 
 
 def _score_test(trainer: Trainer, checkpoint: Path, test: ClassificationSplit, run_dir: Path,
-                device: torch.device, seed: int) -> None:
+                device: torch.device, seed: int) -> dict[str, Any] | None:
     """Score the test split and log its AUC and accuracy (a problem is logged, not raised:
     the trained model stays usable)."""
     try:
         summary = evaluate_test_split(checkpoint, test, run_dir / TEST_DIR, device, seed)
     except DataError as exc:
         trainer.log(f"test split not scored: {exc}")
-        return
+        return None
     metrics = summary.get("metrics", summary)
     parts = []
     for name in ("auc", "accuracy"):
@@ -284,3 +284,4 @@ def _score_test(trainer: Trainer, checkpoint: Path, test: ClassificationSplit, r
         if isinstance(value, (int, float)) and not math.isnan(value):
             parts.append(f"{name} {value:.4f}")
     trainer.log(f"test ({len(test)} cases, {checkpoint.name}): {', '.join(parts)} -> {run_dir / TEST_DIR}")
+    return summary

@@ -13,14 +13,14 @@ from __future__ import annotations
 import inspect
 import os
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..core.errors import ConfigError, DataError
+from ..core.errors import ConfigError, DataError, exception_reason
 from ..core.sample import Sample
 from ..core.spec import ExperimentConfig
 from ..data import CaseDataset, CaseRecord, PatchDataset, collate, load_cases, load_sample
@@ -31,6 +31,7 @@ from ..transforms.build import build_transforms
 from .distributed import DistInfo, cleanup, setup
 from .optim import OPTIMIZERS, SCHEDULERS
 from .rundir import prepare_run_dir, run_dir_for
+from .testsplit import TEST_DIR, evaluate_segmentation_test, mean_dice
 from .trainer import Trainer, TrainResult
 
 __all__ = ["train", "seed_everything", "model_params_for"]
@@ -87,6 +88,7 @@ class _Data:
     patches: PatchDataset
     iterations: int
     val_samples: list[Sample]
+    test_records: list[CaseRecord] = field(default_factory=list)
 
     def batches(self):
         """Epoch -> iterator of ``iterations`` batches (the patch stream is reseeded per epoch)."""
@@ -138,7 +140,7 @@ def _data(cfg: ExperimentConfig, config_path: Any, dist: DistInfo, device: torch
         persistent_workers=False,
     )
     val_samples = [load_sample(r, cfg.data) for r in val_records] if dist.is_main else []
-    return _Data(train_records, val_records, loader, patches, iterations, val_samples)
+    return _Data(train_records, val_records, loader, patches, iterations, val_samples, splits.get("test", []))
 
 
 def _trainer(cfg: ExperimentConfig, data: _Data, run_dir: Path, device: torch.device, dist: DistInfo, progress: bool) -> Trainer:
@@ -182,6 +184,39 @@ def _trainer(cfg: ExperimentConfig, data: _Data, run_dir: Path, device: torch.de
     )
 
 
+def _score_test(cfg: ExperimentConfig, test: list[CaseRecord], result: TrainResult, trainer: Trainer,
+                device: torch.device) -> dict[str, Any] | None:
+    """Score the best checkpoint on the labelled test cases into ``RUN_DIR/test`` and log
+    the mean Dice; None (said in the log) when there is nothing to score or
+    ``evaluation.test`` is false. A problem is logged, not raised: the model stays usable."""
+    labelled = [r for r in test if r.label_path is not None]
+    checkpoint = result.best_checkpoint or result.last_checkpoint
+    if not cfg.evaluation.test:
+        trainer.log("test split not scored: evaluation.test is false")
+        return None
+    if not labelled or checkpoint is None:
+        why = "the data has no test split" if not test else "its cases have no label" if not labelled else "no checkpoint"
+        trainer.log(f"test split not scored: {why}")
+        return None
+    if len(labelled) < len(test):
+        trainer.log(f"test split: {len(test) - len(labelled)} case(s) without a label are not scored")
+    out_dir = result.run_dir / TEST_DIR
+    try:
+        summary = evaluate_segmentation_test(checkpoint, labelled, out_dir, cfg, device)
+    except (DataError, ValueError, OSError) as exc:
+        trainer.log(f"test split not scored: {exception_reason(exc)}")
+        return None
+    dice = mean_dice(summary)
+    failed = summary.get("_cases", {}).get("prediction_failed", {})
+    trainer.log(
+        f"test ({len(labelled)} cases, {checkpoint.name}): "
+        + (f"mean Dice {dice:.4f}" if dice is not None else "scored")
+        + (f", {len(failed)} failed (scored as empty): {', '.join(failed)}" if failed else "")
+        + f" -> {out_dir}"
+    )
+    return summary
+
+
 def train(
     config: ExperimentConfig,
     output_dir: str | os.PathLike | None = None,
@@ -197,7 +232,9 @@ def train(
     (``config.resolved.yaml``, ``environment.json``); find the cases; preprocess (cached)
     the training cases; draw ``iterations_per_epoch * batch_size`` augmented patches per
     epoch; fit with whole-volume validation; write ``best.pt``, ``last.pt``,
-    ``history.csv`` and ``training_curve.png``.
+    ``history.csv`` and ``training_curve.png``; then (rank 0, unless
+    ``evaluation.test`` is false) score ``best.pt`` on the labelled test cases into
+    ``RUN_DIR/test`` (:func:`medimg.engine.testsplit.evaluate_segmentation_test`).
 
     Args:
         config: the validated experiment config.
@@ -239,7 +276,10 @@ def train(
                 + (f" or {tr.max_minutes} min" if tr.max_minutes else "")
                 + f" -> {run_dir}"
             )
-        return trainer.fit()
+        result = trainer.fit()
+        if dist.is_main:
+            result.test_summary = _score_test(cfg, data.test_records, result, trainer, device)
+        return result
     finally:
         cleanup(dist)
         torch.set_num_threads(threads_before)

@@ -65,6 +65,8 @@ class TrainResult:
         stopped_because: ``"max_epochs"``, ``"patience"`` or ``"max_minutes"`` (on the
             other ranks of a distributed run, ``"rank 0"`` when rank 0 alone stopped).
         history: one dict per epoch (the rows of ``history.csv``).
+        test_summary: the best checkpoint's scores on the test split (the content of
+            ``RUN_DIR/test/summary.json``); None when the test split was not scored.
     """
 
     run_dir: Path
@@ -76,6 +78,7 @@ class TrainResult:
     seconds: float
     stopped_because: str
     history: list[dict[str, Any]] = field(default_factory=list)
+    test_summary: dict[str, Any] | None = None
 
     @property
     def epochs(self) -> int:

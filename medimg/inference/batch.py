@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,7 +123,6 @@ def predict_folder(
         DataError: ``source`` holds no case.
         TypeError: an unknown override.
     """
-    from ..io import write_image
 
     if isinstance(checkpoint, Predictor):
         predictor = checkpoint.with_options(device=device, **overrides)
@@ -134,7 +134,19 @@ def predict_folder(
         return _classify_cases(predictor, source, out, progress)
     in_ch = predictor.in_channels or 1
     keys = predictor.image_keys if in_ch > 1 else None
-    cases = find_cases(source, keys, in_ch)
+    return predict_cases(predictor, find_cases(source, keys, in_ch), out, progress)
+
+
+def predict_cases(
+    predictor: Predictor, cases: Sequence[tuple[str, Any]], out: Path, progress: bool = True
+) -> BatchReport:
+    """The segmentation half of :func:`predict_folder` on cases already found: each
+    ``(case_id, paths or the problem to report)`` predicted into ``out/<case_id>.nii.gz``,
+    with ``labels.json``, ``label_map.json`` and ``predictions.csv``; a bad case is
+    reported and the others go on. Training scores its test split through it."""
+    from ..io import write_image
+
+    out.mkdir(parents=True, exist_ok=True)
     names = predictor.label_names or [f"class_{i}" for i in range(predictor.num_classes or 2)]
     # class names and the training label map travel with the predictions, so `evaluate`
     # scores references in the classes the model was trained on
