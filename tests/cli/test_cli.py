@@ -422,6 +422,8 @@ def test_train_tiny_run_writes_run_folder(tmp_path: Path):
     assert env["versions"]["torch"] and "git" in env
     assert (run_dir / "config.original.yaml").read_text() == cfg.read_text()
     assert list(run_dir.glob("*.pt")) or list(run_dir.rglob("*.pt"))
+    # the data has a test split: the best checkpoint is scored on it and its mean Dice printed
+    assert (run_dir / "test" / "summary.json").is_file() and "test mean Dice" in res.output
 
 
 def test_info_dicom_series(shared_data: Path):
