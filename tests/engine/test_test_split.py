@@ -81,3 +81,31 @@ def test_no_test_split_writes_nothing(split_data, tmp_path, capsys):
     result = train(cfg, output_dir=run, progress=True)
     assert result.test_summary is None and not (run / "test").exists()
     assert "test split not scored: the data has no test split" in capsys.readouterr().err
+
+
+def test_manifest_test_split_reports_a_failed_case(split_data, tmp_path):
+    """Labels listed in a manifest (anywhere on disk) are scored; a test case whose image
+    cannot be read is reported in the summary and scored as an empty prediction."""
+    bad = tmp_path / "broken.nii.gz"
+    bad.write_bytes(b"not a nifti file")
+    rows = []
+    for split in ("train", "validation", "test"):
+        for case in sorted(p for p in (split_data / split).iterdir() if p.is_dir()):
+            t1 = bad if split == "test" and not rows[-1]["split"] == "test" else case / "t1.nii.gz"
+            rows.append({"case_id": case.name, "t1.nii.gz": t1, "t2.nii.gz": case / "t2.nii.gz",
+                         "label.nii.gz": case / "label.nii.gz", "split": split})
+    manifest = tmp_path / "cases.csv"
+    with open(manifest, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    cfg = _cfg(split_data)
+    cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"root": None, "manifest": manifest})})
+    result = train(cfg, output_dir=tmp_path / "run", progress=False)
+    summary = result.test_summary
+    failed_case = next(r["case_id"] for r in rows if r["t1.nii.gz"] == bad)
+    assert list(summary["_cases"]["prediction_failed"]) == [failed_case]
+    assert summary["_cases"]["n_evaluated"] == 2 and summary["_cases"]["missing_pred"] == [failed_case]
+    dice = [float(r["value"]) for r in csv.DictReader(open(tmp_path / "run" / "test" / "metrics.csv"))
+            if r["case_id"] == failed_case and r["metric"] == "dice"]
+    assert dice and all(v == 0.0 for v in dice)
