@@ -256,8 +256,8 @@ class EvaluationSection(Strict):
     #: the highest sensitivity + specificity (Youden); with this set, the highest one
     #: whose validation sensitivity is at least this value.
     target_sensitivity: float | None = Field(None, gt=0.0, le=1.0)
-    #: Segmentation: after training, score ``best.pt`` on the test split's labelled cases
-    #: into ``RUN_DIR/test`` (``metrics.csv``, ``summary.json``); false skips it.
+    #: After training, score ``best.pt`` on the test split (its labelled cases) into
+    #: ``RUN_DIR/test`` (``metrics.csv``, ``summary.json``); false skips it.
     test: bool = True
 
 

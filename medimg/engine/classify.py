@@ -261,7 +261,7 @@ def fit_classification(cfg: ExperimentConfig, config_path: str | os.PathLike | N
     result = trainer.fit()
     test = data.splits.get("test")
     checkpoint = result.best_checkpoint or result.last_checkpoint
-    if dist.is_main and test is not None and len(test) and checkpoint is not None:
+    if dist.is_main and cfg.evaluation.test and test is not None and len(test) and checkpoint is not None:
         result.test_summary = _score_test(trainer, checkpoint, test, run_dir, device, cfg.experiment.seed)
     return result
 

@@ -191,8 +191,7 @@ def _score_test(cfg: ExperimentConfig, test: list[CaseRecord], result: TrainResu
     ``evaluation.test`` is false. A problem is logged, not raised: the model stays usable."""
     labelled = [r for r in test if r.label_path is not None]
     checkpoint = result.best_checkpoint or result.last_checkpoint
-    if not cfg.evaluation.test:
-        trainer.log("test split not scored: evaluation.test is false")
+    if not cfg.evaluation.test:  # the user's choice: nothing to say
         return None
     if not labelled or checkpoint is None:
         why = "the data has no test split" if not test else "its cases have no label" if not labelled else "no checkpoint"
@@ -203,7 +202,7 @@ def _score_test(cfg: ExperimentConfig, test: list[CaseRecord], result: TrainResu
     out_dir = result.run_dir / TEST_DIR
     try:
         summary = evaluate_segmentation_test(checkpoint, labelled, out_dir, cfg, device)
-    except (DataError, ValueError, OSError) as exc:
+    except (DataError, ValueError, OSError, RuntimeError) as exc:
         trainer.log(f"test split not scored: {exception_reason(exc)}")
         return None
     dice = mean_dice(summary)
