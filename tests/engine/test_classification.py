@@ -86,6 +86,14 @@ def test_select_by_a_classification_metric_and_target_sensitivity(tmp_path: Path
     assert ckpt["inference"]["threshold"] == pytest.approx(float(history[-1]["val_threshold"]))
     assert float(history[-1]["val_sensitivity"]) == 1.0  # at the stored threshold
     assert (tmp_path / "run" / "test" / "metrics.csv").exists()
+    assert result.test_summary is not None and "auc" in json.dumps(result.test_summary)
+
+
+def test_evaluation_test_false_skips_the_test_split(tmp_path: Path):
+    cfg = config(make_npz(tmp_path / "toy.npz", n=(16, 8, 8)), max_epochs=1)
+    cfg.evaluation.test = False
+    result = train(cfg, tmp_path / "run", progress=False)
+    assert result.test_summary is None and not (tmp_path / "run" / "test").exists()
 
 
 def test_predict_folder_writes_class_probabilities_and_goes_on_past_a_bad_case(tmp_path: Path):
