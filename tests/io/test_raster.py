@@ -93,6 +93,26 @@ def test_multi_frame_tiff_is_refused(tmp_path: Path):
         read_image(tmp_path / "stack.tif")
 
 
+def test_medimg_info_reads_a_picture(tmp_path: Path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from medimg.cli import app
+
+    PILImage.fromarray(_gradient()).save(tmp_path / "g.png")
+    res = CliRunner().invoke(app, ["info", str(tmp_path / "g.png"), "--json"], env={"NO_COLOR": "1"})
+    assert res.exit_code == 0, res.output
+    info = json.loads(res.stdout)
+    assert info["shape"] == [1, 6, 9] and info["dtype"] == "uint8" and info["axcodes"] == "RA"
+    assert info["spacing_mm"] == [1.0, 1.0] and info["intensity"]["max"] == 108.0
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"0" * 40)
+    res = CliRunner().invoke(app, ["info", str(tmp_path / "bad.png")], env={"NO_COLOR": "1", "COLUMNS": "300"})
+    assert res.exit_code != 0 and "Traceback" not in res.output
+    first = res.output.splitlines()[0]
+    assert first.startswith("error: cannot read image") and "bad.png" in first and "Error" not in first.split(":", 1)[1]
+
+
 def test_transforms_work_on_a_picture(tmp_path: Path):
     a = np.zeros((8, 12), np.uint8)
     a[1, 2] = 255  # one bright pixel near the top-left corner
