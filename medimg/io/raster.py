@@ -68,7 +68,11 @@ def _open(path: Path) -> Any:
             hint="check that the file is a complete picture (open it in an image viewer)",
         ) from None
     except OSError as exc:
-        raise ImageReadError(f"cannot read image '{path}': {exc.strerror or exception_reason(exc)}") from None
+        if exc.errno is not None:  # the file system's answer (permission denied...)
+            raise ImageReadError(f"cannot read image '{path}': {exc.strerror or exception_reason(exc)}") from None
+        raise _corrupt(path, expected, exc) from None
+    except (ValueError, SyntaxError) as exc:  # Pillow: a broken header
+        raise _corrupt(path, expected, exc) from None
     frames = int(getattr(pic, "n_frames", 1) or 1)
     if frames > 1:
         raise ImageReadError(
@@ -78,11 +82,16 @@ def _open(path: Path) -> Any:
     try:
         pic.load()
     except (OSError, ValueError, SyntaxError) as exc:  # Pillow: truncated or corrupt data
-        raise ImageReadError(
-            f"cannot read image '{path}': the {expected} data is truncated or corrupt ({exception_reason(exc)})",
-            hint="write the file again from its source",
-        ) from None
+        raise _corrupt(path, expected, exc) from None
     return pic
+
+
+def _corrupt(path: Path, expected: str, exc: BaseException) -> ImageReadError:
+    """The one-line error for a picture whose data Pillow could not decode."""
+    return ImageReadError(
+        f"cannot read image '{path}': the {expected} data is truncated or corrupt ({exception_reason(exc)})",
+        hint="write the file again from its source",
+    )
 
 
 def _plain_mode(pic: Any, meta: dict[str, Any]) -> Any:

@@ -110,7 +110,8 @@ def test_medimg_info_reads_a_picture(tmp_path: Path):
     res = CliRunner().invoke(app, ["info", str(tmp_path / "bad.png")], env={"NO_COLOR": "1", "COLUMNS": "300"})
     assert res.exit_code != 0 and "Traceback" not in res.output
     first = res.output.splitlines()[0]
-    assert first.startswith("error: cannot read image") and "bad.png" in first and "Error" not in first.split(":", 1)[1]
+    assert first.startswith(f"error: cannot read image '{tmp_path / 'bad.png'}': the PNG data is truncated or corrupt (")
+    assert "Error" not in first
 
 
 def test_transforms_work_on_a_picture(tmp_path: Path):
