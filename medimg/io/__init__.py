@@ -28,10 +28,8 @@ from typing import Any
 
 from ..core.errors import ImageReadError, ImageWriteError
 from ..core.image import Image
+from .layout import PICTURE_SUFFIXES as _RASTER_SUFFIXES  # what medimg.io.raster reads, without Pillow
 from .nifti import NIFTI_SUFFIXES, is_nifti_path, read_nifti, write_nifti
-
-# the suffixes medimg.io.raster reads (kept here so that dispatching imports no Pillow)
-_RASTER_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 # lazily imported public name -> module defining it
 _LAZY: dict[str, str] = {

@@ -37,7 +37,8 @@ from ..core.image import Image
 
 __all__ = ["RASTER_SUFFIXES", "is_raster_path", "read_raster"]
 
-#: Suffix (lower case) -> format name, for the pictures :func:`read_raster` reads.
+#: Suffix (lower case) -> format name, for the pictures :func:`read_raster` reads (the
+#: suffixes are ``medimg.io.layout.PICTURE_SUFFIXES``, which dispatching uses).
 RASTER_SUFFIXES: dict[str, str] = {
     ".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
 }

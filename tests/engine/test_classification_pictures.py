@@ -70,3 +70,12 @@ def test_png_manifest_and_class_folders_train(tmp_path: Path, source: str):
     result = train(_config(data), tmp_path / "run", progress=False)
     assert result.best_checkpoint is not None and result.best_metric > 0.8
     _check_run(tmp_path / "run", SPLITS["test"])
+    if source == "manifest":  # prediction takes a folder of pictures, or one picture
+        from medimg.inference import predict_folder
+
+        report = predict_folder(result.best_checkpoint, tmp_path / "pics" / "test" / "bright", tmp_path / "out", progress=False)
+        rows = list(csv.DictReader(open(tmp_path / "out" / "predictions.csv")))
+        assert report.all_ok and len(rows) == SPLITS["test"] // 2 and rows[0]["case_id"] == "x1"
+        assert sum(r["predicted"] == "bright" for r in rows) >= len(rows) - 1
+        report = predict_folder(result.best_checkpoint, tmp_path / "pics" / "test" / "dark" / "x0.png", tmp_path / "one", progress=False)
+        assert report.ok == ["x0"]

@@ -139,3 +139,20 @@ def test_transforms_work_on_a_picture(tmp_path: Path):
     out = aug(sample, torch.Generator().manual_seed(0))["image"]
     # columns reversed, then a small rotation: the dot is now near the right edge
     assert out.spatial_shape == (8, 12) and float(out.data[0, :, 6:].sum()) > float(out.data[0, :, :6].sum())
+
+
+def test_one_list_of_picture_suffixes():
+    from medimg.io.layout import PICTURE_SUFFIXES
+    from medimg.io.raster import RASTER_SUFFIXES
+
+    assert set(RASTER_SUFFIXES) == set(PICTURE_SUFFIXES)
+
+
+def test_cases_finds_pictures_only_when_asked(tmp_path: Path):
+    from medimg.io.cases import find_cases
+
+    for name in ("b.png", "a.JPG", "notes.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    assert [c.case_id for c in find_cases(tmp_path, pictures=True)] == ["a", "b"]
+    assert find_cases(tmp_path) == []
+    assert [c.case_id for c in find_cases(tmp_path / "b.png", pictures=True)] == ["b"]
