@@ -28,7 +28,9 @@ from typing import Any
 
 from ..core.errors import ImageReadError, ImageWriteError
 from ..core.image import Image
-from .layout import PICTURE_SUFFIXES as _RASTER_SUFFIXES  # what medimg.io.raster reads, without Pillow
+from .layout import (
+    PICTURE_SUFFIXES as _RASTER_SUFFIXES,  # what medimg.io.raster reads, without Pillow
+)
 from .nifti import NIFTI_SUFFIXES, is_nifti_path, read_nifti, write_nifti
 
 # lazily imported public name -> module defining it

@@ -40,13 +40,18 @@ def _config(data: dict) -> ExperimentConfig:
     )
 
 
+def _rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
 def _check_run(run: Path, n_test: int) -> None:
     summary = json.loads((run / "test" / "summary.json").read_text())
     assert summary["n_cases"] == n_test and summary["metrics"]["auc"]["value"] > 0.8  # chance: 0.5
-    rows = list(csv.DictReader(open(run / "test" / "predictions.csv")))
-    labels = {r["case_id"]: r for r in csv.DictReader(open(run / "test" / "labels.csv"))}
+    rows = _rows(run / "test" / "predictions.csv")
+    labels = {r["case_id"]: r for r in _rows(run / "test" / "labels.csv")}
     assert len(rows) == n_test and set(labels) == {r["case_id"] for r in rows}
-    history = list(csv.DictReader(open(run / "history.csv")))
+    history = _rows(run / "history.csv")
     assert max(float(h["val_auc"]) for h in history) > 0.8  # no learning: 0.5
 
 
@@ -74,7 +79,7 @@ def test_png_manifest_and_class_folders_train(tmp_path: Path, source: str):
         from medimg.inference import predict_folder
 
         report = predict_folder(result.best_checkpoint, tmp_path / "pics" / "test" / "bright", tmp_path / "out", progress=False)
-        rows = list(csv.DictReader(open(tmp_path / "out" / "predictions.csv")))
+        rows = _rows(tmp_path / "out" / "predictions.csv")
         assert report.all_ok and len(rows) == SPLITS["test"] // 2 and rows[0]["case_id"] == "x1"
         assert sum(r["predicted"] == "bright" for r in rows) >= len(rows) - 1
         report = predict_folder(result.best_checkpoint, tmp_path / "pics" / "test" / "dark" / "x0.png", tmp_path / "one", progress=False)
