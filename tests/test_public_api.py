@@ -35,7 +35,7 @@ PUBLIC_API: dict[str, set[str]] = {
     "medimg.io": {
         "read_image", "write_image", "read_nifti", "write_nifti", "SUPPORTED_FORMATS",
         "find_series", "read_dicom", "convert_dicom", "SeriesInfo",
-        "read_dicom_seg", "write_dicom_seg", "deidentify",
+        "read_dicom_seg", "write_dicom_seg", "deidentify", "read_raster",
     },
     "medimg.transforms": {
         "Compose", "CropForeground", "MapLabels", "MonaiTransform", "NormalizeIntensity", "Orient",

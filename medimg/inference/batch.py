@@ -66,6 +66,8 @@ def find_cases(
       DICOM file, a DICOM series folder (one case, id = folder name), or a folder of
       series folders (one case per subfolder holding DICOM files). A folder holding
       several series is one failed case whose error lists them.
+    - a 2D picture (PNG, JPEG, BMP, TIFF), or a folder of them: one case per file, id = the
+      name without its suffix.
 
     Returns:
         :class:`~medimg.io.cases.FoundCase` items; each unpacks as ``(case_id, paths or
@@ -76,7 +78,7 @@ def find_cases(
     """
     dicom_ok = in_channels == 1
     keys = list(image_keys or [])
-    cases = find_cases_on_disk(path, files=keys or None, pick="only", dicom=dicom_ok, what="prediction input")
+    cases = find_cases_on_disk(path, files=keys or None, pick="only", dicom=dicom_ok, what="prediction input", pictures=True)
     if cases:
         return cases
     layout = f"case folders holding {keys}" if keys else "case folders"

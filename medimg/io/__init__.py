@@ -1,4 +1,4 @@
-"""Files <-> :class:`~medimg.core.Image`: NIfTI, DICOM series, DICOM SEG, de-identification.
+"""Files <-> :class:`~medimg.core.Image`: NIfTI, DICOM series, DICOM SEG, 2D pictures, de-identification.
 
 The front door is two functions::
 
@@ -7,13 +7,16 @@ The front door is two functions::
 
 ``read_image`` picks the reader from the file itself: ``.nii`` / ``.nii.gz`` (or NIfTI /
 gzip magic bytes) -> :func:`read_nifti`; a folder, or a file that is DICOM (``DICM`` at
-byte 128, or a bare data set) -> :func:`medimg.io.dicom.read_dicom`. Every image comes back
+byte 128, or a bare data set) -> :func:`medimg.io.dicom.read_dicom`; ``.png``, ``.jpg`` /
+``.jpeg``, ``.bmp``, ``.tif`` / ``.tiff`` (any case) -> :func:`medimg.io.raster.read_raster`
+(``(C, H, W)``, identity affine: see that module). Every image comes back
 channel-first with a voxel -> RAS+ mm affine (DICOM's LPS is converted at this door).
 
 The DICOM names (``find_series``, ``read_dicom``, ``SeriesInfo`` from
 :mod:`medimg.io.dicom`; ``convert_dicom`` from :mod:`medimg.io.convert`; ``read_dicom_seg``,
 ``write_dicom_seg`` from :mod:`medimg.io.dicom_seg`; ``deidentify``) are loaded on first use
-(PEP 562), so ``import medimg.io`` does not import pydicom or highdicom.
+(PEP 562), so ``import medimg.io`` does not import pydicom or highdicom; so is
+``read_raster`` (Pillow).
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ from typing import Any
 
 from ..core.errors import ImageReadError, ImageWriteError
 from ..core.image import Image
+from .layout import (
+    PICTURE_SUFFIXES as _RASTER_SUFFIXES,  # what medimg.io.raster reads, without Pillow
+)
 from .nifti import NIFTI_SUFFIXES, is_nifti_path, read_nifti, write_nifti
 
 # lazily imported public name -> module defining it
@@ -36,6 +42,7 @@ _LAZY: dict[str, str] = {
     "read_dicom_seg": "medimg.io.dicom_seg",
     "write_dicom_seg": "medimg.io.dicom_seg",
     "deidentify": "medimg.io.deid",
+    "read_raster": "medimg.io.raster",
 }
 
 __all__ = [
@@ -48,13 +55,15 @@ __all__ = [
 ]
 
 #: What :func:`read_image` reads, for messages and ``medimg info``.
-SUPPORTED_FORMATS = "NIfTI-1/2 (.nii, .nii.gz) and DICOM (a series folder or a .dcm file)"
+SUPPORTED_FORMATS = (
+    "NIfTI-1/2 (.nii, .nii.gz), DICOM (a series folder or a .dcm file) and 2D pictures "
+    "(.png, .jpg, .jpeg, .bmp, .tif, .tiff)"
+)
 
 _OTHER_FORMATS = {
     ".mha": "MetaImage", ".mhd": "MetaImage", ".nrrd": "NRRD", ".nhdr": "NRRD",
     ".hdr": "Analyze/NIfTI pair", ".img": "Analyze/NIfTI pair", ".mgz": "FreeSurfer MGH",
-    ".mgh": "FreeSurfer MGH", ".npy": "NumPy", ".npz": "NumPy", ".png": "PNG",
-    ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF",
+    ".mgh": "FreeSurfer MGH", ".npy": "NumPy", ".npz": "NumPy",
 }
 
 
@@ -102,11 +111,12 @@ def read_image(
     dtype: Any = None,
     kind: str | None = None,
 ) -> Image:
-    """Read a NIfTI file, a DICOM file or a DICOM series folder into an :class:`Image`.
+    """Read a NIfTI file, a DICOM file, a DICOM series folder or a 2D picture into an :class:`Image`.
 
     Args:
-        path: ``.nii`` / ``.nii.gz`` file, DICOM file, or a folder holding one DICOM
-            series (see :func:`medimg.io.dicom.read_dicom` to choose among several).
+        path: ``.nii`` / ``.nii.gz`` file, DICOM file, a folder holding one DICOM
+            series (see :func:`medimg.io.dicom.read_dicom` to choose among several), or a
+            PNG / JPEG / BMP / TIFF picture (chosen by suffix, any case).
         dtype: cast the data to this dtype (``torch.float32``, ``"float32"``,
             ``np.int16``...); by default the file's own dtype is kept (NIfTI scaled by
             ``scl_slope`` -> float32 where that holds every value exactly, else float64;
@@ -133,6 +143,8 @@ def read_image(
         img = importlib.import_module("medimg.io.dicom").read_dicom(p)
     elif is_nifti_path(p):
         img = read_nifti(p, kind=kind)
+    elif p.suffix.lower() in _RASTER_SUFFIXES:
+        img = importlib.import_module("medimg.io.raster").read_raster(p, kind=kind)
     else:
         fmt = _sniff(p)
         if fmt == "nifti":

@@ -19,6 +19,9 @@ so one folder shows the same cases to all of them. Accepted layouts:
     ranks lower because folders often hold brain or body masks beside the label map, as
     BraTS's ``brainmask.nii.gz`` beside ``OTMultiClass.nii.gz``. Several candidates are a
     problem listing them, never a guess.
+- with ``pictures=True``, **2D pictures** (``.png``, ``.jpg``, ``.bmp``, ``.tif``...): a
+  picture file, or each picture file directly in the folder, is one case (id = the name
+  without its suffix).
 - with ``dicom=True``, **DICOM series folders**: a subfolder without NIfTI files that holds
   DICOM files is one case (its path is the folder); a folder that holds no case in any
   layout but DICOM files is itself one case.
@@ -39,7 +42,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..core.errors import DataError
-from .layout import is_nifti_path, list_folder, nifti_case_id, walk_files
+from .layout import PICTURE_SUFFIXES, is_nifti_path, list_folder, nifti_case_id, walk_files
 
 __all__ = ["FoundCase", "find_cases", "Pick"]
 
@@ -91,6 +94,7 @@ def find_cases(
     pick: Pick = "only",
     dicom: bool = False,
     what: str = "input",
+    pictures: bool = False,
 ) -> list[FoundCase]:
     """The cases a file or folder holds, in the layouts of the module docstring.
 
@@ -102,6 +106,7 @@ def find_cases(
             only NIfTI file) or ``"label"`` (the file named like a label map).
         dicom: also accept DICOM files and DICOM series folders.
         what: how messages call ``path`` (``"prediction input"``, ``"reference"``).
+        pictures: also accept 2D pictures (PNG, JPEG, BMP, TIFF), one case per file.
 
     Returns:
         The cases, flat files and case folders in sorted order (possibly none).
@@ -116,10 +121,14 @@ def find_cases(
     if not root.exists():
         raise DataError(f"{what} not found: '{root}' is not a folder or a file")
     if root.is_file():
+        if pictures and _is_picture(root):
+            return [FoundCase(root.stem, (root,), None, root)]
         return [_single_file(root, dicom, what)]
     names = list(files) if files else None
     top_files, subfolders = list_folder(root)
     found = [FoundCase(nifti_case_id(p) or p.name, (p,), None, p) for p in top_files if is_nifti_path(p)]
+    if pictures:
+        found += [FoundCase(p.stem, (p,), None, p) for p in top_files if _is_picture(p)]
     for folder in subfolders:
         case = _case_folder(folder, names, pick, dicom)
         if case is not None:
@@ -128,6 +137,11 @@ def find_cases(
     if not found and dicom and _holds_dicom(root):
         found = [FoundCase(root.name, (root,), None, root)]
     return sorted(found, key=lambda c: c.case_id)
+
+
+def _is_picture(path: Path) -> bool:
+    """A 2D picture by its suffix (the ones :func:`medimg.io.read_image` reads with Pillow)."""
+    return path.suffix.lower() in PICTURE_SUFFIXES
 
 
 def _single_file(path: Path, dicom: bool, what: str) -> FoundCase:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 __all__ = [
     "NIFTI_SUFFIXES",
+    "PICTURE_SUFFIXES",
     "is_hidden",
     "is_nifti_path",
     "nifti_case_id",
@@ -32,6 +33,9 @@ __all__ = [
 
 #: File name endings of NIfTI-1/2 images, longest first (so ``.nii.gz`` is stripped whole).
 NIFTI_SUFFIXES: tuple[str, ...] = (".nii.gz", ".nii")
+
+#: File name endings (lower case) of the 2D pictures read through Pillow (``medimg.io.raster``).
+PICTURE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
 def is_hidden(name: str | os.PathLike) -> bool:
