@@ -7,9 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..core.errors import CheckpointError, DataError
 from .app import EXIT_FAILURE, _console, app, progress_enabled
-from .predict import _check_device, _check_device_available
+from .predict import _check_device, _check_run_inputs
 
 
 @app.command()
@@ -38,14 +37,7 @@ def explain(
     ] = "auto",
 ) -> None:
     """Write Grad-CAM heat maps for every case; exit 1 if any case failed (all are attempted)."""
-    if not checkpoint.is_file():
-        raise CheckpointError(
-            f"checkpoint '{checkpoint}' not found" if not checkpoint.exists() else f"'{checkpoint}' is not a file",
-            hint="give the .pt file written by `medimg train` (best.pt in the run folder)",
-        )
-    if not input_path.exists():
-        raise DataError(f"input '{input_path}' does not exist", hint="give an image file or a folder of cases")
-    _check_device_available(device)
+    _check_run_inputs(checkpoint, input_path, device, "give an image file or a folder of cases")
     from ..inference.explain import EXPLANATIONS_CSV, explain_folder
     from ..inference.predictor import resolve_device
 

@@ -19,6 +19,19 @@ def _check_device(value: str) -> str:
     return value.strip().lower()
 
 
+def _check_run_inputs(checkpoint: Path, input_path: Path, device: str, input_hint: str) -> None:
+    """What `predict` and `explain` check before loading anything: the checkpoint is a
+    file, INPUT exists, and the --device is there."""
+    if not checkpoint.is_file():
+        raise CheckpointError(
+            f"checkpoint '{checkpoint}' not found" if not checkpoint.exists() else f"'{checkpoint}' is not a file",
+            hint="give the .pt file written by `medimg train` (best.pt in the run folder)",
+        )
+    if not input_path.exists():
+        raise DataError(f"input '{input_path}' does not exist", hint=input_hint)
+    _check_device_available(device)
+
+
 def _check_device_available(device: str) -> None:
     """A usage error where --device asks for hardware this machine does not have."""
     import torch
@@ -63,14 +76,7 @@ def predict(
     sw_batch_size: Annotated[Optional[int], typer.Option(min=1, help="Tiles per forward pass.")] = None,
 ) -> None:
     """Predict label maps for every case; exit 1 if any case failed (all are attempted)."""
-    if not checkpoint.is_file():
-        raise CheckpointError(
-            f"checkpoint '{checkpoint}' not found" if not checkpoint.exists() else f"'{checkpoint}' is not a file",
-            hint="give the .pt file written by `medimg train` (best.pt in the run folder)",
-        )
-    if not input_path.exists():
-        raise DataError(f"input '{input_path}' does not exist", hint="give a NIfTI file or a folder of cases")
-    _check_device_available(device)
+    _check_run_inputs(checkpoint, input_path, device, "give a NIfTI file or a folder of cases")
     from ..inference import Predictor, predict_folder
 
     predictor = Predictor.from_checkpoint(checkpoint, device, overlap=overlap, sw_batch_size=sw_batch_size)
