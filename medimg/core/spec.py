@@ -42,6 +42,7 @@ __all__ = [
     "TrainerSection",
     "InferenceSection",
     "InferenceSpec",
+    "PostprocessSpec",
     "EvaluationSection",
     "ExperimentConfig",
     "TASKS",
@@ -156,6 +157,45 @@ class TrainerSection(Strict):
     num_threads: int | None = Field(None, ge=1)
 
 
+class PostprocessSpec(Strict):
+    """Per-class clean-up of a predicted label map (``inference.postprocess``), applied on
+    the output grid by :func:`medimg.inference.postprocess.postprocess_labels`.
+
+    Attributes:
+        keep_largest: class values (not background 0) of which only the largest connected
+            component is kept; the other voxels of the class become background.
+        min_size_ml: class value -> size in mL; connected components of that class smaller
+            than it become background.
+    """
+
+    keep_largest: list[int] = Field(default_factory=list)
+    min_size_ml: dict[int, float] = Field(default_factory=dict)
+
+    @field_validator("keep_largest")
+    @classmethod
+    def _classes(cls, v: list[int]) -> list[int]:
+        bad = [c for c in v if int(c) < 1]
+        if bad:
+            raise ValueError(f"class values {bad} are not foreground classes (1, 2, ...); background 0 has none")
+        return sorted(set(v))
+
+    @field_validator("min_size_ml")
+    @classmethod
+    def _sizes(cls, v: dict[int, float]) -> dict[int, float]:
+        bad = [c for c in v if int(c) < 1]
+        if bad:
+            raise ValueError(f"class values {bad} are not foreground classes (1, 2, ...); background 0 has none")
+        neg = {c: s for c, s in v.items() if not s >= 0}
+        if neg:
+            raise ValueError(f"sizes {neg} must be volumes in mL >= 0")
+        return v
+
+    @property
+    def classes(self) -> list[int]:
+        """Every class value named by either rule."""
+        return sorted(set(self.keep_largest) | set(self.min_size_ml))
+
+
 class InferenceSection(Strict):
     """Sliding-window settings: the ``inference`` section of a config."""
 
@@ -166,6 +206,8 @@ class InferenceSection(Strict):
     blend: Literal["gaussian", "constant"] = "gaussian"
     #: Flip test-time augmentation over these spatial axes (empty: none).
     tta_flips: list[int] = Field(default_factory=list)
+    #: Per-class post-processing of label maps (largest component, minimum size in mL).
+    postprocess: PostprocessSpec = Field(default_factory=PostprocessSpec)
 
     @field_validator("roi_size")
     @classmethod
@@ -219,6 +261,18 @@ class InferenceSpec(InferenceSection):
     threshold: float | None = Field(None, ge=0.0, le=1.0)
     #: Classification: one independent probability per label (sigmoid), not a softmax.
     multilabel: bool = False
+
+    @model_validator(mode="after")
+    def _postprocess_classes(self) -> InferenceSpec:
+        names = self.label_names
+        if names is not None:
+            bad = [c for c in self.postprocess.classes if c >= len(names)]
+            if bad:
+                raise ValueError(
+                    f"postprocess names class values {bad} but the model has classes 0..{len(names) - 1} "
+                    f"({', '.join(names)})"
+                )
+        return self
 
     def with_updates(self, **updates: Any) -> "InferenceSpec":
         """A validated copy with ``updates`` applied (``None`` values are ignored).

@@ -1,56 +1,42 @@
 """Batch prediction over files and folders: :func:`predict_folder`.
 
-One bad case is reported and the others go on; every run writes, into the output folder,
-``<case_id>.nii.gz`` label maps, ``labels.json`` (class value -> name, read by
-``medimg evaluate``) and ``predictions.csv`` (case_id, status, error, seconds).
+One bad case is reported and the others go on. Every run writes, into the output folder,
+``<case_id>.nii.gz`` label maps (a classifier: ``predictions.csv``, one row of class
+probabilities per case), ``labels.json`` (class value -> name, read by ``medimg
+evaluate``) and ``predict_log.csv``: one row per case or skipped file, appended as each
+finishes (:mod:`medimg.inference.runlog`). Outputs are written under a temporary name and
+renamed, so a killed run leaves no half-written file; a re-run skips the cases already
+predicted (``overwrite=True`` redoes them). The next case is read and preprocessed while
+the current one computes (:mod:`medimg.inference.caseloop`). ``shard=(i, N)`` predicts
+every N-th case only, so several processes or machines can share one output folder.
 """
 
 from __future__ import annotations
 
-import csv
 import os
-import time
+import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..core.errors import DataError, exception_reason
+from ..core.errors import DataError
 from ..io.cases import FoundCase
 from ..io.cases import find_cases as find_cases_on_disk
 from ..io.layout import NIFTI_SUFFIXES
-from ..metrics.labels import write_prediction_labels
+from ..metrics.labels import LABEL_MAP_FILE, LABELS_FILE, write_prediction_labels
+from .caseloop import BatchReport, CaseEntry, entries_of, run_cases
+from .postprocess import postprocess_labels
 from .predictor import Predictor
-from .progress import progress_bar
+from .runlog import RunLog, atomic_path, done_cases, resolve_shard, run_context, shard_of
 
-__all__ = ["BatchReport", "find_cases", "predict_folder", "NIFTI_SUFFIXES"]
-
-
-@dataclass
-class BatchReport:
-    """Outcome of :func:`predict_folder`.
-
-    Attributes:
-        output_dir: where the label maps went.
-        ok: case ids predicted and written.
-        failed: ``(case_id, message)`` for each case that could not be predicted.
-        seconds: wall time per case id.
-    """
-
-    output_dir: Path
-    ok: list[str] = field(default_factory=list)
-    failed: list[tuple[str, str]] = field(default_factory=list)
-    seconds: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def all_ok(self) -> bool:
-        return not self.failed
+__all__ = ["NIFTI_SUFFIXES", "BatchReport", "find_cases", "predict_cases", "predict_folder"]
 
 
 def find_cases(
-    path: str | os.PathLike, image_keys: list[str] | None = None, in_channels: int = 1
+    path: str | os.PathLike, image_keys: list[str] | None = None, in_channels: int = 1,
+    report_skipped: bool = False,
 ) -> list[FoundCase]:
     """The cases to predict under ``path``, by :func:`medimg.io.cases.find_cases`'s rules.
 
@@ -69,22 +55,29 @@ def find_cases(
     - a 2D picture (PNG, JPEG, BMP, TIFF), or a folder of them: one case per file, id = the
       name without its suffix.
 
+    With ``report_skipped`` (what :func:`predict_folder` uses), every other file and folder
+    comes back too, as a skipped entry with the reason: a text file, a label- or
+    mask-named NIfTI file, a 4D file given to a one-channel model, a folder holding no case.
+
     Returns:
-        :class:`~medimg.io.cases.FoundCase` items; each unpacks as ``(case_id, paths or
-        the problem to report)``.
+        :class:`~medimg.io.cases.FoundCase` items; each case unpacks as ``(case_id, paths
+        or the problem to report)``.
 
     Raises:
         DataError: ``path`` does not exist or holds no case in any of these layouts.
     """
     dicom_ok = in_channels == 1
     keys = list(image_keys or [])
-    cases = find_cases_on_disk(path, files=keys or None, pick="only", dicom=dicom_ok, what="prediction input", pictures=True)
-    if cases:
-        return cases
+    found = find_cases_on_disk(path, files=keys or None, pick="only", dicom=dicom_ok, what="prediction input",
+                               pictures=True, report_skipped=report_skipped, channels=in_channels)
+    if any(not c.skipped for c in found):
+        return found
     layout = f"case folders holding {keys}" if keys else "case folders"
+    skipped = [f"{c.case_id} ({c.skip})" for c in found[:5]]
     raise DataError(
         f"no cases found in '{path}': expected NIfTI files (.nii/.nii.gz) or {layout}"
-        + (" or DICOM series" if dicom_ok else ""),
+        + (" or DICOM series" if dicom_ok else "")
+        + (f"; skipped: {', '.join(skipped)}" + (" ..." if len(found) > 5 else "") if skipped else ""),
         hint=f"the model takes {in_channels} channel(s)"
         + (f" named {keys}" if keys else "")
         + "; give a split folder such as data/test",
@@ -97,6 +90,9 @@ def predict_folder(
     output_dir: str | os.PathLike,
     device: str | torch.device | None = None,
     progress: bool = True,
+    *,
+    overwrite: bool = False,
+    shard: tuple[int, int] | str | None = None,
     **overrides: Any,
 ) -> BatchReport:
     """Predict every case under ``source`` and write label maps on each input's own grid
@@ -108,141 +104,107 @@ def predict_folder(
             changed: overrides apply to a copy made with :meth:`Predictor.with_options`).
         source: a NIfTI file, a folder of NIfTI files, or a folder of case folders
             (see :func:`find_cases`).
-        output_dir: created if needed; receives ``<case_id>.nii.gz``, ``labels.json``
-            and ``predictions.csv``.
+        output_dir: created if needed; receives ``<case_id>.nii.gz``, ``labels.json``,
+            ``label_map.json`` and ``predict_log.csv`` (case_id, input, status ``ok`` /
+            ``failed`` / ``skipped``, seconds, error, device, precision,
+            checkpoint_sha256, medimg_version; one row per case and per skipped file).
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``...; None: the
             predictor's own device, or ``"auto"`` for a checkpoint path.
         progress: show a progress bar with ETA.
+        overwrite: redo every case; by default a case the folder's log says was predicted,
+            and whose output file exists, is skipped (logged ``skipped``).
+        shard: ``(i, N)`` or ``"i/N"``: predict only case ``k`` of the sorted list with
+            ``k % N == i``, logging to ``predict_log.shard-<i>-of-<N>.csv``; None: all
+            cases, or under ``torchrun`` (``RANK``/``WORLD_SIZE``) this rank's shard.
         **overrides: settings replacing the checkpoint's or the predictor's
-            (``roi_size``, ``overlap``, ``sw_batch_size``, ``blend``, ``tta_flips``, ``amp``).
+            (``roi_size``, ``overlap``, ``sw_batch_size``, ``blend``, ``tta_flips``,
+            ``postprocess``, ``amp``).
 
     Returns:
-        A :class:`BatchReport`; failures do not raise, they are listed there and in
-        ``predictions.csv``.
+        A :class:`BatchReport`; failures do not raise, they are listed there and in the log.
 
     Raises:
         CheckpointError: the checkpoint cannot be loaded.
-        DataError: ``source`` holds no case.
+        DataError: ``source`` holds no case, or ``output_dir`` cannot be written.
+        ConfigError: an invalid ``shard``.
         TypeError: an unknown override.
     """
-
     if isinstance(checkpoint, Predictor):
         predictor = checkpoint.with_options(device=device, **overrides)
     else:
         predictor = Predictor.from_checkpoint(checkpoint, device or "auto", **overrides)
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    if predictor.spec.task == "classification":
-        return _classify_cases(predictor, source, out, progress)
+    shard = resolve_shard(shard)
+    out = _writable_folder(Path(output_dir))
     in_ch = predictor.in_channels or 1
     keys = predictor.image_keys if in_ch > 1 else None
-    return predict_cases(predictor, find_cases(source, keys, in_ch), out, progress)
+    if predictor.spec.task == "classification":
+        from .classify_batch import classify_cases
+
+        found = None if str(source).endswith(".npz") else find_cases(source, keys, in_ch, report_skipped=True)
+        return classify_cases(predictor, source, found, out, progress, overwrite=overwrite, shard=shard)
+    cases = find_cases(source, keys, in_ch, report_skipped=True)
+    return predict_cases(predictor, cases, out, progress, overwrite=overwrite, shard=shard)
+
+
+def _writable_folder(out: Path) -> Path:
+    """``out``, created if needed, once a file can be written there."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with atomic_path(out / ".medimg-write-test") as tmp:
+            tmp.write_bytes(b"")
+        (out / ".medimg-write-test").unlink()
+    except OSError as exc:
+        raise DataError(
+            f"output folder '{out}' cannot be written: {exc.strerror or exc}",
+            hint="give an OUTPUT_DIR you can write to",
+        ) from None
+    return out
+
+
+def write_labels_atomic(out: Path, names: Sequence[str], label_map: Any) -> None:
+    """``labels.json`` and ``label_map.json`` (see :func:`write_prediction_labels`), each
+    written beside and renamed into ``out``, so concurrent shards never see a partial one."""
+    tmp = out / f".tmp-{os.getpid()}-labels"
+    try:
+        write_prediction_labels(tmp, names, label_map)
+        for name in (LABELS_FILE, LABEL_MAP_FILE):
+            if (tmp / name).exists():
+                os.replace(tmp / name, out / name)
+            elif (out / name).exists():
+                (out / name).unlink()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def predict_cases(
-    predictor: Predictor, cases: Sequence[tuple[str, Any]], out: Path, progress: bool = True
+    predictor: Predictor, cases: Sequence[Any], out: Path, progress: bool = True, *,
+    overwrite: bool = False, shard: tuple[int, int] | None = None,
 ) -> BatchReport:
-    """The segmentation half of :func:`predict_folder` on cases already found: each
-    ``(case_id, paths or the problem to report)`` predicted into ``out/<case_id>.nii.gz``,
-    with ``labels.json``, ``label_map.json`` and ``predictions.csv``; a bad case is
-    reported and the others go on. Training scores its test split through it."""
+    """The segmentation half of :func:`predict_folder` on cases already found
+    (:class:`~medimg.io.cases.FoundCase` items, or ``(case_id, paths or the problem to
+    report)`` pairs): each case predicted into ``out/<case_id>.nii.gz`` (post-processed by
+    the spec's ``postprocess``; written under a temporary name, then renamed), with
+    ``labels.json``, ``label_map.json`` and ``predict_log.csv``; a bad case is reported
+    and the others go on. Training scores its test split through it."""
     from ..io import write_image
 
     out.mkdir(parents=True, exist_ok=True)
     names = predictor.label_names or [f"class_{i}" for i in range(predictor.num_classes or 2)]
     # class names and the training label map travel with the predictions, so `evaluate`
     # scores references in the classes the model was trained on
-    write_prediction_labels(out, names, predictor.spec.label_map)
+    write_labels_atomic(out, names, predictor.spec.label_map)
+    entries = shard_of(entries_of(cases), shard, key=lambda e: e.case_id)
+    finished = set() if overwrite else done_cases(out)
 
-    report = BatchReport(output_dir=out)
-    rows: list[dict[str, Any]] = []
-    with progress_bar(progress) as bar:
-        task = bar.add_task("predict", total=len(cases))
-        for case_id, paths in cases:
-            t0 = time.perf_counter()
-            try:
-                if isinstance(paths, Exception):
-                    raise paths
-                label = predictor.predict(paths, case_id=case_id)
-                write_image(label, out / f"{case_id}.nii.gz")
-            except Exception as exc:  # one bad case must not stop the batch
-                msg = exception_reason(exc)
-                report.failed.append((case_id, msg))
-                rows.append({"case_id": case_id, "status": "failed", "error": msg, "seconds": ""})
-            else:
-                dt = time.perf_counter() - t0
-                report.ok.append(case_id)
-                report.seconds[case_id] = dt
-                rows.append({"case_id": case_id, "status": "ok", "error": "", "seconds": f"{dt:.3f}"})
-            bar.update(task, advance=1, description=f"predict {case_id}")
-    with open(out / "predictions.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=["case_id", "status", "error", "seconds"])
-        w.writeheader()
-        w.writerows(rows)
-    return report
+    def done(e: CaseEntry) -> bool:
+        return e.case_id in finished and (out / f"{e.case_id}.nii.gz").is_file()
 
+    def finish(e: CaseEntry, prepared: Any) -> None:
+        label = postprocess_labels(predictor.predict(prepared), predictor.spec.postprocess)
+        with atomic_path(out / f"{e.case_id}.nii.gz") as tmp:
+            write_image(label, tmp)
 
-def _npz_cases(path: Path) -> tuple[list[str], Any]:
-    """Case ids and images ``(N, C, *spatial)`` of an npz's ``test_images`` (else of every
-    ``<split>_images`` array), ids as in training (``test_0``...)."""
-    import numpy as np
-
-    from ..data.classification import npz_images
-
-    npz = np.load(path, allow_pickle=False)
-    keys = ["test_images"] if "test_images" in npz.files else sorted(k for k in npz.files if k.endswith("_images"))
-    if not keys:
-        raise DataError(f"no '<split>_images' array in {path}; found: {', '.join(sorted(npz.files))}")
-    ids: list[str] = []
-    images = []
-    for key in keys:
-        x = npz_images(npz[key], key, path)
-        ids += [f"{key[: -len('_images')]}_{i}" for i in range(len(x))]
-        images.append(x)
-    return ids, torch.cat(images)
-
-
-def _classify_cases(predictor: Predictor, source: str | os.PathLike, out: Path, progress: bool) -> BatchReport:
-    """Class probabilities of every case under ``source`` (files, folders, DICOM series, or
-    an npz) into ``out/predictions.csv``; a failed case goes to ``out/failures.csv`` and
-    the others go on."""
-    import numpy as np
-
-    from .classify import write_class_predictions
-
-    report = BatchReport(output_dir=out)
-    names = predictor.label_names or [f"class_{i}" for i in range(predictor.num_classes or 2)]
-    ids: list[str] = []
-    rows: list[Any] = []
-    if str(source).endswith(".npz"):
-        t0 = time.perf_counter()
-        ids, images = _npz_cases(Path(source))
-        for i in range(0, len(images), 256):
-            rows += list(predictor.classify_batch(predictor.preprocess_batch(images[i : i + 256])).numpy())
-        report.ok = list(ids)
-        report.seconds = dict.fromkeys(ids, (time.perf_counter() - t0) / max(len(ids), 1))
-    else:
-        cases = find_cases(source, predictor.image_keys if (predictor.in_channels or 1) > 1 else None, predictor.in_channels or 1)
-        with progress_bar(progress) as bar:
-            task = bar.add_task("predict", total=len(cases))
-            for case_id, paths in cases:
-                t0 = time.perf_counter()
-                try:
-                    if isinstance(paths, Exception):
-                        raise paths
-                    rows.append(predictor.predict_proba(paths, case_id=case_id).numpy())
-                except Exception as exc:  # one bad case must not stop the batch
-                    report.failed.append((case_id, exception_reason(exc)))
-                else:
-                    ids.append(case_id)
-                    report.ok.append(case_id)
-                    report.seconds[case_id] = time.perf_counter() - t0
-                bar.update(task, advance=1, description=f"predict {case_id}")
-    probs = np.stack(rows) if rows else np.zeros((0, len(names)))
-    write_class_predictions(out / "predictions.csv", ids, probs, names, predictor.spec.threshold, predictor.spec.multilabel)
-    if report.failed:
-        with open(out / "failures.csv", "w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(["case_id", "error"])
-            w.writerows(report.failed)
-    return report
+    with RunLog(out, shard, run_context(predictor)) as log:
+        report = BatchReport(output_dir=out, log_path=log.path)
+        return run_cases(entries, log, report, lambda e: predictor.prepare(e.paths, case_id=e.case_id), finish,
+                         done=done, progress=progress)
