@@ -64,7 +64,7 @@ class _Table:
             self.save()
 
     def save(self) -> None:
-        ids = sorted(self.rows)
+        ids = list(self.rows)
         probs = np.stack([self.rows[i] for i in ids]) if ids else np.zeros((0, len(self.names)))
         spec = self.predictor.spec
         with atomic_path(self.path) as tmp:
@@ -130,7 +130,7 @@ def _classify_npz(
     """The npz's images (of this shard, not yet in the table) in batches of 256."""
     ids, images = _npz_cases(path)
     index = {cid: i for i, cid in enumerate(ids)}
-    mine = shard_of(ids, shard, key=lambda c: c)
+    mine = shard_of(ids, shard)  # in the npz's order
     for cid in (c for c in mine if c in table.rows):
         log.write(cid, "skipped", input=f"{path}[{index[cid]}]", error=ALREADY_DONE)
         report.skipped.append((cid, ALREADY_DONE))
