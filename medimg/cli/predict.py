@@ -106,6 +106,7 @@ def predict(
     if tta is not None:
         predictor = predictor.with_options(tta_flips=list(range(len(predictor.roi_size))) if tta else [])
     if post:
+        _check_post_classes(post, predictor.label_names, predictor.num_classes)
         predictor = predictor.with_options(postprocess={**predictor.spec.postprocess.model_dump(), **post})
     report = predict_folder(predictor, input_path, output_dir, progress=progress_enabled(), overwrite=overwrite,
                             shard=shard_value)
@@ -145,6 +146,20 @@ def _postprocess_option(keep_largest: str | None, min_size: str | None) -> dict:
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     return post
+
+
+def _check_post_classes(post: dict, names: list[str] | None, num_classes: int | None) -> None:
+    """A usage error where --keep-largest / --min-size name a class the model does not have."""
+    for option, key in (("--keep-largest", "keep_largest"), ("--min-size", "min_size_ml")):
+        values = list(post.get(key, []))
+        bad = [c for c in values if c < 1 or (num_classes is not None and c >= num_classes)]
+        if bad:
+            classes = f"1..{num_classes - 1}" if num_classes else "1, 2, ..."
+            named = f" ({', '.join(f'{i}={n}' for i, n in enumerate(names) if i)})" if names else ""
+            raise typer.BadParameter(
+                f"class value(s) {bad} are not foreground classes of this model; use {classes}{named}",
+                param_hint=option,
+            )
 
 
 def _rank_device(device: str) -> str:

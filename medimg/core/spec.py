@@ -237,7 +237,8 @@ class InferenceSpec(InferenceSection):
     :class:`~medimg.inference.Predictor`, which also validates with it during training.
 
     Attributes:
-        roi_size, overlap, sw_batch_size, blend, tta_flips: sliding window and flip TTA
+        roi_size, overlap, sw_batch_size, blend, tta_flips, postprocess: sliding window, flip TTA
+            and per-class post-processing of label maps
             (:class:`InferenceSection`).
         task: ``segmentation`` or ``classification``.
         preprocess: deterministic transforms, replayed on the input and inverted on the
@@ -293,10 +294,12 @@ class InferenceSpec(InferenceSection):
             return type(self).model_validate({**self.model_dump(), **updates})
         except ValidationError as exc:
             err = exc.errors()[0]
-            key = ".".join(str(p) for p in err["loc"]) or "inference"
+            msg = err["msg"].removeprefix("Value error, ")
+            if not err["loc"]:  # a check across fields
+                raise ConfigError(f"invalid inference settings: {msg}") from None
+            key = ".".join(str(p) for p in err["loc"])
             raise ConfigError(
-                f"invalid inference setting {key}={updates.get(str(err['loc'][0]), '?')!r}: "
-                f"{err['msg'].removeprefix('Value error, ')}",
+                f"invalid inference setting {key}={updates.get(str(err['loc'][0]), '?')!r}: {msg}",
             ) from None
 
 
@@ -370,6 +373,13 @@ class ExperimentConfig(Strict):
                     f"data.label_columns has {len(self.data.label_columns)} columns but data.class_names "
                     f"{len(self.data.class_names)} names; give one class name per label column"
                 )
+        post, names = self.inference.postprocess, self.data.label_names
+        bad = [c for c in post.classes if c >= len(names)]
+        if self.experiment.task == "segmentation" and bad:
+            raise ValueError(
+                f"inference.postprocess names class values {bad} but data.label_names has classes "
+                f"0..{len(names) - 1} ({', '.join(names)}); use class values from 1 to {len(names) - 1}"
+            )
         return self
 
     def inference_spec(self, in_channels: int | None = None) -> InferenceSpec:
