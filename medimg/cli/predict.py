@@ -79,6 +79,11 @@ def predict(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Redo every case (default: skip the cases OUTPUT_DIR's log says were predicted).")
     ] = False,
+    save_probabilities: Annotated[
+        bool,
+        typer.Option("--save-probabilities", help="Also write <case_id>.probabilities.npz: class probabilities on the "
+                     "input's grid (probabilities, affine, label_names)."),
+    ] = False,
     shard: Annotated[
         Optional[str],
         typer.Option(metavar="i/N", help="Predict only shard i of N (case k of the sorted list when k % N == i), "
@@ -109,7 +114,7 @@ def predict(
         _check_post_classes(post, predictor.label_names, predictor.num_classes)
         predictor = predictor.with_options(postprocess={**predictor.spec.postprocess.model_dump(), **post})
     report = predict_folder(predictor, input_path, output_dir, progress=progress_enabled(), overwrite=overwrite,
-                            shard=shard_value)
+                            shard=shard_value, save_probabilities=save_probabilities)
     _print_report(report, output_dir)
     if report.failed:
         _console(stderr=True).print(

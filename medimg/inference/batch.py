@@ -28,7 +28,7 @@ from ..io.layout import NIFTI_SUFFIXES
 from ..metrics.labels import LABEL_MAP_FILE, LABELS_FILE, write_prediction_labels
 from .caseloop import BatchReport, CaseEntry, entries_of, run_cases
 from .postprocess import postprocess_labels
-from .predictor import Predictor
+from .predictor import Predictor, label_map_of
 from .runlog import RunLog, atomic_path, done_cases, resolve_shard, run_context, shard_of
 
 __all__ = ["NIFTI_SUFFIXES", "BatchReport", "find_cases", "predict_cases", "predict_folder"]
@@ -93,6 +93,7 @@ def predict_folder(
     *,
     overwrite: bool = False,
     shard: tuple[int, int] | str | None = None,
+    save_probabilities: bool = False,
     **overrides: Any,
 ) -> BatchReport:
     """Predict every case under ``source`` and write label maps on each input's own grid
@@ -116,6 +117,8 @@ def predict_folder(
         shard: ``(i, N)`` or ``"i/N"``: predict only case ``k`` of the sorted list with
             ``k % N == i``, logging to ``predict_log.shard-<i>-of-<N>.csv``; None: all
             cases, or under ``torchrun`` (``RANK``/``WORLD_SIZE``) this rank's shard.
+        save_probabilities: segmentation: also write ``<case_id>.probabilities.npz``
+            (see :func:`predict_cases`).
         **overrides: settings replacing the checkpoint's or the predictor's
             (``roi_size``, ``overlap``, ``sw_batch_size``, ``blend``, ``tta_flips``,
             ``postprocess``, ``amp``).
@@ -143,7 +146,8 @@ def predict_folder(
         found = None if str(source).endswith(".npz") else find_cases(source, keys, in_ch, report_skipped=True)
         return classify_cases(predictor, source, found, out, progress, overwrite=overwrite, shard=shard)
     cases = find_cases(source, keys, in_ch, report_skipped=True)
-    return predict_cases(predictor, cases, out, progress, overwrite=overwrite, shard=shard)
+    return predict_cases(predictor, cases, out, progress, overwrite=overwrite, shard=shard,
+                         save_probabilities=save_probabilities)
 
 
 def _writable_folder(out: Path) -> Path:
@@ -178,14 +182,19 @@ def write_labels_atomic(out: Path, names: Sequence[str], label_map: Any) -> None
 
 def predict_cases(
     predictor: Predictor, cases: Sequence[Any], out: Path, progress: bool = True, *,
-    overwrite: bool = False, shard: tuple[int, int] | None = None,
+    overwrite: bool = False, shard: tuple[int, int] | None = None, save_probabilities: bool = False,
 ) -> BatchReport:
     """The segmentation half of :func:`predict_folder` on cases already found
     (:class:`~medimg.io.cases.FoundCase` items, or ``(case_id, paths or the problem to
     report)`` pairs): each case predicted into ``out/<case_id>.nii.gz`` (post-processed by
     the spec's ``postprocess``; written under a temporary name, then renamed), with
     ``labels.json``, ``label_map.json`` and ``predict_log.csv``; a bad case is reported
-    and the others go on. Training scores its test split through it."""
+    and the others go on. Training scores its test split through it.
+
+    With ``save_probabilities``, each case also gets ``out/<case_id>.probabilities.npz``:
+    ``probabilities`` (``(K, *spatial)`` float32 on the input's grid, before
+    post-processing), ``affine`` (voxel -> RAS+ mm) and ``label_names``; a NumPy file, so
+    ``medimg evaluate`` on the folder never mistakes it for a label map."""
     from ..io import write_image
 
     out.mkdir(parents=True, exist_ok=True)
@@ -196,11 +205,17 @@ def predict_cases(
     entries = shard_of(entries_of(cases), shard, key=lambda e: e.case_id)
     finished = set() if overwrite else done_cases(out)
 
+    def outputs(cid: str) -> list[Path]:
+        return [out / f"{cid}.nii.gz"] + ([out / f"{cid}.probabilities.npz"] if save_probabilities else [])
+
     def done(e: CaseEntry) -> bool:
-        return e.case_id in finished and (out / f"{e.case_id}.nii.gz").is_file()
+        return e.case_id in finished and all(p.is_file() for p in outputs(e.case_id))
 
     def finish(e: CaseEntry, prepared: Any) -> None:
-        label = postprocess_labels(predictor.predict(prepared), predictor.spec.postprocess)
+        probs = predictor.predict_probabilities(prepared)
+        if save_probabilities:
+            _save_probabilities(probs, outputs(e.case_id)[1], names)
+        label = postprocess_labels(label_map_of(probs), predictor.spec.postprocess)
         with atomic_path(out / f"{e.case_id}.nii.gz") as tmp:
             write_image(label, tmp)
 
@@ -208,3 +223,12 @@ def predict_cases(
         report = BatchReport(output_dir=out, log_path=log.path)
         return run_cases(entries, log, report, lambda e: predictor.prepare(e.paths, case_id=e.case_id), finish,
                          done=done, progress=progress)
+
+
+def _save_probabilities(probs: Any, path: Path, names: Sequence[str]) -> None:
+    """``probabilities``, ``affine`` and ``label_names`` into an npz, written atomically."""
+    import numpy as np
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, probabilities=probs.data.numpy().astype(np.float32), affine=np.asarray(probs.affine),
+                 label_names=np.array(list(names)))

@@ -32,7 +32,7 @@ from .checkpoint import build_model, inference_spec, load_checkpoint
 from .runlog import file_sha256
 from .sliding import sliding_window
 
-__all__ = ["Predictor", "PreparedCase", "resolve_device"]
+__all__ = ["Predictor", "PreparedCase", "label_map_of", "resolve_device"]
 
 InputLike = Image | str | os.PathLike | Sequence[Image | str | os.PathLike]
 
@@ -360,11 +360,7 @@ class Predictor:
 
         The returned image has the input's spatial shape and affine exactly.
         """
-        probs = self.predict_probabilities(inputs, case_id)
-        k = probs.num_channels
-        labels = torch.argmax(probs.data, dim=0, keepdim=True)
-        labels = labels.to(torch.uint8 if k <= 256 else torch.int16)
-        return Image(labels, probs.affine.copy(), kind="label", meta=dict(probs.meta))
+        return label_map_of(self.predict_probabilities(inputs, case_id))
 
     # -- classification -----------------------------------------------------------------
     def classify_batch(self, x: torch.Tensor) -> torch.Tensor:
@@ -428,6 +424,15 @@ class Predictor:
             f"overlap={self.overlap}, sw_batch_size={self.sw_batch_size}, tta_flips={self.tta_flips}, "
             f"preprocess={[t.name for t in self.preprocess]})"
         )
+
+
+def label_map_of(probs: Image) -> Image:
+    """The argmax of class probabilities ``(K, *spatial)``: ``(1, *spatial)`` uint8 (int16
+    over 256 classes), same grid and meta."""
+    k = probs.num_channels
+    labels = torch.argmax(probs.data, dim=0, keepdim=True)
+    labels = labels.to(torch.uint8 if k <= 256 else torch.int16)
+    return Image(labels, probs.affine.copy(), kind="label", meta=dict(probs.meta))
 
 
 def _model_in_channels(model: nn.Module) -> int | None:

@@ -15,7 +15,14 @@ import torch
 from medimg.core import ConfigError, Image, make_affine
 from medimg.inference import predict_folder, save_checkpoint
 from medimg.inference.caseloop import BatchReport, CaseEntry, run_cases
-from medimg.inference.runlog import ALREADY_DONE, LOG_COLUMNS, RunLog, done_cases, parse_shard, resolve_shard
+from medimg.inference.runlog import (
+    ALREADY_DONE,
+    LOG_COLUMNS,
+    RunLog,
+    done_cases,
+    parse_shard,
+    resolve_shard,
+)
 from medimg.io import read_image, write_image
 from medimg.models import create_model
 
@@ -222,3 +229,20 @@ def test_shard_values_and_torchrun_ranks(monkeypatch):
     assert resolve_shard(None) == (1, 3) and resolve_shard((0, 2)) == (0, 2)
     monkeypatch.setenv("WORLD_SIZE", "1")
     assert resolve_shard(None) is None
+
+
+def test_saved_probabilities_are_on_the_input_grid_and_match_the_labels(ckpt, tmp_path):
+    src, out = _folder(tmp_path / "in", 2), tmp_path / "out"
+    report = predict_folder(ckpt, src, out, device="cpu", progress=False, save_probabilities=True)
+    assert report.ok == ["c0", "c1"]
+    for cid in report.ok:
+        saved = np.load(out / f"{cid}.probabilities.npz")
+        image, label = read_image(src / f"{cid}.nii.gz"), read_image(out / f"{cid}.nii.gz")
+        assert saved["probabilities"].shape == (2, *image.spatial_shape)
+        assert np.allclose(saved["probabilities"].sum(0), 1.0, atol=1e-5)
+        assert np.allclose(saved["affine"], image.affine) and list(saved["label_names"]) == ["background", "lesion"]
+        assert np.array_equal(saved["probabilities"].argmax(0), label.numpy()[0])
+    # a re-run asking for probabilities redoes a case whose probabilities are missing
+    (out / "c1.probabilities.npz").unlink()
+    again = predict_folder(ckpt, src, out, device="cpu", progress=False, save_probabilities=True)
+    assert again.ok == ["c1"] and (out / "c1.probabilities.npz").is_file()

@@ -10,7 +10,12 @@ from torch import nn
 from medimg.core import ConfigError, Image, make_affine
 from medimg.core.spec import InferenceSpec, PostprocessSpec
 from medimg.inference import Predictor, predict_folder
-from medimg.inference.postprocess import parse_class_list, parse_class_sizes, postprocess_labels, voxel_volume_ml
+from medimg.inference.postprocess import (
+    parse_class_list,
+    parse_class_sizes,
+    postprocess_labels,
+    voxel_volume_ml,
+)
 from medimg.io import read_image, write_image
 
 
