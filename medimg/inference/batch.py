@@ -29,7 +29,7 @@ from ..metrics.labels import LABEL_MAP_FILE, LABELS_FILE, write_prediction_label
 from .caseloop import BatchReport, CaseEntry, entries_of, run_cases
 from .postprocess import postprocess_labels
 from .predictor import Predictor, label_map_of
-from .runlog import RunLog, atomic_path, done_cases, resolve_shard, run_context, shard_of
+from .runlog import RunLog, atomic_path, done_cases, resolve_shard, run_context, shard_of, temp_prefix
 
 __all__ = ["NIFTI_SUFFIXES", "BatchReport", "find_cases", "predict_cases", "predict_folder"]
 
@@ -154,9 +154,9 @@ def _writable_folder(out: Path) -> Path:
     """``out``, created if needed, once a file can be written there."""
     try:
         out.mkdir(parents=True, exist_ok=True)
-        with atomic_path(out / ".medimg-write-test") as tmp:
-            tmp.write_bytes(b"")
-        (out / ".medimg-write-test").unlink()
+        probe = out / f"{temp_prefix()}write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
     except OSError as exc:
         raise DataError(
             f"output folder '{out}' cannot be written: {exc.strerror or exc}",
@@ -168,7 +168,7 @@ def _writable_folder(out: Path) -> Path:
 def write_labels_atomic(out: Path, names: Sequence[str], label_map: Any) -> None:
     """``labels.json`` and ``label_map.json`` (see :func:`write_prediction_labels`), each
     written beside and renamed into ``out``, so concurrent shards never see a partial one."""
-    tmp = out / f".tmp-{os.getpid()}-labels"
+    tmp = out / f"{temp_prefix()}labels"
     try:
         write_prediction_labels(tmp, names, label_map)
         for name in (LABELS_FILE, LABEL_MAP_FILE):

@@ -25,6 +25,7 @@ import contextlib
 import csv
 import hashlib
 import os
+import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -43,6 +44,7 @@ __all__ = [
     "resolve_shard",
     "run_context",
     "shard_of",
+    "temp_prefix",
 ]
 
 #: The columns of ``predict_log.csv``.
@@ -69,11 +71,11 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     block ends without error, removed when it raises.
 
     The name keeps ``target``'s suffixes (writers choose the format by them) and starts
-    with ``.tmp-<pid>-`` (hidden from case discovery; one per process, so shards sharing
-    a folder never write the same temporary file).
+    with ``.tmp-`` (hidden from case discovery) then the process id and a random token, so
+    processes and machines sharing a folder never write the same temporary file.
     """
     target = Path(target)
-    tmp = target.with_name(f".tmp-{os.getpid()}-{target.name}")
+    tmp = target.with_name(f"{temp_prefix()}{target.name}")
     try:
         yield tmp
         os.replace(tmp, target)
@@ -82,10 +84,9 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
             tmp.unlink()
 
 
-def write_text_atomic(target: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``target`` through :func:`atomic_path`."""
-    with atomic_path(target) as tmp:
-        tmp.write_text(text)
+def temp_prefix() -> str:
+    """``.tmp-<pid>-<random>-``: the start of a temporary name no other writer uses."""
+    return f".tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}-"
 
 
 def file_sha256(path: str | os.PathLike) -> str:

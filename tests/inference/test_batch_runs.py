@@ -246,3 +246,16 @@ def test_saved_probabilities_are_on_the_input_grid_and_match_the_labels(ckpt, tm
     (out / "c1.probabilities.npz").unlink()
     again = predict_folder(ckpt, src, out, device="cpu", progress=False, save_probabilities=True)
     assert again.ok == ["c1"] and (out / "c1.probabilities.npz").is_file()
+
+
+def test_an_output_folder_that_cannot_be_written_is_one_clear_error(ckpt, tmp_path):
+    from medimg.core import DataError
+
+    src = _folder(tmp_path / "in", 1)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(DataError, match=r"output folder '.*file/out' cannot be written") as exc:
+        predict_folder(ckpt, src, tmp_path / "file" / "out", device="cpu", progress=False)
+    assert exc.value.hint == "give an OUTPUT_DIR you can write to"
+    out = tmp_path / "ok"
+    predict_folder(ckpt, src, out, device="cpu", progress=False)
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary file left
