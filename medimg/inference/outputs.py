@@ -17,10 +17,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import ConfigError, DataError
+from ..core.errors import ConfigError, DataError, require
 from ..core.image import Image
 
-__all__ = ["OUTPUT_FORMATS", "check_output_format", "output_path", "dicom_source", "write_prediction"]
+__all__ = ["OUTPUT_FORMATS", "check_output_format", "dicom_source", "output_path", "write_prediction"]
 
 #: The label map formats ``predict`` writes.
 OUTPUT_FORMATS: tuple[str, ...] = ("nifti", "dicom-seg")
@@ -31,6 +31,7 @@ def check_output_format(output_format: str) -> str:
 
     Raises:
         ConfigError: any other value.
+        MissingDependencyError: ``dicom-seg`` without highdicom (said before any case runs).
     """
     fmt = str(output_format).strip().lower().replace("_", "-")
     if fmt not in OUTPUT_FORMATS:
@@ -39,6 +40,8 @@ def check_output_format(output_format: str) -> str:
             hint="output_format='nifti' (default) or 'dicom-seg'",
             cli_hint="--format nifti (default) or --format dicom-seg",
         )
+    if fmt == "dicom-seg":
+        require("highdicom", "dicom-seg", "writing DICOM SEG")
     return fmt
 
 

@@ -10,9 +10,11 @@ A model's input channels have names (``InferenceSpec.image_keys``, the config's
 - **SeriesDescription** of DICOM series in a *study*: the image series (non-image objects
   such as SEG, SR and RT are never candidates) sharing a StudyInstanceUID under INPUT,
   however nested (``ROOT/<patient>/<study>/<series>/<files>`` or all files in one folder).
-  A tree of studies gives one case per study, its id the study's folder (the deepest
-  folder holding all its series) relative to INPUT, ``/`` written ``_``; the series of one
-  folder belonging to several studies give ids ``<folder>_study<n>``.
+  A tree of studies gives one case per study, its id the study's folder relative to INPUT
+  (``/`` written ``_``): the subfolder of INPUT holding it (INPUT itself when its series lie
+  directly in it or in several subfolders), or, where that subfolder holds several studies,
+  the deepest folder holding all the study's files (``patient_visit1``); several studies
+  in one folder give ids ``<folder>_study<n>``.
 
 A pattern that matches no candidate or several is a case with a *problem* listing the
 candidates (name, or description and number of files), and the others go on. A study with
@@ -38,7 +40,7 @@ from ..core.errors import ConfigError, DataError
 from .cases import FoundCase, _merge_duplicates, find_cases
 from .layout import is_nifti_path, list_folder, nifti_case_id, walk_files
 
-__all__ = ["StudyCase", "find_channel_cases", "resolve_channel_patterns", "channel_label"]
+__all__ = ["StudyCase", "channel_label", "describe_series", "find_channel_cases", "matches", "resolve_channel_patterns"]
 
 
 @dataclass(frozen=True)
@@ -259,14 +261,22 @@ def _studies(root: Path, taken: set[Path]) -> list[_Study]:
     return studies
 
 
-def _study_folder(study: _Study) -> Path:
+def _study_folder(study: _Study, shared: bool) -> Path:
+    """The folder a study is found at: the scanned folder(s) holding it, or, where a scanned
+    folder holds several studies (``shared``), the deepest folder holding all its files."""
+    if len(study.folders) > 1 or not shared:
+        return Path(os.path.commonpath([str(p) for p in study.folders]))
     dirs = {str(Path(f).parent) for s in study.series for f in s.files} or {str(p) for p in study.folders}
     return Path(os.path.commonpath(sorted(dirs)))
 
 
 def _study_ids(root: Path, studies: list[_Study]) -> list[tuple[str, Path]]:
     """``(case_id, folder)`` per study: the folder relative to ``root``, ``/`` -> ``_``."""
-    folders = [_study_folder(st) for st in studies]
+    per_unit: dict[Path, int] = {}
+    for st in studies:
+        for unit in st.folders:
+            per_unit[unit] = per_unit.get(unit, 0) + 1
+    folders = [_study_folder(st, any(per_unit[u] > 1 for u in st.folders)) for st in studies]
     out = []
     for i, folder in enumerate(folders):
         rel = folder.relative_to(root) if folder != root and folder.is_relative_to(root) else None
