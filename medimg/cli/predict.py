@@ -130,7 +130,11 @@ def predict(
     _check_channels(predictor, channels)
     report = predict_folder(predictor, input_path, output_dir, progress=progress_enabled(),
                             channels=channels, output_format=output_format)
+    _print_report(report, output_dir)
 
+
+def _print_report(report, output_dir: Path) -> None:
+    """The table of cases (ok with seconds, failed with why); exit 1 if any failed."""
     from rich.table import Table
 
     out = _console()
