@@ -205,13 +205,19 @@ class Predictor:
         """Turn an Image, a path, or a list of channel Images/paths into one ``(C, ...)`` Image.
 
         A channel may also be a :class:`~medimg.io.dicom.SeriesInfo` (one series of a
-        study, as ``medimg.io.studies`` chooses it by pattern).
+        study, as ``medimg.io.studies`` chooses it by pattern). With channel patterns
+        (``channels=``, the spec's ``channels``), one folder is one case whose channels are
+        chosen by them: a DICOM study or a case folder of NIfTI files.
 
         Channels given separately must share one grid (shape and affine).
 
         Raises:
             GeometryError: channels on different grids, or the wrong channel count.
+            DataError: a folder whose channels the patterns do not select (the message
+                lists the candidates), or that holds several cases.
         """
+        if self.spec.channels and isinstance(inputs, (str, os.PathLike)) and os.path.isdir(inputs):
+            inputs = self._case_by_pattern(inputs)
         if isinstance(inputs, (Image, str, os.PathLike)) or hasattr(inputs, "series_instance_uid"):
             items: list[Any] = [inputs]
         else:
@@ -244,6 +250,17 @@ class Predictor:
                 hint="pass one file per channel in the model's order, or a 4D file with all channels",
             )
         return image
+
+    def _case_by_pattern(self, folder: str | os.PathLike) -> list[Any]:
+        """The channel inputs of the one case ``folder`` holds, chosen by the spec's patterns."""
+        from ..io.studies import find_channel_case, resolve_channel_patterns
+
+        in_ch = self.in_channels or 1
+        patterns = resolve_channel_patterns(self.spec.channels, self.image_keys, in_ch)
+        _, inputs = find_channel_case(folder, self.image_keys, patterns, in_channels=in_ch)
+        if isinstance(inputs, Exception):
+            raise inputs
+        return list(inputs)
 
     # -- prediction ---------------------------------------------------------------------
     def _forward(self, batch: torch.Tensor) -> torch.Tensor:

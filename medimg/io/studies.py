@@ -40,7 +40,15 @@ from ..core.errors import ConfigError, DataError
 from .cases import FoundCase, _merge_duplicates, find_cases
 from .layout import is_nifti_path, list_folder, nifti_case_id, walk_files
 
-__all__ = ["StudyCase", "channel_label", "describe_series", "find_channel_cases", "matches", "resolve_channel_patterns"]
+__all__ = [
+    "StudyCase",
+    "channel_label",
+    "describe_series",
+    "find_channel_case",
+    "find_channel_cases",
+    "matches",
+    "resolve_channel_patterns",
+]
 
 
 @dataclass(frozen=True)
@@ -164,6 +172,31 @@ def find_channel_cases(
     nifti_folders = {c.source for c in found if c.source is not None and c.source.is_dir()}
     found += _study_cases(root, nifti_folders, names, pats, in_channels)
     return sorted(_merge_duplicates(found, root), key=lambda c: c.case_id)
+
+
+def find_channel_case(
+    folder: str | os.PathLike, channel_names: Sequence[str] | None, patterns: Mapping[str, str], *, in_channels: int = 1
+) -> FoundCase:
+    """``folder`` as one case: a case folder of NIfTI files, or one DICOM study, its
+    channels chosen by ``patterns`` (for ``Predictor.predict(folder)``).
+
+    Raises:
+        DataError: ``folder`` holds no DICOM study, or several.
+    """
+    root = Path(folder)
+    names = list(channel_names or [])
+    if any(is_nifti_path(p) for p in list_folder(root)[0]):
+        case = _with_patterns(FoundCase(root.name, (), None, root), names, dict(patterns), in_channels)
+        assert case is not None
+        return case
+    cases = _study_cases(root, set(), names, dict(patterns), in_channels)
+    if len(cases) != 1:
+        raise DataError(
+            f"'{root}' holds {len(cases)} DICOM studies ({', '.join(c.case_id for c in cases[:5])}), expected one"
+            if cases else f"'{root}' holds no NIfTI file and no DICOM series",
+            hint="predict a folder of cases with predict_folder (`medimg predict`)",
+        )
+    return cases[0]
 
 
 # --------------------------------------------------------------------------------------

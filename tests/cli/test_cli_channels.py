@@ -10,13 +10,12 @@ from typer.testing import CliRunner
 
 pytest.importorskip("pydicom")
 
-from medimg.cli import app  # noqa: E402
-from medimg.core import Image, make_affine  # noqa: E402
-from medimg.inference import save_checkpoint  # noqa: E402
-from medimg.io import read_image, write_image  # noqa: E402
-from medimg.models import create_model  # noqa: E402
-
-from tests.io.dicom_study import write_dicom_series  # noqa: E402
+from medimg.cli import app
+from medimg.core import Image, make_affine
+from medimg.inference import save_checkpoint
+from medimg.io import read_image, write_image
+from medimg.models import create_model
+from tests.io.dicom_study import write_dicom_series
 
 ENV = {"NO_COLOR": "1", "COLUMNS": "300", "TERM": "dumb"}
 

@@ -9,15 +9,14 @@ from torch import nn
 
 pytest.importorskip("pydicom")
 
-from medimg.core import Image, make_affine  # noqa: E402
-from medimg.core.errors import ConfigError  # noqa: E402
-from medimg.core.spec import InferenceSpec  # noqa: E402
-from medimg.inference import Predictor, predict_folder, save_checkpoint  # noqa: E402
-from medimg.io import read_image, write_image  # noqa: E402
-from medimg.models import create_model  # noqa: E402
-
-from tests.conftest import shared_path  # noqa: E402
-from tests.io.dicom_study import copy_series_into_study, write_dicom_series  # noqa: E402
+from medimg.core import Image, make_affine
+from medimg.core.errors import ConfigError
+from medimg.core.spec import InferenceSpec
+from medimg.inference import Predictor, predict_folder, save_checkpoint
+from medimg.io import read_image, write_image
+from medimg.models import create_model
+from tests.conftest import shared_path
+from tests.io.dicom_study import copy_series_into_study, write_dicom_series
 
 KEYS = ["flair.nii.gz", "t1.nii.gz"]
 
@@ -123,9 +122,36 @@ def test_dicom_seg_output_matches_the_nifti_prediction(tmp_path):
     assert refs and refs <= set(lung.sop_instance_uids)
     # a NIfTI case cannot be referenced by a SEG: a failed case, nothing written
     r3 = predict_folder(pred, tmp_path / "nifti", tmp_path / "seg3", progress=False, output_format="dicom-seg")
-    assert r3.ok == [] and r3.failed == [(
-        "n1", f"case 'n1': a DICOM SEG (--format dicom-seg) references a DICOM series, but its input "
-        f"'{tmp_path / 'nifti' / 'n1.nii.gz'}' is not DICOM; predict it with --format nifti (the default)")]
+    why = (f"case 'n1': a DICOM SEG (--format dicom-seg) references a DICOM series, but its input "
+           f"'{tmp_path / 'nifti' / 'n1.nii.gz'}' is not DICOM; predict it with --format nifti (the default)")
+    assert r3.ok == [] and r3.failed == [("n1", why)]
     assert not list((tmp_path / "seg3").glob("n1*"))
     with pytest.raises(ConfigError, match="output format 'dicomseg2' is not one of: nifti, dicom-seg"):
         predict_folder(pred, tmp_path / "nifti", tmp_path / "x", progress=False, output_format="dicomseg2")
+
+
+def test_predictor_takes_a_study_folder_with_its_channel_patterns(tmp_path):
+    study = tmp_path / "study"
+    write_dicom_series(study / "a", "FLAIR", study_uid="1.2.826.6.1", number=1, seed=1)
+    write_dicom_series(study / "b", "T1", study_uid="1.2.826.6.1", number=2, seed=2)
+    pred = _predictor(2, KEYS).with_options(channels={"flair": "flair", "t1": "t1"})
+    label = pred.predict(study)
+    flair, t1 = read_image(study / "a"), read_image(study / "b")
+    np.testing.assert_array_equal(label.numpy(), (t1.numpy() > flair.numpy()).astype(np.uint8))
+    from medimg.core.errors import DataError
+
+    with pytest.raises(DataError, match="channel 't1' pattern 't2' matches no series; image series there: #1 'FLAIR'"):
+        pred.with_options(channels={"flair": "flair", "t1": "t2"}).predict(study)
+
+
+def test_brats_case_folders_by_file_name_pattern(tmp_path):
+    """Real BraTS case folders (FLAIR, T1c, brain mask, label): channels chosen by pattern."""
+    from medimg.inference import find_cases
+
+    test = shared_path("seg", "brats6", "test")
+    keys = ["Flair_subtrMeanDivStd.nii.gz", "T1c_subtrMeanDivStd.nii.gz"]
+    cases = find_cases(test, keys, 2, {"Flair_subtrMeanDivStd": "flair*", "T1c_subtrMeanDivStd": "t1c_*"})
+    assert [c.case_id for c in cases] == ["brats_2013_pat0001_1", "brats_2013_pat0002_1"]
+    assert all(c.ok and [p.name for p in c.paths] == keys for c in cases)
+    (bad, _) = find_cases(test, keys, 2, {"Flair_subtrMeanDivStd": "*.nii.gz", "T1c_subtrMeanDivStd": "t1c_*"})
+    assert not bad.ok and "pattern '*.nii.gz' matches 4 files" in bad.problem

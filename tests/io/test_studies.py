@@ -9,12 +9,11 @@ import pytest
 
 pytest.importorskip("pydicom")
 
-from medimg.core import Image, make_affine  # noqa: E402
-from medimg.core.errors import ConfigError  # noqa: E402
-from medimg.io import write_image  # noqa: E402
-from medimg.io.studies import StudyCase, find_channel_cases, resolve_channel_patterns  # noqa: E402
-
-from tests.io.dicom_study import write_dicom_series  # noqa: E402
+from medimg.core import Image, make_affine
+from medimg.core.errors import ConfigError
+from medimg.io import write_image
+from medimg.io.studies import StudyCase, find_channel_cases, resolve_channel_patterns
+from tests.io.dicom_study import write_dicom_series
 
 KEYS = ["flair.nii.gz", "t1.nii.gz"]
 
