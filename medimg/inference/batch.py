@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from ..core.errors import DataError, exception_reason
+from ..core.errors import ConfigError, DataError, exception_reason
 from ..io.cases import FoundCase
 from ..io.layout import NIFTI_SUFFIXES
 from ..io.studies import find_channel_cases, resolve_channel_patterns
@@ -144,17 +144,22 @@ def predict_folder(
         CheckpointError: the checkpoint cannot be loaded.
         DataError: ``source`` holds no case.
         TypeError: an unknown override.
+        ConfigError: an unknown output format or channel name (before anything is written).
+        MissingDependencyError: ``dicom-seg`` without highdicom.
     """
 
     if isinstance(checkpoint, Predictor):
         predictor = checkpoint.with_options(device=device, **overrides)
     else:
         predictor = Predictor.from_checkpoint(checkpoint, device or "auto", **overrides)
+    fmt = check_output_format(output_format)
+    if predictor.spec.task == "classification" and fmt != "nifti":
+        raise ConfigError(f"output format '{fmt}' is for segmentation models; a classifier writes predictions.csv",
+                          hint="leave output_format at its default", cli_hint="leave out --format")
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     if predictor.spec.task == "classification":
         return _classify_cases(predictor, source, out, progress)
-    fmt = check_output_format(output_format)
     cases = find_cases(source, predictor.image_keys, predictor.in_channels or 1, _patterns(predictor, channels))
     return predict_cases(predictor, cases, out, progress, output_format=fmt)
 

@@ -128,6 +128,7 @@ def test_dicom_seg_output_matches_the_nifti_prediction(tmp_path):
     assert not list((tmp_path / "seg3").glob("n1*"))
     with pytest.raises(ConfigError, match="output format 'dicomseg2' is not one of: nifti, dicom-seg"):
         predict_folder(pred, tmp_path / "nifti", tmp_path / "x", progress=False, output_format="dicomseg2")
+    assert not (tmp_path / "x").exists()
 
 
 def test_predictor_takes_a_study_folder_with_its_channel_patterns(tmp_path):
