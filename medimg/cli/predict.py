@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 
@@ -48,6 +48,57 @@ def _check_device_available(device: str) -> None:
                                  param_hint="--device")
 
 
+def _parse_channels(values: list[str] | None) -> dict[str, str]:
+    """``--channel NAME=PATTERN`` (repeatable) as ``{NAME: PATTERN}`` (a bad one is a usage error)."""
+    out: dict[str, str] = {}
+    for value in values or []:
+        name, eq, pattern = value.partition("=")
+        name, pattern = name.strip(), pattern.strip().strip("'\"")
+        if not eq or not name or not pattern:
+            raise typer.BadParameter(f"{value!r} is not NAME=PATTERN, e.g. flair='*FLAIR*'", param_hint="--channel")
+        if name in out:
+            raise typer.BadParameter(f"channel '{name}' is given twice", param_hint="--channel")
+        out[name] = pattern
+    return out
+
+
+def _check_channels(predictor, channels: dict[str, str]) -> None:
+    """A usage error for a --channel NAME that is not one of the model's channels."""
+    from ..core.errors import ConfigError
+    from ..io.studies import resolve_channel_patterns
+
+    try:
+        resolve_channel_patterns(channels, predictor.image_keys, predictor.in_channels or 1)
+    except ConfigError as exc:
+        raise typer.BadParameter(exc.message, param_hint="--channel") from None
+
+
+# the options of a batch run (log, resume, shards, outputs, post-processing)
+OverwriteOpt = Annotated[
+    bool, typer.Option("--overwrite", help="Redo every case (default: skip the cases OUTPUT_DIR's log says were predicted).")
+]
+SaveProbabilitiesOpt = Annotated[
+    bool,
+    typer.Option("--save-probabilities", help="Also write <case_id>.probabilities.npz: class probabilities on the "
+                 "input's grid (probabilities, affine, label_names)."),
+]
+ShardOpt = Annotated[
+    Optional[str],
+    typer.Option(metavar="i/N", help="Predict only shard i of N (case k of the sorted list when k % N == i), "
+                 "e.g. 0/4; under torchrun each rank takes its own."),
+]
+KeepLargestOpt = Annotated[
+    Optional[str],
+    typer.Option(metavar="CLASSES", help="Keep only the largest connected component of these classes, e.g. 1,2 "
+                 "(default: the checkpoint's inference.postprocess)."),
+]
+MinSizeOpt = Annotated[
+    Optional[str],
+    typer.Option(metavar="CLASS=ML,...", help="Remove connected components smaller than a size in mL, per class, "
+                 "e.g. 1=0.5,2=3 (default: the checkpoint's inference.postprocess)."),
+]
+
+
 @app.command()
 def predict(
     checkpoint: Annotated[Path, typer.Argument(help="A medimg checkpoint (.pt).")],
@@ -56,14 +107,15 @@ def predict(
         typer.Argument(
             metavar="INPUT",
             help="A NIfTI file or DICOM series folder (one case), a folder of NIfTI files (one case each), "
-            "or a folder of case folders (one file per channel, as in training); for a classifier also an .npz "
-            "(its test_images).",
+            "a folder of case folders (one file per channel, as in training, or chosen by --channel), or a DICOM "
+            "study folder or tree of studies (one case per study, series chosen by --channel); for a classifier "
+            "also an .npz (its test_images).",
         ),
     ],
     output_dir: Annotated[
         Path,
-        typer.Argument(help="Where to write <case_id>.nii.gz, labels.json and predict_log.csv (a classifier: "
-                       "predictions.csv and predict_log.csv)."),
+        typer.Argument(help="Where to write <case_id>.nii.gz (or .seg.dcm), labels.json and predict_log.csv "
+                       "(a classifier: predictions.csv and predict_log.csv)."),
     ],
     device: Annotated[
         str, typer.Option(callback=_check_device, help="auto (CUDA if available), cpu, cuda, cuda:1, mps.")
@@ -76,53 +128,61 @@ def predict(
         typer.Option("--tta/--no-tta", help="Mirror test-time augmentation over all spatial axes (default: checkpoint's)."),
     ] = None,
     sw_batch_size: Annotated[Optional[int], typer.Option(min=1, help="Tiles per forward pass.")] = None,
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Redo every case (default: skip the cases OUTPUT_DIR's log says were predicted).")
-    ] = False,
-    save_probabilities: Annotated[
-        bool,
-        typer.Option("--save-probabilities", help="Also write <case_id>.probabilities.npz: class probabilities on the "
-                     "input's grid (probabilities, affine, label_names)."),
-    ] = False,
-    shard: Annotated[
-        Optional[str],
-        typer.Option(metavar="i/N", help="Predict only shard i of N (case k of the sorted list when k % N == i), "
-                     "e.g. 0/4; under torchrun each rank takes its own."),
+    channel: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--channel", metavar="NAME=PATTERN",
+            help="Which file (by name, in case folders) or DICOM series (by SeriesDescription, in study "
+            "folders) is the model's channel NAME: a case-insensitive pattern such as flair='*FLAIR*'. "
+            "Repeat per channel; replaces the checkpoint's inference.channels for that NAME.",
+        ),
     ] = None,
-    keep_largest: Annotated[
-        Optional[str],
-        typer.Option(metavar="CLASSES", help="Keep only the largest connected component of these classes, e.g. 1,2 "
-                     "(default: the checkpoint's inference.postprocess)."),
-    ] = None,
-    min_size: Annotated[
-        Optional[str],
-        typer.Option(metavar="CLASS=ML,...", help="Remove connected components smaller than a size in mL, per class, "
-                     "e.g. 1=0.5,2=3 (default: the checkpoint's inference.postprocess)."),
-    ] = None,
+    output_format: Annotated[
+        Literal["nifti", "dicom-seg"],
+        typer.Option(
+            "--format",
+            help="nifti: <case_id>.nii.gz; dicom-seg: <case_id>.seg.dcm, a DICOM SEG referencing the source "
+            "series (DICOM inputs only; a non-DICOM case fails).",
+        ),
+    ] = "nifti",
+    overwrite: OverwriteOpt = False,
+    save_probabilities: SaveProbabilitiesOpt = False,
+    shard: ShardOpt = None,
+    keep_largest: KeepLargestOpt = None,
+    min_size: MinSizeOpt = None,
 ) -> None:
     """Predict every case; outputs, predict_log.csv (one row per case and per skipped file); exit 1 if
     any case failed (all are attempted). A re-run skips the cases already predicted."""
+    channels = _parse_channels(channel)
     _check_run_inputs(checkpoint, input_path, device, "give a NIfTI file or a folder of cases")
     shard_value = _check_shard(shard)
     post = _postprocess_option(keep_largest, min_size)
-    from ..inference import Predictor, predict_folder
+    from ..inference import predict_folder
+
+    predictor = _load_predictor(checkpoint, device, overlap, sw_batch_size, tta, channels, post)
+    report = predict_folder(predictor, input_path, output_dir, progress=progress_enabled(), channels=channels,
+                            output_format=output_format, overwrite=overwrite, shard=shard_value,
+                            save_probabilities=save_probabilities)
+    _print_report(report, output_dir)
+    if report.failed:
+        _console(stderr=True).print(
+            f"error: {len(report.failed)} case(s) failed; see {report.log_path}", style="bold red", markup=False
+        )
+        raise typer.Exit(EXIT_FAILURE)
+
+
+def _load_predictor(checkpoint: Path, device: str, overlap, sw_batch_size, tta, channels: dict, post: dict):
+    """The checkpoint's predictor with the command line's settings (each checked against the model)."""
+    from ..inference import Predictor
 
     predictor = Predictor.from_checkpoint(checkpoint, _rank_device(device), overlap=overlap, sw_batch_size=sw_batch_size)
     if tta is not None:
         predictor = predictor.with_options(tta_flips=list(range(len(predictor.roi_size))) if tta else [])
+    _check_channels(predictor, channels)
     if post:
         _check_post_classes(post, predictor.label_names, predictor.num_classes)
         predictor = predictor.with_options(postprocess={**predictor.spec.postprocess.model_dump(), **post})
-    report = predict_folder(predictor, input_path, output_dir, progress=progress_enabled(), overwrite=overwrite,
-                            shard=shard_value, save_probabilities=save_probabilities)
-    _print_report(report, output_dir)
-    if report.failed:
-        _console(stderr=True).print(
-            f"error: {len(report.failed)} case(s) failed; see {report.log_path}",
-            style="bold red",
-            markup=False,
-        )
-        raise typer.Exit(EXIT_FAILURE)
+    return predictor
 
 
 def _check_shard(value: str | None) -> tuple[int, int] | None:

@@ -15,27 +15,39 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..core.errors import DataError
+from ..core.errors import ConfigError, DataError
 from ..io.cases import FoundCase
-from ..io.cases import find_cases as find_cases_on_disk
 from ..io.layout import NIFTI_SUFFIXES
+from ..io.studies import find_channel_cases, resolve_channel_patterns
 from ..metrics.labels import LABEL_MAP_FILE, LABELS_FILE, write_prediction_labels
 from .caseloop import BatchReport, CaseEntry, entries_of, run_cases
+from .outputs import check_output_format, dicom_source, output_path, write_prediction
 from .postprocess import postprocess_labels
 from .predictor import Predictor, label_map_of
-from .runlog import RunLog, atomic_path, done_cases, resolve_shard, run_context, shard_of, temp_prefix
+from .runlog import (
+    RunLog,
+    atomic_path,
+    done_cases,
+    resolve_shard,
+    run_context,
+    shard_of,
+    temp_prefix,
+)
 
 __all__ = ["NIFTI_SUFFIXES", "BatchReport", "find_cases", "predict_cases", "predict_folder"]
 
 
 def find_cases(
-    path: str | os.PathLike, image_keys: list[str] | None = None, in_channels: int = 1,
+    path: str | os.PathLike,
+    image_keys: list[str] | None = None,
+    in_channels: int = 1,
+    channels: Mapping[str, str] | None = None,
     report_skipped: bool = False,
 ) -> list[FoundCase]:
     """The cases to predict under ``path``, by :func:`medimg.io.cases.find_cases`'s rules.
@@ -48,10 +60,13 @@ def find_cases(
     - a folder of case folders, each holding the channel files named as the model's
       ``data.images`` (e.g. ``brats6/test/<case>/Flair_....nii.gz``): one case per folder.
       A case folder missing a channel is reported as a failed case;
-    - single-channel models also take DICOM (read by :func:`medimg.io.read_image`): a
-      DICOM file, a DICOM series folder (one case, id = folder name), or a folder of
-      series folders (one case per subfolder holding DICOM files). A folder holding
-      several series is one failed case whose error lists them.
+    - DICOM (:mod:`medimg.io.studies`): a DICOM file (single-channel models), or a study
+      folder or a tree of studies, one case per study (StudyInstanceUID), its series
+      chosen per channel by ``channels`` patterns on SeriesDescription. A study with one
+      image series needs no pattern for a single-channel model; several series and no
+      pattern, or a pattern matching none or several, is one failed case listing them.
+    - with ``channels``, the files of case folders are chosen by pattern on their names
+      (a single-channel model's flat folder keeps the files the pattern matches).
     - a 2D picture (PNG, JPEG, BMP, TIFF), or a folder of them: one case per file, id = the
       name without its suffix.
 
@@ -59,17 +74,22 @@ def find_cases(
     comes back too, as a skipped entry with the reason: a text file, a label- or
     mask-named NIfTI file, a 4D file given to a one-channel model, a folder holding no case.
 
+    Args:
+        channels: channel name -> pattern (``--channel NAME=PATTERN``); names are the
+            model's channel names (``image_keys``, or them without ``.nii.gz``).
+
     Returns:
         :class:`~medimg.io.cases.FoundCase` items; each case unpacks as ``(case_id, paths
         or the problem to report)``.
 
     Raises:
         DataError: ``path`` does not exist or holds no case in any of these layouts.
+        ConfigError: a channel name that is not one of the model's.
     """
-    dicom_ok = in_channels == 1
+    dicom_ok = True
     keys = list(image_keys or [])
-    found = find_cases_on_disk(path, files=keys or None, pick="only", dicom=dicom_ok, what="prediction input",
-                               pictures=True, report_skipped=report_skipped, channels=in_channels)
+    patterns = resolve_channel_patterns(channels, keys, in_channels)
+    found = find_channel_cases(path, keys, patterns, in_channels=in_channels, report_skipped=report_skipped)
     if any(not c.skipped for c in found):
         return found
     layout = f"case folders holding {keys}" if keys else "case folders"
@@ -90,6 +110,8 @@ def predict_folder(
     output_dir: str | os.PathLike,
     device: str | torch.device | None = None,
     progress: bool = True,
+    channels: Mapping[str, str] | None = None,
+    output_format: str = "nifti",
     *,
     overwrite: bool = False,
     shard: tuple[int, int] | str | None = None,
@@ -112,6 +134,11 @@ def predict_folder(
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``...; None: the
             predictor's own device, or ``"auto"`` for a checkpoint path.
         progress: show a progress bar with ETA.
+        channels: channel name -> pattern on file names / DICOM series descriptions
+            (:mod:`medimg.io.studies`), on top of the checkpoint's ``inference.channels``.
+        output_format: ``"nifti"`` (``<case_id>.nii.gz``) or ``"dicom-seg"``
+            (``<case_id>.seg.dcm`` referencing the source series; a non-DICOM case fails),
+            see :mod:`medimg.inference.outputs`.
         overwrite: redo every case; by default a case the folder's log says was predicted,
             and whose output file exists, is skipped (logged ``skipped``).
         shard: ``(i, N)`` or ``"i/N"``: predict only case ``k`` of the sorted list with
@@ -129,7 +156,9 @@ def predict_folder(
     Raises:
         CheckpointError: the checkpoint cannot be loaded.
         DataError: ``source`` holds no case, or ``output_dir`` cannot be written.
-        ConfigError: an invalid ``shard``.
+        ConfigError: an invalid ``shard``, an unknown output format or channel name
+            (before anything is written).
+        MissingDependencyError: ``dicom-seg`` without highdicom.
         TypeError: an unknown override.
     """
     if isinstance(checkpoint, Predictor):
@@ -137,17 +166,29 @@ def predict_folder(
     else:
         predictor = Predictor.from_checkpoint(checkpoint, device or "auto", **overrides)
     shard = resolve_shard(shard)
+    fmt = check_output_format(output_format)
+    if predictor.spec.task == "classification" and fmt != "nifti":
+        raise ConfigError(f"output format '{fmt}' is for segmentation models; a classifier writes predictions.csv",
+                          hint="leave output_format at its default", cli_hint="leave out --format")
     out = _writable_folder(Path(output_dir))
     in_ch = predictor.in_channels or 1
-    keys = predictor.image_keys if in_ch > 1 else None
+    patterns = _patterns(predictor, channels)
     if predictor.spec.task == "classification":
         from .classify_batch import classify_cases
 
-        found = None if str(source).endswith(".npz") else find_cases(source, keys, in_ch, report_skipped=True)
+        found = None if str(source).endswith(".npz") else find_cases(
+            source, predictor.image_keys, in_ch, _patterns(predictor, None), report_skipped=True)
         return classify_cases(predictor, source, found, out, progress, overwrite=overwrite, shard=shard)
-    cases = find_cases(source, keys, in_ch, report_skipped=True)
-    return predict_cases(predictor, cases, out, progress, overwrite=overwrite, shard=shard,
+    cases = find_cases(source, predictor.image_keys, in_ch, patterns, report_skipped=True)
+    return predict_cases(predictor, cases, out, progress, output_format=fmt, overwrite=overwrite, shard=shard,
                          save_probabilities=save_probabilities)
+
+
+def _patterns(predictor: Predictor, channels: Mapping[str, str] | None) -> dict[str, str]:
+    """The checkpoint's channel patterns with ``channels`` replacing them name by name."""
+    keys, in_ch = predictor.image_keys, predictor.in_channels or 1
+    stored = resolve_channel_patterns(predictor.spec.channels, keys, in_ch)
+    return {**stored, **resolve_channel_patterns(channels, keys, in_ch)}
 
 
 def _writable_folder(out: Path) -> Path:
@@ -181,13 +222,14 @@ def write_labels_atomic(out: Path, names: Sequence[str], label_map: Any) -> None
 
 
 def predict_cases(
-    predictor: Predictor, cases: Sequence[Any], out: Path, progress: bool = True, *,
+    predictor: Predictor, cases: Sequence[Any], out: Path, progress: bool = True, output_format: str = "nifti", *,
     overwrite: bool = False, shard: tuple[int, int] | None = None, save_probabilities: bool = False,
 ) -> BatchReport:
     """The segmentation half of :func:`predict_folder` on cases already found
     (:class:`~medimg.io.cases.FoundCase` items, or ``(case_id, paths or the problem to
-    report)`` pairs): each case predicted into ``out/<case_id>.nii.gz`` (post-processed by
-    the spec's ``postprocess``; written under a temporary name, then renamed), with
+    report)`` pairs): each case predicted into ``out/<case_id>.nii.gz`` (``output_format=
+    "dicom-seg"``: ``<case_id>.seg.dcm``; post-processed by the spec's ``postprocess``;
+    written under a temporary name, then renamed), with
     ``labels.json``, ``label_map.json`` and ``predict_log.csv``; a bad case is reported
     and the others go on. Training scores its test split through it.
 
@@ -195,8 +237,6 @@ def predict_cases(
     ``probabilities`` (``(K, *spatial)`` float32 on the input's grid, before
     post-processing), ``affine`` (voxel -> RAS+ mm) and ``label_names``; a NumPy file, so
     ``medimg evaluate`` on the folder never mistakes it for a label map."""
-    from ..io import write_image
-
     out.mkdir(parents=True, exist_ok=True)
     names = predictor.label_names or [f"class_{i}" for i in range(predictor.num_classes or 2)]
     # class names and the training label map travel with the predictions, so `evaluate`
@@ -206,23 +246,39 @@ def predict_cases(
     finished = set() if overwrite else done_cases(out)
 
     def outputs(cid: str) -> list[Path]:
-        return [out / f"{cid}.nii.gz"] + ([out / f"{cid}.probabilities.npz"] if save_probabilities else [])
+        extra = [out / f"{cid}.probabilities.npz"] if save_probabilities else []
+        return [output_path(out, cid, output_format), *extra]
 
     def done(e: CaseEntry) -> bool:
         return e.case_id in finished and all(p.is_file() for p in outputs(e.case_id))
 
-    def finish(e: CaseEntry, prepared: Any) -> None:
-        probs = predictor.predict_probabilities(prepared)
+    def prepare(e: CaseEntry) -> tuple[Any, Any]:
+        # a SEG's source series is checked before anything is computed
+        seg_source = dicom_source((e.case_id, e.paths)) if output_format == "dicom-seg" else None
+        return predictor.prepare(e.paths, case_id=e.case_id), seg_source
+
+    def finish(e: CaseEntry, prepared: tuple[Any, Any]) -> None:
+        probs = predictor.predict_probabilities(prepared[0])
         if save_probabilities:
             _save_probabilities(probs, outputs(e.case_id)[1], names)
         label = postprocess_labels(label_map_of(probs), predictor.spec.postprocess)
-        with atomic_path(out / f"{e.case_id}.nii.gz") as tmp:
-            write_image(label, tmp)
+        _write_label(label, e, out, output_format, names, prepared[1])
 
     with RunLog(out, shard, run_context(predictor)) as log:
         report = BatchReport(output_dir=out, log_path=log.path)
-        return run_cases(entries, log, report, lambda e: predictor.prepare(e.paths, case_id=e.case_id), finish,
-                         done=done, progress=progress)
+        return run_cases(entries, log, report, prepare, finish, done=done, progress=progress)
+
+
+def _write_label(label: Any, e: CaseEntry, out: Path, output_format: str, names: Sequence[str], seg_source: Any) -> None:
+    """The label map written by :func:`~medimg.inference.outputs.write_prediction` into a
+    hidden temporary folder of ``out``, then renamed into ``out`` once complete."""
+    tmp = out / f"{temp_prefix()}case"
+    tmp.mkdir()
+    try:
+        written = write_prediction(label, (e.case_id, e.paths), tmp, output_format, names, seg_source)
+        os.replace(written, out / written.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _save_probabilities(probs: Any, path: Path, names: Sequence[str]) -> None:

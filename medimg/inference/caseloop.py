@@ -70,7 +70,9 @@ def entries_of(cases: Iterable[Any]) -> list[CaseEntry]:
         if hasattr(case, "skip"):
             where = case.paths if case.paths else ([case.source] if case.source is not None else [])
             shown = ";".join(str(p) for p in where)
-            out.append(CaseEntry(case.case_id, shown, list(case.paths), case.problem, case.skip))
+            # a found case unpacks as (case_id, its inputs): files, or a study's chosen series
+            inputs = None if case.skip is not None or case.problem is not None else list(case)[1]
+            out.append(CaseEntry(case.case_id, shown, inputs, case.problem, case.skip))
             continue
         case_id, paths = case
         if isinstance(paths, Exception):

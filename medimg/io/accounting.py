@@ -61,11 +61,13 @@ def _what_file(path: Path, dicom: bool, pictures: bool) -> str:
     return f"not an image this model reads ({readable})"
 
 
-def skipped_entries(root: Path, used: set[Path], *, dicom: bool, pictures: bool, names: list[str] | None) -> list[tuple[str, str]]:
+def skipped_entries(
+    root: Path, used: set[Path], *, dicom: bool, pictures: bool, names: list[str] | None, unmatched: str | None = None
+) -> list[tuple[str, str]]:
     """``(entry id, reason)`` for each file directly in ``root`` and in its subfolders, and
     each subfolder, that no case in ``used`` (case files and case folders) accounts for.
 
-    A DICOM series folder in ``used`` accounts for everything under it.
+    A DICOM series or study folder in ``used`` accounts for everything under it.
     """
     if root in used:  # the folder itself is one (DICOM) case
         return []
@@ -77,7 +79,7 @@ def skipped_entries(root: Path, used: set[Path], *, dicom: bool, pictures: bool,
         if is_nifti_path(f) and looks_like_label(f):
             out.append((_rel(f, root), "named like a label map or mask, not an image to predict"))
         elif is_nifti_path(f):
-            out.append((_rel(f, root), "a NIfTI file that is not a case here"))
+            out.append((_rel(f, root), unmatched or "a NIfTI file that is not a case here"))
         elif dicom and _is_dicom(f):
             out.append((_rel(f, root), "a DICOM file beside other cases; put each series in its own folder"))
         else:
@@ -85,6 +87,8 @@ def skipped_entries(root: Path, used: set[Path], *, dicom: bool, pictures: bool,
     for folder in folders:
         if folder in used:
             continue
+        if any(folder in u.parents and u.parent != folder for u in used):
+            continue  # DICOM studies deeper inside: their own folders account for it
         inner, sub = list_folder(folder)
         chosen = [p for p in inner if p in used]
         if not chosen:

@@ -39,7 +39,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -47,7 +47,7 @@ from ..core.errors import DataError
 from .accounting import channel_count, looks_like_label, skipped_entries
 from .layout import PICTURE_SUFFIXES, is_nifti_path, list_folder, nifti_case_id, walk_files
 
-__all__ = ["FoundCase", "find_cases", "Pick"]
+__all__ = ["FoundCase", "Pick", "add_skipped", "find_cases"]
 
 #: How a case folder's single file is chosen when no file names are given.
 Pick = Literal["only", "label"]
@@ -77,7 +77,7 @@ class FoundCase:
     paths: tuple[Path, ...] = ()
     problem: str | None = None
     source: Path | None = None
-    skip: str | None = None
+    skip: str | None = field(default=None, kw_only=True)
 
     @property
     def ok(self) -> bool:
@@ -108,6 +108,7 @@ def find_cases(
     pictures: bool = False,
     report_skipped: bool = False,
     channels: int | None = None,
+    skip_labels: bool | None = None,
 ) -> list[FoundCase]:
     """The cases a file or folder holds, in the layouts of the module docstring.
 
@@ -125,6 +126,8 @@ def find_cases(
             files are then skipped rather than taken as cases.
         channels: the channels a case must hold; with ``report_skipped`` and 1, a
             single-file case whose NIfTI header holds several volumes (4D) is skipped.
+        skip_labels: label- and mask-named NIfTI files are not cases (default:
+            ``report_skipped``).
 
     Returns:
         The cases (and skipped entries), in sorted order (possibly none).
@@ -144,27 +147,31 @@ def find_cases(
         return [_single_file(root, dicom, what)]
     names = list(files) if files else None
     top_files, subfolders = list_folder(root)
-    images = [p for p in top_files if is_nifti_path(p) and not (report_skipped and looks_like_label(p))]
+    no_labels = report_skipped if skip_labels is None else skip_labels
+    images = [p for p in top_files if is_nifti_path(p) and not (no_labels and looks_like_label(p))]
     found = [FoundCase(nifti_case_id(p) or p.name, (p,), None, p) for p in images]
     if pictures:
         found += [FoundCase(p.stem, (p,), None, p) for p in top_files if _is_picture(p)]
     for folder in subfolders:
-        case = _case_folder(folder, names, pick, dicom, report_skipped)
+        case = _case_folder(folder, names, pick, dicom, no_labels)
         if case is not None:
             found.append(case)
     found = _merge_duplicates(found, root)
     if not found and dicom and _holds_dicom(root):
         found = [FoundCase(root.name, (root,), None, root)]
     if report_skipped:
-        found = _with_skipped(root, found, names, dicom, pictures, channels)
+        found = add_skipped(root, found, names, dicom=dicom, pictures=pictures, channels=channels)
     return sorted(found, key=lambda c: c.case_id)
 
 
-def _with_skipped(
-    root: Path, found: list[FoundCase], names: list[str] | None, dicom: bool, pictures: bool, channels: int | None
+def add_skipped(
+    root: Path, found: list[FoundCase], names: list[str] | None, *, dicom: bool, pictures: bool,
+    channels: int | None, unmatched: str | None = None,
 ) -> list[FoundCase]:
-    """``found`` with 4D files for a one-channel model turned into skips, plus a skipped
-    entry for everything under ``root`` that no case accounts for."""
+    """``found`` with 4D files for a one-channel model (``channels=1``) turned into skips,
+    plus a skipped entry for everything under the folder ``root`` that no case accounts
+    for (:func:`medimg.io.accounting.skipped_entries`; ``unmatched``: the reason given to
+    a NIfTI file that is not a case)."""
     out: list[FoundCase] = []
     for case in found:
         n = channel_count(case.paths[0]) if channels == 1 and len(case.paths) == 1 and is_nifti_path(case.paths[0]) else None
@@ -174,7 +181,7 @@ def _with_skipped(
         else:
             out.append(case)
     used = {p for c in found for p in c.paths} | {c.source for c in found if not c.ok and c.source is not None}
-    skips = skipped_entries(root, used, dicom=dicom, pictures=pictures, names=names)
+    skips = skipped_entries(root, used, dicom=dicom, pictures=pictures, names=names, unmatched=unmatched)
     return out + [FoundCase(rel, (), None, root / rel.rstrip("/"), skip=why) for rel, why in skips]
 
 

@@ -98,7 +98,9 @@ def test_outputs_are_written_under_a_hidden_temporary_name_then_renamed(ckpt, tm
     monkeypatch.setattr(medimg.io, "write_image", killed_while_writing)
     report = predict_folder(ckpt, src, out, device="cpu", progress=False)
     assert report.ok == ["c0"] and report.failed == [("c1", "No space left on device")]
-    assert all(p.parent == out and p.name.startswith(".tmp-") and p.name.endswith(".nii.gz") for p in seen)
+    # written inside a hidden temporary folder of the output folder (same file system), never at the final name
+    assert [p.name for p in seen] == ["c0.nii.gz", "c1.nii.gz"]
+    assert all(p.parent.parent == out and p.parent.name.startswith(".tmp-") for p in seen)
     assert (out / "c0.nii.gz").is_file() and not (out / "c1.nii.gz").exists()
     assert sorted(p.name for p in out.iterdir()) == ["c0.nii.gz", "labels.json", "predict_log.csv"]
 
