@@ -98,20 +98,19 @@ def run_cases(
     background thread. Each case is logged (``ok`` with its seconds, or ``failed`` with the
     reason) as soon as it finishes."""
     todo: list[CaseEntry] = []
+    for e in entries:
+        if e.skip is not None or (e.problem is None and done(e)):
+            why = e.skip if e.skip is not None else ALREADY_DONE
+            log.write(e.case_id, "skipped", input=e.input, error=why)
+            report.skipped.append((e.case_id, why))
+        elif e.problem is not None:
+            log.write(e.case_id, "failed", input=e.input, error=e.problem)
+            report.failed.append((e.case_id, e.problem))
+        else:
+            todo.append(e)
+    # the bar counts the cases to compute only, so its ETA is not skewed by instant skips
     with progress_bar(progress) as bar:
-        task = bar.add_task("predict", total=len(entries))
-        for e in entries:
-            if e.skip is not None or (e.problem is None and done(e)):
-                why = e.skip if e.skip is not None else ALREADY_DONE
-                log.write(e.case_id, "skipped", input=e.input, error=why)
-                report.skipped.append((e.case_id, why))
-            elif e.problem is not None:
-                log.write(e.case_id, "failed", input=e.input, error=e.problem)
-                report.failed.append((e.case_id, e.problem))
-            else:
-                todo.append(e)
-                continue
-            bar.update(task, advance=1)
+        task = bar.add_task("predict", total=len(todo))
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="medimg-prefetch") as pool:
             ahead: Future | None = pool.submit(prepare, todo[0]) if todo else None
             t0 = time.perf_counter()
