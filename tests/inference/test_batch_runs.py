@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import os
 import threading
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -261,3 +262,39 @@ def test_an_output_folder_that_cannot_be_written_is_one_clear_error(ckpt, tmp_pa
     out = tmp_path / "ok"
     predict_folder(ckpt, src, out, device="cpu", progress=False)
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary file left
+
+
+@pytest.mark.slow
+def test_kill_9_mid_run_loses_no_finished_case_and_leaves_no_partial_file(ckpt, tmp_path):
+    """A real `kill -9` of `medimg predict` mid-run, then a re-run that finishes the job."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    g = torch.Generator().manual_seed(1)
+    for i in range(12):
+        write_image(Image(torch.rand((1, 48, 48, 40), generator=g), make_affine((1.0, 1.0, 1.0))), src / f"k{i:02d}.nii.gz")
+    cmd = [sys.executable, "-m", "medimg.cli", "predict", str(ckpt), str(src), str(out), "--device", "cpu"]
+    repo = Path(__file__).resolve().parents[2]  # this checkout's medimg, whatever is installed
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    log = out / "predict_log.csv"
+    deadline = time.monotonic() + 120  # a safeguard against a hang, not a timing check
+    while time.monotonic() < deadline and proc.poll() is None:
+        if log.is_file() and log.read_text().count(",ok,") >= 2:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    finished = {r["case_id"] for r in _log(log) if r.get("medimg_version") is not None and r["status"] == "ok"}
+    assert len(finished) >= 2
+    visible = sorted(p.name for p in out.iterdir() if p.name.endswith(".nii.gz"))
+    assert set(visible) >= {f"{c}.nii.gz" for c in finished}
+    for name in visible:  # every visible output is complete
+        assert read_image(out / name).spatial_shape == (48, 48, 40)
+    report = predict_folder(ckpt, src, out, device="cpu", progress=False)
+    assert report.all_ok and {c for c, _ in report.skipped} >= finished
+    assert sorted(report.ok + [c for c, _ in report.skipped]) == [f"k{i:02d}" for i in range(12)]
