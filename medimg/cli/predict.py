@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 
 from ..core.errors import CheckpointError, DataError
 from .app import EXIT_FAILURE, _console, app, progress_enabled
+
+#: ``load_predictor(backend=...)`` as the command line offers it (tests/cli checks it
+#: against ``medimg.inference.onnx_backend.BACKENDS``).
+Backend = Literal["torch", "onnxruntime"]
 
 
 def _check_device(value: str) -> str:
@@ -50,7 +54,9 @@ def _check_device_available(device: str) -> None:
 
 @app.command()
 def predict(
-    checkpoint: Annotated[Path, typer.Argument(help="A medimg checkpoint (.pt).")],
+    checkpoint: Annotated[
+        Path, typer.Argument(help="A medimg checkpoint (.pt), or an ONNX model written by `medimg export`.")
+    ],
     input_path: Annotated[
         Path,
         typer.Argument(
@@ -74,12 +80,18 @@ def predict(
         typer.Option("--tta/--no-tta", help="Mirror test-time augmentation over all spatial axes (default: checkpoint's)."),
     ] = None,
     sw_batch_size: Annotated[Optional[int], typer.Option(min=1, help="Tiles per forward pass.")] = None,
+    backend: Annotated[
+        Backend | None,
+        typer.Option(help="Where the network runs: torch, or onnxruntime (an ONNX model, or the checkpoint exported "
+                     "to ONNX on the fly). Default: torch for a checkpoint, onnxruntime for an .onnx file."),
+    ] = None,
 ) -> None:
     """Predict label maps for every case; exit 1 if any case failed (all are attempted)."""
     _check_run_inputs(checkpoint, input_path, device, "give a NIfTI file or a folder of cases")
-    from ..inference import Predictor, predict_folder
+    from ..inference import predict_folder
+    from ..inference.onnx_backend import load_predictor
 
-    predictor = Predictor.from_checkpoint(checkpoint, device, overlap=overlap, sw_batch_size=sw_batch_size)
+    predictor = load_predictor(checkpoint, backend, device, overlap=overlap, sw_batch_size=sw_batch_size)
     if tta is not None:
         predictor = predictor.with_options(tta_flips=list(range(len(predictor.roi_size))) if tta else [])
     report = predict_folder(predictor, input_path, output_dir, progress=progress_enabled())
