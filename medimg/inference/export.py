@@ -110,7 +110,7 @@ def export_metadata(ckpt: Mapping[str, Any], source: str | os.PathLike = "checkp
     }
 
 
-def _need(module: str, purpose: str) -> Any:
+def _need(module: str, purpose: str, cli_hint: str | None = None) -> Any:
     """Import an optional dependency of the ``onnx`` extra, or say how to install it."""
     import importlib
 
@@ -120,6 +120,7 @@ def _need(module: str, purpose: str) -> Any:
         raise MissingDependencyError(
             f"{purpose} needs the '{module}' package, which is not installed",
             hint="pip install 'medimg[onnx]'",
+            cli_hint=cli_hint,
         ) from None
 
 
@@ -351,7 +352,8 @@ def read_export_metadata(path: str | os.PathLike) -> dict[str, Any]:
                 warnings.simplefilter("ignore")
                 torch.jit.load(str(p), map_location="cpu", _extra_files=extra)
             return _metadata_json(extra[f"{METADATA_KEY}.json"], p)
-        ort = _need("onnxruntime", "reading an ONNX model")
+        ort = _need("onnxruntime", "running an ONNX model",
+                    "pip install 'medimg[onnx]', or predict with the medimg checkpoint (.pt) and --backend torch")
         session = ort.InferenceSession(str(p), providers=["CPUExecutionProvider"])
         text = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
     except CheckpointError:
