@@ -54,6 +54,7 @@ __all__ = [
     "EXPORT_FORMATS",
     "PARITY_ATOL",
     "ExportReport",
+    "export_bytes",
     "export_checkpoint",
     "export_metadata",
     "onnx_bytes",
@@ -245,30 +246,15 @@ def _export_bytes(fmt: str, model: nn.Module, x: torch.Tensor, meta: dict[str, A
     return _with_metadata(fmt, data, meta), diff, dynamic
 
 
-def export_checkpoint(
-    checkpoint: str | os.PathLike,
-    path: str | os.PathLike,
-    format: str = "onnx",
-    *,
-    atol: float = PARITY_ATOL,
-) -> ExportReport:
-    """Export the network of a medimg checkpoint, checked for parity (module docstring).
-
-    Args:
-        checkpoint: a medimg checkpoint (``best.pt`` / ``last.pt``).
-        path: the file to write (``.onnx``, ``.pt``...); written atomically, parent
-            folders created.
-        format: ``"onnx"`` or ``"torchscript"``.
-        atol: the largest accepted absolute logit difference (float32).
-
-    Returns:
-        An :class:`ExportReport`.
+def export_bytes(
+    checkpoint: str | os.PathLike, format: str = "onnx", *, atol: float = PARITY_ATOL
+) -> tuple[bytes, ExportReport]:
+    """:func:`export_checkpoint` without writing: the exported file's bytes and its report
+    (``path`` is the checkpoint's). ``medimg predict --backend onnxruntime`` runs a
+    checkpoint this way, parity-checked like a file export.
 
     Raises:
-        ConfigError: an unknown ``format``.
-        CheckpointError: not a medimg checkpoint (see :func:`load_checkpoint`), the
-            network does not export, or the exported network differs by ``atol`` or more.
-        MissingDependencyError: ONNX without the ``onnx`` / ``onnxruntime`` packages.
+        As :func:`export_checkpoint`.
     """
     fmt = str(format).lower()
     if fmt not in EXPORT_FORMATS:
@@ -291,17 +277,47 @@ def export_checkpoint(
     if not np.isfinite(diff) or diff >= atol:
         raise CheckpointError(
             f"parity check failed exporting '{checkpoint}' to {fmt}: the exported network's logits differ from "
-            f"torch's by up to {diff:.3g} (limit {atol:g}) on a random input of shape {tuple(x.shape)}; "
-            "nothing was written",
-            cli_hint="try the other --format (onnx or torchscript); the exported network would not predict as "
-            "the checkpoint does",
+            f"torch's by up to {diff:.3g} (limit {atol:g}) on a random input of shape {tuple(x.shape)}",
+            hint="export to the other format (onnx or torchscript), or predict with the torch backend",
+            cli_hint="try the other --format (onnx or torchscript), or predict with --backend torch; the exported "
+            "network would not predict as the checkpoint does",
         )
+    return data, ExportReport(Path(checkpoint), fmt, diff, tuple(x.shape), dynamic, meta)
+
+
+def export_checkpoint(
+    checkpoint: str | os.PathLike,
+    path: str | os.PathLike,
+    format: str = "onnx",
+    *,
+    atol: float = PARITY_ATOL,
+) -> ExportReport:
+    """Export the network of a medimg checkpoint, checked for parity (module docstring).
+
+    Args:
+        checkpoint: a medimg checkpoint (``best.pt`` / ``last.pt``).
+        path: the file to write (``.onnx``, ``.pt``...); written atomically, parent
+            folders created; nothing is written when the export fails.
+        format: ``"onnx"`` or ``"torchscript"``.
+        atol: the largest accepted absolute logit difference (float32).
+
+    Returns:
+        An :class:`ExportReport`.
+
+    Raises:
+        ConfigError: an unknown ``format``.
+        CheckpointError: not a medimg checkpoint (see :func:`load_checkpoint`), the
+            network does not export, or the exported network differs by ``atol`` or more.
+        MissingDependencyError: ONNX without the ``onnx`` / ``onnxruntime`` packages.
+    """
+    data, report = export_bytes(checkpoint, format, atol=atol)
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_bytes(data)
     os.replace(tmp, out)
-    return ExportReport(out, fmt, diff, tuple(x.shape), dynamic, meta)
+    return ExportReport(out, report.format, report.max_abs_diff, report.input_shape, report.dynamic_spatial,
+                        report.metadata)
 
 
 def _metadata_json(text: str | bytes | None, path: Path) -> dict[str, Any]:

@@ -3,9 +3,9 @@
 :class:`OnnxNetwork` is a network callable backed by an onnxruntime ``InferenceSession``;
 the :class:`Predictor` it is given does everything else exactly as with the torch module:
 preprocessing, sliding window, flip TTA, inversion to the source grid, classification.
-:func:`load_predictor` builds a predictor from a medimg checkpoint or an exported ONNX file
-(the :class:`~medimg.core.spec.InferenceSpec` stored in its metadata by
-:func:`~medimg.inference.export.export_checkpoint`), for one of the :data:`BACKENDS`.
+:func:`load_predictor` builds a predictor from a medimg checkpoint or from an ONNX or
+TorchScript file written by :func:`~medimg.inference.export.export_checkpoint` (with the
+:class:`~medimg.core.spec.InferenceSpec` stored inside it), for one of the :data:`BACKENDS`.
 """
 
 from __future__ import annotations
@@ -19,14 +19,26 @@ from torch import nn
 
 from ..core.errors import CheckpointError, ConfigError, GeometryError, MissingDependencyError
 from ..core.spec import InferenceSpec
-from .checkpoint import build_model, inference_spec, load_checkpoint
-from .export import export_metadata, onnx_bytes, read_export_metadata
+from .export import export_bytes, read_export_metadata
 from .predictor import Predictor, resolve_device
 
 __all__ = ["BACKENDS", "OnnxNetwork", "load_predictor", "onnx_session"]
 
 #: Where a predictor's network runs (``medimg predict --backend``).
 BACKENDS: tuple[str, ...] = ("torch", "onnxruntime")
+
+
+def _onnxruntime() -> Any:
+    """The onnxruntime module, or a :class:`MissingDependencyError` saying how to get it."""
+    try:
+        import onnxruntime
+    except ImportError:
+        raise MissingDependencyError(
+            "the onnxruntime backend needs the 'onnxruntime' package, which is not installed",
+            hint="pip install 'medimg[onnx]'",
+            cli_hint="pip install 'medimg[onnx]', or predict a medimg checkpoint (.pt) with --backend torch",
+        ) from None
+    return onnxruntime
 
 
 def onnx_session(model: str | os.PathLike | bytes, device: str | torch.device = "cpu") -> Any:
@@ -36,14 +48,7 @@ def onnx_session(model: str | os.PathLike | bytes, device: str | torch.device = 
     Raises:
         MissingDependencyError: onnxruntime is not installed.
     """
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise MissingDependencyError(
-            "the onnxruntime backend needs the 'onnxruntime' package, which is not installed",
-            hint="pip install 'medimg[onnx]'",
-            cli_hint="pip install 'medimg[onnx]', or predict with --backend torch",
-        ) from None
+    ort = _onnxruntime()
     providers = ["CPUExecutionProvider"]
     if resolve_device(device).type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
         providers.insert(0, "CUDAExecutionProvider")
@@ -99,31 +104,59 @@ def _is_zip(path: Path) -> bool:
         return False
 
 
-def _onnx_predictor(path: Path, device: str | torch.device, overrides: dict[str, Any]) -> Predictor:
-    """A predictor running the exported ONNX model at ``path``."""
-    meta = read_export_metadata(path)
+def _is_torchscript(path: Path) -> bool:
+    """A TorchScript archive: a zip holding compiled ``code/`` (a checkpoint holds only data)."""
+    import zipfile
+
+    if not _is_zip(path):
+        return False
     try:
-        spec = InferenceSpec.model_validate(meta["inference"])
+        with zipfile.ZipFile(path) as zf:
+            return any("/code/" in name for name in zf.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def _torchscript_predictor(path: Path, device: str | torch.device, overrides: dict[str, Any]) -> Predictor:
+    """A predictor running the exported TorchScript model at ``path``."""
+    import warnings
+
+    meta = read_export_metadata(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit is deprecated in favour of torch.export
+        module = torch.jit.load(str(path), map_location="cpu")
+    return _assemble(module, _stored_spec(meta, path), meta, path, device, overrides)
+
+
+def _stored_spec(meta: dict[str, Any], path: Path) -> InferenceSpec:
+    try:
+        return InferenceSpec.model_validate(meta["inference"])
     except (KeyError, ValueError) as exc:
         raise CheckpointError(f"'{path}': its stored prediction settings cannot be read ({exc})",
                               hint="export the checkpoint again with this medimg") from None
+
+
+def _onnx_predictor(path: Path, device: str | torch.device, overrides: dict[str, Any]) -> Predictor:
+    """A predictor running the exported ONNX model at ``path``."""
+    _onnxruntime()
+    meta = read_export_metadata(path)
+    spec = _stored_spec(meta, path)
     return _assemble(OnnxNetwork(onnx_session(path, device), meta.get("in_channels")), spec, meta, path,
                      device, overrides)
 
 
 def _checkpoint_via_onnx(path: Path, device: str | torch.device, overrides: dict[str, Any]) -> Predictor:
-    """A predictor running a medimg checkpoint's network exported to ONNX in memory."""
-    ckpt = load_checkpoint(path)
-    meta = export_metadata(ckpt, path)
-    model = build_model(ckpt).float().eval()
-    roi = [int(r) for r in meta["inference"]["roi_size"]]
-    example = torch.zeros((1, meta["in_channels"], *roi))
-    session = onnx_session(onnx_bytes(model, example, dynamic_spatial=True), device)
-    return _assemble(OnnxNetwork(session, meta["in_channels"]), inference_spec(ckpt, path), meta, path, device,
+    """A predictor running a medimg checkpoint's network exported to ONNX in memory
+    (parity-checked as ``medimg export`` checks it)."""
+    _onnxruntime()
+    data, report = export_bytes(path, "onnx")
+    meta = report.metadata
+    spec = InferenceSpec.model_validate(meta["inference"])
+    return _assemble(OnnxNetwork(onnx_session(data, device), meta["in_channels"]), spec, meta, path, device,
                      overrides)
 
 
-def _assemble(network: OnnxNetwork, spec: InferenceSpec, meta: dict[str, Any], path: Path,
+def _assemble(network: nn.Module, spec: InferenceSpec, meta: dict[str, Any], path: Path,
               device: str | torch.device, overrides: dict[str, Any]) -> Predictor:
     amp = overrides.pop("amp", False)
     spec = spec.with_updates(**overrides)
@@ -142,18 +175,19 @@ def load_predictor(
     """A :class:`Predictor` from a medimg checkpoint or an exported ONNX model.
 
     Args:
-        path: a medimg checkpoint (``.pt``) or an ONNX file written by
+        path: a medimg checkpoint (``.pt``), or an ONNX or TorchScript file written by
             :func:`~medimg.inference.export.export_checkpoint`.
-        backend: ``"torch"`` (a checkpoint only) or ``"onnxruntime"`` (an ONNX file, or a
-            checkpoint exported to ONNX in memory); None: ``torch`` for a checkpoint,
-            ``onnxruntime`` for an ONNX file.
+        backend: ``"torch"`` (a checkpoint or a TorchScript file) or ``"onnxruntime"``
+            (an ONNX file, or a checkpoint exported to ONNX in memory, parity-checked);
+            None: ``onnxruntime`` for an ONNX file, else ``torch``.
         device: as for :meth:`Predictor.from_checkpoint`; onnxruntime runs on CUDA only
             where its CUDA build is installed, else on the CPU.
         **overrides: settings replacing the stored ones (``overlap``, ``tta_flips``...);
             None values are ignored.
 
     Raises:
-        ConfigError: an unknown backend, or an ONNX file with ``backend="torch"``.
+        ConfigError: an unknown backend, an ONNX file with ``backend="torch"`` or a
+            TorchScript file with ``backend="onnxruntime"``.
         CheckpointError: a file that is neither a medimg checkpoint nor an ONNX model with
             medimg metadata.
         MissingDependencyError: the onnxruntime backend without onnxruntime installed.
@@ -173,6 +207,14 @@ def load_predictor(
         )
     if onnx_file:
         return _onnx_predictor(p, device, overrides)
+    if p.is_file() and _is_torchscript(p):
+        if backend == "onnxruntime":
+            raise ConfigError(
+                f"'{p}' is a TorchScript model, which onnxruntime cannot run",
+                hint="use backend='torch', or export the checkpoint to ONNX",
+                cli_hint="use --backend torch (or leave --backend out), or `medimg export CHECKPOINT --format onnx OUT`",
+            )
+        return _torchscript_predictor(p, device, overrides)
     if backend == "onnxruntime":
         return _checkpoint_via_onnx(p, device, overrides)
     return Predictor.from_checkpoint(p, device, **overrides)

@@ -201,3 +201,27 @@ def test_torchscript_export_holds_its_metadata_inside(ckpts, tmp_path):
     module = torch.jit.load(io.BytesIO(out.read_bytes()), _extra_files=extra)
     assert b'"task": "classification"' in extra["medimg.json"]
     assert module(torch.zeros(2, 1, 16, 16, 16)).shape == (2, 3)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
+def test_torchscript_file_predicts_as_the_checkpoint(ckpts, tmp_path):
+    out = export_checkpoint(ckpts["seg3d"], tmp_path / "m.pt", "torchscript").path  # .pt: told apart by content
+    pred = load_predictor(out, device="cpu")
+    assert isinstance(pred.model, torch.jit.ScriptModule)
+    image = _image3d((17, 20, 9))
+    a = Predictor.from_checkpoint(ckpts["seg3d"], "cpu").predict_probabilities(image)
+    assert float((pred.predict_probabilities(image).data - a.data).abs().max()) < 1e-4
+    with pytest.raises(ConfigError, match="is a TorchScript model, which onnxruntime cannot run"):
+        load_predictor(out, "onnxruntime")
+
+
+def test_parity_failure_stops_an_onnxruntime_predictor_too(ckpts, monkeypatch):
+    real = export_module._runner
+
+    def scaled(fmt, data):
+        exported = real(fmt, data)
+        return lambda x: exported(x) * 1.1
+
+    monkeypatch.setattr(export_module, "_runner", scaled)
+    with pytest.raises(CheckpointError, match="parity check failed exporting"):
+        load_predictor(ckpts["seg3d"], "onnxruntime", "cpu")
