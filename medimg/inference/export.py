@@ -1,17 +1,19 @@
 """Export the network of a medimg checkpoint to ONNX or TorchScript, checked for parity.
 
 ``export_checkpoint(ckpt, out, format="onnx")`` rebuilds the checkpoint's network (CPU,
-float32, eval mode), writes it with a dynamic batch axis and, where the network allows,
-dynamic spatial axes, and then runs the written file (onnxruntime for ONNX,
-``torch.jit.load`` for TorchScript) and the torch network on the same random input of the
-checkpoint's ``roi_size``, batch 2. A maximum absolute logit difference of ``atol``
-(1e-4) or more is an error that names the measured difference; nothing is left at ``out``.
+float32, eval mode), exports it from a batch of one with a dynamic batch axis and, where
+the network allows, dynamic spatial axes, and then runs the exported network (onnxruntime
+for ONNX, ``torch.jit.load`` for TorchScript) and the torch network on the same random
+input of the checkpoint's ``roi_size``, batch 2. A maximum absolute logit difference of
+``atol`` (1e-4) or more is an error that names the measured difference; nothing is
+written to ``out`` then.
 
-"Where the network allows" is measured, not assumed: a second probe doubles the first
-spatial axis; when the torch network refuses that size, or the exported one disagrees
-there, the file is written again with fixed spatial axes (``roi_size``). Sliding-window
-prediction only ever feeds tiles of ``roi_size``, so a segmentation model works either way;
-a classifier sees whole preprocessed images and needs them at that size when fixed.
+"Where the network allows" is measured, not assumed: a probe doubles the first spatial
+axis; when the torch network refuses that size, or the exported one disagrees there, an
+ONNX file is exported again with its spatial axes fixed at ``roi_size`` (a TorchScript
+file is kept and recorded as fixed). Sliding-window prediction only ever feeds tiles of
+``roi_size``, so a segmentation model works either way; a classifier sees whole
+preprocessed images and then needs them at that size.
 
 The checkpoint's :class:`~medimg.core.spec.InferenceSpec` travels inside the file, so
 prediction needs nothing else (:func:`read_export_metadata`): as JSON under the ONNX
@@ -23,15 +25,16 @@ prediction needs nothing else (:func:`read_export_metadata`): as JSON under the 
      "spatial_dims": 3, "dynamic_spatial": true, "parity_max_abs_diff": 2.1e-06,
      "versions": {...}}
 
-ONNX is written with PyTorch's TorchScript-based exporter (``dynamo=False``): it exports
-MONAI's networks and the torchvision classifiers with dynamic axes, while the newer
-``torch.export`` path needs ``onnxscript`` and specialises MONAI's shape checks.
+ONNX is written with PyTorch's TorchScript-based exporter (``dynamo=False``, opset 17): it
+exports MONAI's networks and the torchvision classifiers with dynamic axes and needs only
+the ``onnx`` package (the ``torch.export``-based exporter would add ``onnxscript``).
 TorchScript uses ``torch.jit.script`` and falls back to ``torch.jit.trace`` for networks
 that do not script (``cnn3d``'s classifier head calls ``super()``).
 """
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import os
@@ -53,10 +56,12 @@ __all__ = [
     "EXPORT_FORMAT",
     "EXPORT_FORMATS",
     "PARITY_ATOL",
+    "AxiswiseInstanceNorm",
     "ExportReport",
     "export_bytes",
     "export_checkpoint",
     "export_metadata",
+    "for_onnx",
     "onnx_bytes",
     "read_export_metadata",
 ]
@@ -125,16 +130,65 @@ def _need(module: str, purpose: str, cli_hint: str | None = None) -> Any:
         ) from None
 
 
+class AxiswiseInstanceNorm(nn.Module):
+    """Instance normalisation whose means are taken one spatial axis at a time.
+
+    The same function as the ``nn.InstanceNorm*d`` it replaces (eval mode, no running
+    statistics), written for ONNX: onnxruntime's ``InstanceNormalization`` and
+    ``ReduceMean`` add the voxels of a whole 96^3 tile in one float32 sum, which put
+    MONAI's UNet 8e-5 off torch's logits (torch sums pairwise: 6e-6 off a float64
+    run); means over one axis after another sum 96 values at a time and stay within 1e-5.
+
+    Args:
+        norm: the instance normalisation to copy (``eps``, affine ``weight`` / ``bias``).
+    """
+
+    def __init__(self, norm: nn.Module) -> None:
+        super().__init__()
+        self.eps = float(norm.eps)
+        self.weight = norm.weight
+        self.bias = norm.bias
+
+    @staticmethod
+    def _mean(t: torch.Tensor) -> torch.Tensor:
+        for axis in range(t.ndim - 1, 1, -1):
+            t = t.mean(dim=axis, keepdim=True)
+        return t
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        centred = x - self._mean(x)
+        y = centred * torch.rsqrt(self._mean(centred * centred) + self.eps)
+        if self.weight is not None:
+            shape = (1, -1) + (1,) * (x.ndim - 2)
+            y = y * self.weight.view(shape) + self.bias.view(shape)
+        return y
+
+
+def for_onnx(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` with each instance normalisation (without running statistics)
+    replaced by an :class:`AxiswiseInstanceNorm`; ``model`` itself is left as it is."""
+    from torch.nn.modules.instancenorm import _InstanceNorm
+
+    model = copy.deepcopy(model)
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, _InstanceNorm) and not child.track_running_stats:
+                setattr(parent, name, AxiswiseInstanceNorm(child))
+    return model.eval()
+
+
 def onnx_bytes(model: nn.Module, example: torch.Tensor, dynamic_spatial: bool = True) -> bytes:
     """``model`` as a serialised ONNX model with a dynamic batch axis (and spatial axes).
 
     Args:
-        model: a CPU float32 network in eval mode, ``(B, C, *spatial) -> (B, K, ...)``.
+        model: a CPU float32 network in eval mode, ``(B, C, *spatial) -> (B, K, ...)``;
+            exported as :func:`for_onnx` rewrites it.
         example: an input it accepts; its values do not matter.
         dynamic_spatial: also mark the spatial axes of the input (and of a ``(B, K,
             *spatial)`` output) dynamic.
     """
     _need("onnx", "exporting to ONNX")
+    model = for_onnx(model)
     with torch.no_grad():
         out_ndim = model(example).ndim
     axes_in = {0: "batch"}
@@ -235,11 +289,12 @@ def _export_bytes(fmt: str, model: nn.Module, x: torch.Tensor, meta: dict[str, A
     """The exported file's bytes (metadata included), the parity difference at ``x``, and
     whether the spatial axes are dynamic (module docstring)."""
     dynamic = True
-    data = _serialise(fmt, model, x, dynamic)
+    # exported from a batch of one and checked on a batch of two: the batch axis is dynamic
+    data = _serialise(fmt, model, x[:1], dynamic)
     if not _spatial_probe_ok(fmt, data, model, x, atol):
         dynamic = False
         if fmt == "onnx":  # TorchScript has no fixed axes to declare
-            data = _serialise(fmt, model, x, dynamic)
+            data = _serialise(fmt, model, x[:1], dynamic)
     diff = _max_diff(_runner(fmt, data), model, x)
     meta["dynamic_spatial"] = dynamic
     meta["parity_max_abs_diff"] = diff
