@@ -52,6 +52,31 @@ def _check_device_available(device: str) -> None:
                                  param_hint="--device")
 
 
+def _parse_channels(values: list[str] | None) -> dict[str, str]:
+    """``--channel NAME=PATTERN`` (repeatable) as ``{NAME: PATTERN}`` (a bad one is a usage error)."""
+    out: dict[str, str] = {}
+    for value in values or []:
+        name, eq, pattern = value.partition("=")
+        name, pattern = name.strip(), pattern.strip().strip("'\"")
+        if not eq or not name or not pattern:
+            raise typer.BadParameter(f"{value!r} is not NAME=PATTERN, e.g. flair='*FLAIR*'", param_hint="--channel")
+        if name in out:
+            raise typer.BadParameter(f"channel '{name}' is given twice", param_hint="--channel")
+        out[name] = pattern
+    return out
+
+
+def _check_channels(predictor, channels: dict[str, str]) -> None:
+    """A usage error for a --channel NAME that is not one of the model's channels."""
+    from ..core.errors import ConfigError
+    from ..io.studies import resolve_channel_patterns
+
+    try:
+        resolve_channel_patterns(channels, predictor.image_keys, predictor.in_channels or 1)
+    except ConfigError as exc:
+        raise typer.BadParameter(exc.message, param_hint="--channel") from None
+
+
 @app.command()
 def predict(
     checkpoint: Annotated[
@@ -62,12 +87,14 @@ def predict(
         typer.Argument(
             metavar="INPUT",
             help="A NIfTI file or DICOM series folder (one case), a folder of NIfTI files (one case each), "
-            "or a folder of case folders (one file per channel, as in training); for a classifier also an .npz "
-            "(its test_images).",
+            "a folder of case folders (one file per channel, as in training, or chosen by --channel), or a DICOM "
+            "study folder or tree of studies (one case per study, series chosen by --channel); for a classifier "
+            "also an .npz (its test_images).",
         ),
     ],
     output_dir: Annotated[
-        Path, typer.Argument(help="Where to write <case_id>.nii.gz and predictions.csv (a classifier: predictions.csv).")
+        Path, typer.Argument(help="Where to write <case_id>.nii.gz (or .seg.dcm) and predictions.csv "
+                             "(a classifier: predictions.csv).")
     ],
     device: Annotated[
         str, typer.Option(callback=_check_device, help="auto (CUDA if available), cpu, cuda, cuda:1, mps.")
@@ -85,8 +112,26 @@ def predict(
         typer.Option(help="Where the network runs: torch, or onnxruntime (an ONNX model, or the checkpoint exported "
                      "to ONNX on the fly). Default: torch for a checkpoint, onnxruntime for an .onnx file."),
     ] = None,
+    channel: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--channel", metavar="NAME=PATTERN",
+            help="Which file (by name, in case folders) or DICOM series (by SeriesDescription, in study "
+            "folders) is the model's channel NAME: a case-insensitive pattern such as flair='*FLAIR*'. "
+            "Repeat per channel; replaces the checkpoint's inference.channels for that NAME.",
+        ),
+    ] = None,
+    output_format: Annotated[
+        Literal["nifti", "dicom-seg"],
+        typer.Option(
+            "--format",
+            help="nifti: <case_id>.nii.gz; dicom-seg: <case_id>.seg.dcm, a DICOM SEG referencing the source "
+            "series (DICOM inputs only; a non-DICOM case fails).",
+        ),
+    ] = "nifti",
 ) -> None:
     """Predict label maps for every case; exit 1 if any case failed (all are attempted)."""
+    channels = _parse_channels(channel)
     _check_run_inputs(checkpoint, input_path, device, "give a NIfTI file or a folder of cases")
     from ..inference import predict_folder
     from ..inference.onnx_backend import load_predictor
@@ -94,8 +139,14 @@ def predict(
     predictor = load_predictor(checkpoint, backend, device, overlap=overlap, sw_batch_size=sw_batch_size)
     if tta is not None:
         predictor = predictor.with_options(tta_flips=list(range(len(predictor.roi_size))) if tta else [])
-    report = predict_folder(predictor, input_path, output_dir, progress=progress_enabled())
+    _check_channels(predictor, channels)
+    report = predict_folder(predictor, input_path, output_dir, progress=progress_enabled(),
+                            channels=channels, output_format=output_format)
+    _print_report(report, output_dir)
 
+
+def _print_report(report, output_dir: Path) -> None:
+    """The table of cases (ok with seconds, failed with why); exit 1 if any failed."""
     from rich.table import Table
 
     out = _console()

@@ -166,6 +166,11 @@ class InferenceSection(Strict):
     blend: Literal["gaussian", "constant"] = "gaussian"
     #: Flip test-time augmentation over these spatial axes (empty: none).
     tta_flips: list[int] = Field(default_factory=list)
+    #: Input channel name (an entry of ``data.images``, or it without ``.nii.gz``) ->
+    #: case-insensitive shell pattern matched against file names in case folders and DICOM
+    #: SeriesDescription in study folders, e.g. ``{flair: "*FLAIR*", t1: "*T1*"}``
+    #: (``medimg predict --channel`` adds to or replaces these).
+    channels: dict[str, str] | None = None
 
     @field_validator("roi_size")
     @classmethod
@@ -318,6 +323,20 @@ class ExperimentConfig(Strict):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _channel_names(self) -> "ExperimentConfig":
+        """``inference.channels`` names only channels of ``data.images``."""
+        known = {n.lower() for n in self.data.images} | {_short(n).lower() for n in self.data.images}
+        for name, pattern in (self.inference.channels or {}).items():
+            if name.lower() not in known and _short(name).lower() not in known:
+                raise ValueError(
+                    f"inference.channels names '{name}', which is not an input channel; the channels "
+                    f"(data.images) are: {', '.join(_short(n) for n in self.data.images)}"
+                )
+            if not pattern.strip():
+                raise ValueError(f"inference.channels.{name} is empty; give a pattern such as '*FLAIR*'")
+        return self
+
     def inference_spec(self, in_channels: int | None = None) -> InferenceSpec:
         """The :class:`InferenceSpec` of a model trained with this config.
 
@@ -337,6 +356,15 @@ class ExperimentConfig(Strict):
             label_names=list(self.data.label_names),
             label_map=dict(self.data.label_map) if self.data.label_map else None,
         )
+
+
+def _short(name: str) -> str:
+    """A channel name without its NIfTI suffix (``Flair.nii.gz`` -> ``Flair``)."""
+    low = name.lower()
+    for suffix in (".nii.gz", ".nii"):
+        if low.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return name
 
 
 # --------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from torch.utils.data import Dataset
 from ..core.errors import DataError
 from ..core.image import Image
 from ..core.sample import Sample
+from ..transforms.batch import BatchAugment, batch_supported
 from .classification import ClassificationSplit
 from .datasets import seeded_generator
 
@@ -21,18 +22,39 @@ __all__ = ["ClassificationDataset", "check_two_classes", "class_balanced_weights
 class ClassificationDataset(Dataset):
     """Items ``{"image": (C, *spatial) float32, "label": int64 () or float (K,), "case_id"}``.
 
+    When every augmentation step has a batched form (``random_flip``, ``random_affine``,
+    ``random_intensity``; see :mod:`medimg.transforms.batch`) or there is none, whole
+    batches are cut from the in-memory images and augmented at once (:meth:`batch`),
+    with a generator seeded by (seed, epoch, batch number); otherwise each item is
+    augmented on its own with a generator seeded by (seed, epoch, index).
+
     Args:
         split: preprocessed images and targets.
-        augment: random transforms (a :class:`~medimg.transforms.Compose`) applied to each
-            item with a generator seeded by (seed, epoch, index), or None.
+        augment: random transforms (a :class:`~medimg.transforms.Compose`), or None.
         seed: base seed.
     """
 
     def __init__(self, split: ClassificationSplit, augment: Any = None, seed: int = 0) -> None:
         self.split = split
-        self.augment = augment if augment is not None and len(getattr(augment, "transforms", [1])) else None
+        steps = list(getattr(augment, "transforms", [])) if augment is not None else []
+        self.batch_augment = BatchAugment(steps) if steps and batch_supported(steps) else None
+        self.augment = augment if steps and self.batch_augment is None else None
         self.seed = int(seed)
         self.epoch = 0
+
+    @property
+    def batched(self) -> bool:
+        """Whether :meth:`batch` serves whole batches (no per-item augmentation)."""
+        return self.augment is None
+
+    def batch(self, indices: Sequence[int], number: int) -> dict[str, Any]:
+        """The items ``indices`` as one batch, augmented together (batch ``number`` of the epoch)."""
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        x = self.split.images.index_select(0, idx)
+        if self.batch_augment is not None:
+            x = self.batch_augment(x, seeded_generator(self.seed, self.epoch, number, 3))
+        return {"image": x, "label": self.split.targets.index_select(0, idx),
+                "case_id": [self.split.case_ids[i] for i in idx.tolist()]}
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -86,6 +108,8 @@ def classification_loader(
             passes = -(-per_rank * max(world_size, 1) // n)  # whole shuffled passes, enough for every rank
             perm = torch.cat([torch.randperm(n, generator=seeded_generator(dataset.seed, epoch, p, 7)) for p in range(passes)])
             order = perm[rank::max(world_size, 1)][:per_rank]
+        if dataset.batched:
+            return _batches(dataset, order.tolist(), batch_size, rank)
         return iter(
             torch.utils.data.DataLoader(
                 dataset,
@@ -98,6 +122,14 @@ def classification_loader(
         )
 
     return make
+
+
+def _batches(dataset: ClassificationDataset, order: list[int], batch_size: int, rank: int) -> Any:
+    """Whole batches in ``order`` (the last, short one dropped when there are several, as
+    the DataLoader path does: a batch of one breaks batch norm)."""
+    stop = len(order) - len(order) % batch_size if len(order) > batch_size else len(order)
+    for number, start in enumerate(range(0, stop, batch_size)):
+        yield dataset.batch(order[start : start + batch_size], (rank << 20) + number)
 
 
 def check_two_classes(split: ClassificationSplit, class_names: Sequence[str], source_name: str, source: str) -> None:

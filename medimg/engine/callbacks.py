@@ -76,6 +76,8 @@ class FitState:
         validate_now: whether this epoch will be validated (the loop's schedule; a
             callback may set it in ``on_train_epoch_end``).
         stop_reason: the first stop asked for, or None.
+        data_wait: the fraction of this epoch's training time spent waiting for batches
+            (the rest is the steps themselves); ``data_wait`` in ``history.csv``.
     """
 
     max_epochs: int
@@ -87,10 +89,11 @@ class FitState:
     history: list[dict[str, Any]] = field(default_factory=list)
     validate_now: bool = False
     stop_reason: str | None = None
+    data_wait: float = 0.0
 
     def begin_epoch(self, epoch: int) -> None:
         """Reset the per-epoch fields for ``epoch``."""
-        self.epoch, self.step = epoch, 0
+        self.epoch, self.step, self.data_wait = epoch, 0, 0.0
         self.row, self.metrics, self.validate_now = {}, {}, False
 
     def request_stop(self, reason: str) -> None:

@@ -35,7 +35,7 @@ from ..metrics.classification import (
 from ..models import MODELS
 from ..transforms.build import build_transforms
 from .distributed import DistInfo
-from .optim import OPTIMIZERS, SCHEDULERS
+from .optim import OPTIMIZERS, build_scheduler
 from .selection import LOSS
 from .trainer import Trainer, TrainResult
 
@@ -198,19 +198,12 @@ def _load(cfg: ExperimentConfig, config_path: Any) -> ClassificationData:
     return data
 
 
-def _components(cfg: ExperimentConfig, params: dict[str, Any], device: torch.device) -> tuple[Any, Any, Any, Any]:
+def _components(cfg: ExperimentConfig, params: dict[str, Any], device: torch.device, iterations: int) -> tuple[Any, Any, Any, Any]:
     """Model, loss, optimizer and scheduler, each built from its spec."""
     model = MODELS.build({"name": cfg.model.name, **params}, key="model").to(device)
     loss_fn = LOSSES.build(cfg.loss, key="loss")
     optimizer = OPTIMIZERS.build(cfg.optimizer, model.parameters(), key="optimizer")
-    scheduler = None
-    if cfg.scheduler is not None and cfg.scheduler.name != "none":
-        import inspect
-
-        sched_params = dict(cfg.scheduler.params)
-        if "max_epochs" in inspect.signature(SCHEDULERS.get(cfg.scheduler.name)).parameters:
-            sched_params.setdefault("max_epochs", cfg.trainer.max_epochs)
-        scheduler = SCHEDULERS.build({"name": cfg.scheduler.name, **sched_params}, optimizer, key="scheduler")
+    scheduler = build_scheduler(cfg.scheduler, optimizer, cfg.trainer.max_epochs, iterations)
     return model, loss_fn, optimizer, scheduler
 
 
@@ -243,8 +236,8 @@ def fit_classification(cfg: ExperimentConfig, config_path: str | os.PathLike | N
     tr = cfg.trainer
     data = _load(cfg, config_path)
     params = _model_params(cfg, data)
-    model, loss_fn, optimizer, scheduler = _components(cfg, params, device)
     batches, iterations = _batches(cfg, data, dist, device)
+    model, loss_fn, optimizer, scheduler = _components(cfg, params, device, iterations)
     trainer = ClassificationTrainer(
         model, loss_fn, optimizer, batches, iterations, [], _spec(cfg, data, params["in_channels"]),
         {"name": cfg.model.name, **params}, run_dir, device,

@@ -2,12 +2,15 @@
 
 Calling convention (see :mod:`medimg.config.build`): an optimizer factory is called as
 ``factory(model_params, **spec.params)``, a scheduler factory as
-``factory(optimizer, **spec.params)``. Schedulers here step once per *epoch*; their
-horizon (``max_epochs``) is filled in by the trainer when the config leaves it out.
+``factory(optimizer, **spec.params)``. Schedulers here step once per *epoch*, except
+those marked ``per_step`` (``onecycle``), which step after every training step; their
+horizon (``max_epochs``, ``iterations_per_epoch``) is filled in by :func:`build_scheduler`
+when the config leaves it out.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable
 from typing import Any
 
@@ -15,7 +18,7 @@ import torch
 
 from ..core.registry import Registry
 
-__all__ = ["OPTIMIZERS", "SCHEDULERS"]
+__all__ = ["OPTIMIZERS", "SCHEDULERS", "build_scheduler", "steps_per_iteration"]
 
 #: Registry of optimizer factories: ``factory(model_params, **kwargs)``.
 OPTIMIZERS: Registry[Any] = Registry("optimizers")
@@ -69,6 +72,40 @@ def poly(optimizer: torch.optim.Optimizer, max_epochs: int = 100, power: float =
 def step(optimizer: torch.optim.Optimizer, step_size: int = 30, gamma: float = 0.1) -> Any:
     """Multiply the lr by ``gamma`` every ``step_size`` epochs."""
     return torch.optim.lr_scheduler.StepLR(optimizer, step_size=step_size, gamma=gamma)
+
+
+@SCHEDULERS.register("onecycle")
+def onecycle(optimizer: torch.optim.Optimizer, max_epochs: int = 100, iterations_per_epoch: int = 1,
+             pct_start: float = 0.15, div_factor: float = 25.0, final_div_factor: float = 1e4) -> Any:
+    """One-cycle (Smith & Topin 2019), stepped after every training step: the lr rises from
+    ``lr / div_factor`` to the optimizer's lr over the first ``pct_start`` of the run, then
+    anneals (cosine) to ``lr / (div_factor * final_div_factor)`` at its end."""
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=[g["lr"] for g in optimizer.param_groups],
+        total_steps=max(2, max_epochs * iterations_per_epoch + 1),  # +1: a last partial step never overruns
+        pct_start=pct_start, div_factor=div_factor, final_div_factor=final_div_factor,
+    )
+    sched.per_step = True
+    return sched
+
+
+def steps_per_iteration(scheduler: Any) -> bool:
+    """Whether ``scheduler`` steps after every training step (else once per epoch)."""
+    return bool(getattr(scheduler, "per_step", False))
+
+
+def build_scheduler(spec: Any, optimizer: torch.optim.Optimizer, max_epochs: int, iterations_per_epoch: int) -> Any:
+    """The LR scheduler of a config's ``scheduler`` section (None for none), its horizon
+    defaulting to the run's length."""
+    if spec is None or spec.name == "none":
+        return None
+    params = dict(spec.params)
+    accepted = inspect.signature(SCHEDULERS.get(spec.name)).parameters
+    if "max_epochs" in accepted:
+        params.setdefault("max_epochs", max_epochs)
+    if "iterations_per_epoch" in accepted:
+        params.setdefault("iterations_per_epoch", iterations_per_epoch)
+    return SCHEDULERS.build({"name": spec.name, **params}, optimizer, key="scheduler")
 
 
 @SCHEDULERS.register("none")

@@ -10,7 +10,6 @@ the config layer's business (layers: engine <- config <- cli).
 
 from __future__ import annotations
 
-import inspect
 import os
 import random
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from ..losses import LOSSES
 from ..models import MODELS
 from ..transforms.build import build_transforms
 from .distributed import DistInfo, cleanup, setup
-from .optim import OPTIMIZERS, SCHEDULERS
+from .optim import OPTIMIZERS, build_scheduler
 from .rundir import prepare_run_dir, run_dir_for
 from .testsplit import TEST_DIR, evaluate_segmentation_test, mean_dice
 from .trainer import Trainer, TrainResult
@@ -150,13 +149,7 @@ def _trainer(cfg: ExperimentConfig, data: _Data, run_dir: Path, device: torch.de
     model = MODELS.build({"name": cfg.model.name, **params}, key="model").to(device)
     loss_fn = LOSSES.build(cfg.loss, key="loss")
     optimizer = OPTIMIZERS.build(cfg.optimizer, model.parameters(), key="optimizer")
-    scheduler = None
-    if cfg.scheduler is not None and cfg.scheduler.name != "none":
-        sched_params = dict(cfg.scheduler.params)
-        # a schedule's horizon defaults to the run's length
-        if "max_epochs" in inspect.signature(SCHEDULERS.get(cfg.scheduler.name)).parameters:
-            sched_params.setdefault("max_epochs", tr.max_epochs)
-        scheduler = SCHEDULERS.build({"name": cfg.scheduler.name, **sched_params}, optimizer, key="scheduler")
+    scheduler = build_scheduler(cfg.scheduler, optimizer, tr.max_epochs, data.iterations)
     return Trainer(
         model,
         loss_fn,

@@ -44,6 +44,7 @@ from .callbacks import (
     TimeBudget,
 )
 from .distributed import DistInfo
+from .optim import steps_per_iteration
 from .selection import LOSS, parse_select_by
 
 __all__ = ["Trainer", "TrainResult", "validation_metrics", "HISTORY_FILE", "CURVE_FILE"]
@@ -409,12 +410,13 @@ class Trainer:
         state.begin_epoch(epoch)
         t0 = time.perf_counter()
         losses = self._train_epoch(state)
-        if self.scheduler is not None:
+        if self.scheduler is not None and not steps_per_iteration(self.scheduler):
             self.scheduler.step()
         state.row = {
             "epoch": epoch,
             "train_loss": float(np.mean(losses)) if losses else math.nan,
             "lr": float(self.optimizer.param_groups[0]["lr"]),
+            "data_wait": round(state.data_wait, 4),
         }
         state.validate_now = epoch % self.val_every == 0 or epoch == self.max_epochs or state.stop_requested
         self._emit("on_train_epoch_end", state)
@@ -431,9 +433,20 @@ class Trainer:
         """The epoch's training steps; stops after the step at which a callback asks to."""
         self.net.train()
         losses: list[float] = []
-        for batch in self.train_batches(state.epoch - 1):
+        batches = iter(self.train_batches(state.epoch - 1))
+        waited = 0.0
+        t_epoch = time.perf_counter()
+        while True:
+            t0 = time.perf_counter()
+            batch = next(batches, None)
+            waited += time.perf_counter() - t0
+            if batch is None:
+                break
             losses.append(self._train_step(batch))
+            if self.scheduler is not None and steps_per_iteration(self.scheduler):
+                self.scheduler.step()
             state.step += 1
+            state.data_wait = waited / max(time.perf_counter() - t_epoch, 1e-9)
             if self._task is not None:
                 text = f"epoch {state.epoch}/{self.max_epochs} loss {np.mean(losses):.4f}"
                 self._bar.update(self._task, advance=1, description=text)
@@ -458,7 +471,8 @@ class Trainer:
         best = self._best_model()
         val_text = "  ".join(f"val {k} {v:.4f}" for k, v in metrics.items() if k in ("dice", self.select_by))
         mark = "  *best*" if metrics and best is not None and best.best_epoch == state.epoch else ""
-        self.log(f"epoch {state.epoch:3d}  loss {row['train_loss']:.4f}  {val_text}  {row['seconds']:.1f}s{mark}")
+        wait = f"  data wait {row['data_wait']:.0%}" if row.get("data_wait") is not None else ""
+        self.log(f"epoch {state.epoch:3d}  loss {row['train_loss']:.4f}  {val_text}  {row['seconds']:.1f}s{wait}{mark}")
 
     def _result(self, state: FitState, seconds: float) -> TrainResult:
         best = self._best_model()

@@ -10,18 +10,19 @@ from __future__ import annotations
 import csv
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..core.errors import DataError, exception_reason
+from ..core.errors import ConfigError, DataError, exception_reason
 from ..io.cases import FoundCase
-from ..io.cases import find_cases as find_cases_on_disk
 from ..io.layout import NIFTI_SUFFIXES
+from ..io.studies import find_channel_cases, resolve_channel_patterns
 from ..metrics.labels import write_prediction_labels
+from .outputs import check_output_format, dicom_source, write_prediction
 from .predictor import Predictor
 from .progress import progress_bar
 
@@ -50,7 +51,10 @@ class BatchReport:
 
 
 def find_cases(
-    path: str | os.PathLike, image_keys: list[str] | None = None, in_channels: int = 1
+    path: str | os.PathLike,
+    image_keys: list[str] | None = None,
+    in_channels: int = 1,
+    channels: Mapping[str, str] | None = None,
 ) -> list[FoundCase]:
     """The cases to predict under ``path``, by :func:`medimg.io.cases.find_cases`'s rules.
 
@@ -62,12 +66,19 @@ def find_cases(
     - a folder of case folders, each holding the channel files named as the model's
       ``data.images`` (e.g. ``brats6/test/<case>/Flair_....nii.gz``): one case per folder.
       A case folder missing a channel is reported as a failed case;
-    - single-channel models also take DICOM (read by :func:`medimg.io.read_image`): a
-      DICOM file, a DICOM series folder (one case, id = folder name), or a folder of
-      series folders (one case per subfolder holding DICOM files). A folder holding
-      several series is one failed case whose error lists them.
+    - DICOM (:mod:`medimg.io.studies`): a DICOM file (single-channel models), or a study
+      folder or a tree of studies, one case per study (StudyInstanceUID), its series
+      chosen per channel by ``channels`` patterns on SeriesDescription. A study with one
+      image series needs no pattern for a single-channel model; several series and no
+      pattern, or a pattern matching none or several, is one failed case listing them.
+    - with ``channels``, the files of case folders are chosen by pattern on their names
+      (a single-channel model's flat folder keeps the files the pattern matches).
     - a 2D picture (PNG, JPEG, BMP, TIFF), or a folder of them: one case per file, id = the
       name without its suffix.
+
+    Args:
+        channels: channel name -> pattern (``--channel NAME=PATTERN``); names are the
+            model's channel names (``image_keys``, or them without ``.nii.gz``).
 
     Returns:
         :class:`~medimg.io.cases.FoundCase` items; each unpacks as ``(case_id, paths or
@@ -75,10 +86,12 @@ def find_cases(
 
     Raises:
         DataError: ``path`` does not exist or holds no case in any of these layouts.
+        ConfigError: a channel name that is not one of the model's.
     """
-    dicom_ok = in_channels == 1
+    dicom_ok = True
     keys = list(image_keys or [])
-    cases = find_cases_on_disk(path, files=keys or None, pick="only", dicom=dicom_ok, what="prediction input", pictures=True)
+    patterns = resolve_channel_patterns(channels, keys, in_channels)
+    cases = find_channel_cases(path, keys, patterns, in_channels=in_channels)
     if cases:
         return cases
     layout = f"case folders holding {keys}" if keys else "case folders"
@@ -97,6 +110,8 @@ def predict_folder(
     output_dir: str | os.PathLike,
     device: str | torch.device | None = None,
     progress: bool = True,
+    channels: Mapping[str, str] | None = None,
+    output_format: str = "nifti",
     **overrides: Any,
 ) -> BatchReport:
     """Predict every case under ``source`` and write label maps on each input's own grid
@@ -113,6 +128,11 @@ def predict_folder(
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``...; None: the
             predictor's own device, or ``"auto"`` for a checkpoint path.
         progress: show a progress bar with ETA.
+        channels: channel name -> pattern on file names / DICOM series descriptions
+            (:mod:`medimg.io.studies`), on top of the checkpoint's ``inference.channels``.
+        output_format: ``"nifti"`` (``<case_id>.nii.gz``) or ``"dicom-seg"``
+            (``<case_id>.seg.dcm`` referencing the source series; a non-DICOM case fails),
+            see :mod:`medimg.inference.outputs`.
         **overrides: settings replacing the checkpoint's or the predictor's
             (``roi_size``, ``overlap``, ``sw_batch_size``, ``blend``, ``tta_flips``, ``amp``).
 
@@ -124,30 +144,42 @@ def predict_folder(
         CheckpointError: the checkpoint cannot be loaded.
         DataError: ``source`` holds no case.
         TypeError: an unknown override.
+        ConfigError: an unknown output format or channel name (before anything is written).
+        MissingDependencyError: ``dicom-seg`` without highdicom.
     """
 
     if isinstance(checkpoint, Predictor):
         predictor = checkpoint.with_options(device=device, **overrides)
     else:
         predictor = Predictor.from_checkpoint(checkpoint, device or "auto", **overrides)
+    fmt = check_output_format(output_format)
+    if predictor.spec.task == "classification" and fmt != "nifti":
+        raise ConfigError(f"output format '{fmt}' is for segmentation models; a classifier writes predictions.csv",
+                          hint="leave output_format at its default", cli_hint="leave out --format")
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     if predictor.spec.task == "classification":
         return _classify_cases(predictor, source, out, progress)
-    in_ch = predictor.in_channels or 1
-    keys = predictor.image_keys if in_ch > 1 else None
-    return predict_cases(predictor, find_cases(source, keys, in_ch), out, progress)
+    cases = find_cases(source, predictor.image_keys, predictor.in_channels or 1, _patterns(predictor, channels))
+    return predict_cases(predictor, cases, out, progress, output_format=fmt)
+
+
+def _patterns(predictor: Predictor, channels: Mapping[str, str] | None) -> dict[str, str]:
+    """The checkpoint's channel patterns with ``channels`` replacing them name by name."""
+    keys, in_ch = predictor.image_keys, predictor.in_channels or 1
+    stored = resolve_channel_patterns(predictor.spec.channels, keys, in_ch)
+    return {**stored, **resolve_channel_patterns(channels, keys, in_ch)}
 
 
 def predict_cases(
-    predictor: Predictor, cases: Sequence[tuple[str, Any]], out: Path, progress: bool = True
+    predictor: Predictor, cases: Sequence[tuple[str, Any]], out: Path, progress: bool = True,
+    output_format: str = "nifti",
 ) -> BatchReport:
     """The segmentation half of :func:`predict_folder` on cases already found: each
-    ``(case_id, paths or the problem to report)`` predicted into ``out/<case_id>.nii.gz``,
-    with ``labels.json``, ``label_map.json`` and ``predictions.csv``; a bad case is
-    reported and the others go on. Training scores its test split through it."""
-    from ..io import write_image
-
+    ``(case_id, paths or the problem to report)`` predicted into ``out/<case_id>.nii.gz``
+    (``output_format="dicom-seg"``: ``<case_id>.seg.dcm``), with ``labels.json``,
+    ``label_map.json`` and ``predictions.csv``; a bad case is reported and the others go
+    on. Training scores its test split through it."""
     out.mkdir(parents=True, exist_ok=True)
     names = predictor.label_names or [f"class_{i}" for i in range(predictor.num_classes or 2)]
     # class names and the training label map travel with the predictions, so `evaluate`
@@ -158,13 +190,15 @@ def predict_cases(
     rows: list[dict[str, Any]] = []
     with progress_bar(progress) as bar:
         task = bar.add_task("predict", total=len(cases))
-        for case_id, paths in cases:
+        for case in cases:
+            case_id, paths = case
             t0 = time.perf_counter()
             try:
                 if isinstance(paths, Exception):
                     raise paths
+                seg_source = dicom_source(case) if output_format == "dicom-seg" else None
                 label = predictor.predict(paths, case_id=case_id)
-                write_image(label, out / f"{case_id}.nii.gz")
+                write_prediction(label, case, out, output_format, names, seg_source)
             except Exception as exc:  # one bad case must not stop the batch
                 msg = exception_reason(exc)
                 report.failed.append((case_id, msg))
@@ -222,7 +256,7 @@ def _classify_cases(predictor: Predictor, source: str | os.PathLike, out: Path, 
         report.ok = list(ids)
         report.seconds = dict.fromkeys(ids, (time.perf_counter() - t0) / max(len(ids), 1))
     else:
-        cases = find_cases(source, predictor.image_keys if (predictor.in_channels or 1) > 1 else None, predictor.in_channels or 1)
+        cases = find_cases(source, predictor.image_keys, predictor.in_channels or 1, _patterns(predictor, None))
         with progress_bar(progress) as bar:
             task = bar.add_task("predict", total=len(cases))
             for case_id, paths in cases:

@@ -204,30 +204,32 @@ class Predictor:
     def load_inputs(self, inputs: InputLike) -> Image:
         """Turn an Image, a path, or a list of channel Images/paths into one ``(C, ...)`` Image.
 
+        A channel may also be a :class:`~medimg.io.dicom.SeriesInfo` (one series of a
+        study, as ``medimg.io.studies`` chooses it by pattern). With channel patterns
+        (``channels=``, the spec's ``channels``), one folder is one case whose channels are
+        chosen by them: a DICOM study or a case folder of NIfTI files.
+
         Channels given separately must share one grid (shape and affine).
 
         Raises:
             GeometryError: channels on different grids, or the wrong channel count.
+            DataError: a folder whose channels the patterns do not select (the message
+                lists the candidates), or that holds several cases.
         """
-        if isinstance(inputs, (Image, str, os.PathLike)):
+        if self.spec.channels and isinstance(inputs, (str, os.PathLike)) and os.path.isdir(inputs):
+            inputs = self._case_by_pattern(inputs)
+        if isinstance(inputs, (Image, str, os.PathLike)) or hasattr(inputs, "series_instance_uid"):
             items: list[Any] = [inputs]
         else:
             items = list(inputs)
             if not items:
                 raise ValueError("Predictor: no input images given")
-        images: list[Image] = []
-        for it in items:
-            if isinstance(it, Image):
-                images.append(it)
-            else:
-                from ..io import read_image
-
-                images.append(read_image(it))
+        images = [_read_input(it) for it in items]
         first = images[0]
         for name, im in zip(items[1:], images[1:]):
             if not first.same_grid(im):
                 raise GeometryError(
-                    f"channel '{name}' is not on the grid of the first channel '{items[0]}': shape "
+                    f"channel '{_input_name(name)}' is not on the grid of the first channel '{_input_name(items[0])}': shape "
                     f"{im.spatial_shape} vs {first.spatial_shape}, affines differ by "
                     f"{np.abs(im.affine - first.affine).max():.4g} mm",
                     hint="resample the channels onto one grid (co-register them) before prediction",
@@ -244,10 +246,21 @@ class Predictor:
             names = f" ({', '.join(self.image_keys)})" if self.image_keys else ""
             raise GeometryError(
                 f"the model expects {expected} input channel(s){names}, got {image.num_channels} "
-                f"from {[str(i) if not isinstance(i, Image) else 'Image' for i in items]}",
+                f"from {[_input_name(i) for i in items]}",
                 hint="pass one file per channel in the model's order, or a 4D file with all channels",
             )
         return image
+
+    def _case_by_pattern(self, folder: str | os.PathLike) -> list[Any]:
+        """The channel inputs of the one case ``folder`` holds, chosen by the spec's patterns."""
+        from ..io.studies import find_channel_case, resolve_channel_patterns
+
+        in_ch = self.in_channels or 1
+        patterns = resolve_channel_patterns(self.spec.channels, self.image_keys, in_ch)
+        _, inputs = find_channel_case(folder, self.image_keys, patterns, in_channels=in_ch)
+        if isinstance(inputs, Exception):
+            raise inputs
+        return list(inputs)
 
     # -- prediction ---------------------------------------------------------------------
     def _forward(self, batch: torch.Tensor) -> torch.Tensor:
@@ -402,6 +415,31 @@ class Predictor:
             f"overlap={self.overlap}, sw_batch_size={self.sw_batch_size}, tta_flips={self.tta_flips}, "
             f"preprocess={[t.name for t in self.preprocess]})"
         )
+
+
+def _read_input(item: Any) -> Image:
+    """An input channel as an Image: itself, a file or folder read by ``read_image``, or a
+    DICOM series found by ``medimg.io.dicom.find_series`` (a channel chosen by pattern)."""
+    if isinstance(item, Image):
+        return item
+    from ..io.dicom import SeriesInfo
+
+    if isinstance(item, SeriesInfo):
+        from ..io.dicom import read_series
+
+        return read_series(item)
+    from ..io import read_image
+
+    return read_image(item)
+
+
+def _input_name(item: Any) -> str:
+    """How messages name an input channel: its path, its series description, or 'Image'."""
+    if isinstance(item, Image):
+        return "Image"
+    if hasattr(item, "series_instance_uid"):
+        return f"DICOM series '{getattr(item, 'description', '') or item.series_instance_uid}'"
+    return str(item)
 
 
 def _model_in_channels(model: nn.Module) -> int | None:

@@ -32,7 +32,7 @@ from ._common import (
 )
 from .base import TRANSFORMS, Transform
 
-__all__ = ["RandomCrop", "RandomFlip", "RandomAffine", "RandomIntensity"]
+__all__ = ["RandomCrop", "RandomFlip", "RandomAffine", "RandomIntensity", "rotation_matrix"]
 
 
 @TRANSFORMS.register("random_crop")
@@ -167,8 +167,25 @@ class RandomFlip(Transform):
     def invert_image(cls, image: Image, params: dict[str, Any]) -> Image:
         return image.new(Fn.flip(image.data, params["axes"]) if params["axes"] else image.data.clone())
 
+    def apply_batch(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Flip each item of a batch ``(B, C, *spatial)`` along each axis with probability
+        ``prob``, each item drawing its own flips (axes beyond the image's are skipped)."""
+        nd = x.ndim - 2
+        for axis in self.axes:
+            if axis >= nd:
+                continue
+            hit = torch.rand(x.shape[0], generator=generator) < self.prob
+            if bool(hit.any()):
+                x = torch.where(hit.view(-1, *[1] * (x.ndim - 1)).to(x.device), x.flip(2 + axis), x)
+        return x
 
-def _rotation(angles: Sequence[float]) -> np.ndarray:
+
+def _uniform_n(n: int, lo: float, hi: float, g: torch.Generator | None) -> torch.Tensor:
+    """``n`` float64 values uniformly in ``[lo, hi)`` from ``g``."""
+    return lo + (hi - lo) * torch.rand(n, generator=g, dtype=torch.float64)
+
+
+def rotation_matrix(angles: Sequence[float]) -> np.ndarray:
     """Rotation matrix in voxel-axis order; 3D: about axis 0, then 1, then 2 (radians)."""
     if len(angles) == 1:
         c, s = math.cos(angles[0]), math.sin(angles[0])
@@ -185,7 +202,7 @@ def _rotation(angles: Sequence[float]) -> np.ndarray:
 
 @TRANSFORMS.register("random_affine")
 class RandomAffine(Transform):
-    """Random rotation and isotropic scaling about the image centre, in millimetres.
+    """Random rotation, isotropic scaling and shift about the image centre, in millimetres.
 
     Rotation angles are uniform in ``[-d, d]`` degrees about each axis and the scale is
     uniform in ``scale``; the warp is computed in physical space (voxel spacing taken
@@ -196,12 +213,14 @@ class RandomAffine(Transform):
     Args:
         degrees: max rotation per axis (3D: about I, J, K; 2D: one angle); one value for all.
         scale: ``(min, max)`` zoom factor; > 1 enlarges the content.
+        translate: max shift of the content along each axis, as a fraction of the image's
+            extent along it (uniform in ``[-translate, translate]``); 0 (default): none.
         prob: probability of applying the warp at all.
         keys: images to warp (all by default).
 
     Params: ``theta``: the ``nd x (nd+1)`` map from normalised output to input
     coordinates (data axis order, ``align_corners=False``), or None when not applied;
-    ``angles`` (degrees), ``scale``.
+    ``angles`` (degrees), ``scale``, ``shift`` (fractions of the extent).
     """
 
     name = "random_affine"
@@ -214,8 +233,12 @@ class RandomAffine(Transform):
         scale: Sequence[float] = (0.9, 1.1),
         prob: float = 0.5,
         keys: Sequence[str] | None = None,
+        translate: float = 0.0,
     ) -> None:
         super().__init__(keys)
+        if not 0.0 <= float(translate) < 1.0:
+            raise TransformError(f"random_affine: translate is a fraction of the image extent in [0, 1), got {translate}")
+        self.translate = float(translate)
         self.degrees = float(degrees) if isinstance(degrees, (int, float)) else [float(d) for d in degrees]
         self.scale = [float(s) for s in scale]
         if len(self.scale) != 2 or not 0 < self.scale[0] <= self.scale[1]:
@@ -232,15 +255,17 @@ class RandomAffine(Transform):
                 f"random_affine: degrees {degs} has {len(degs)} values; a {nd}D image needs {n_angles}"
             )
         if float(torch.rand(1, generator=generator)) >= self.prob:
-            return {"theta": None, "angles": [0.0] * n_angles, "scale": 1.0}
+            return {"theta": None, "angles": [0.0] * n_angles, "scale": 1.0, "shift": [0.0] * nd}
         angles = [uniform(generator, -d, d) for d in degs]
         s = uniform(generator, *self.scale)
-        a = _rotation([math.radians(x) for x in angles]) * s  # content map, mm about the centre
+        shift = [uniform(generator, -self.translate, self.translate) if self.translate else 0.0 for _ in range(nd)]
+        a = rotation_matrix([math.radians(x) for x in angles]) * s  # content map, mm about the centre
         half = np.array(ref.spatial_shape, dtype=np.float64) * np.array(ref.spacing) / 2.0
         # output normalised coords -> mm (D) -> input mm (A^-1) -> input normalised (D^-1)
         m = np.diag(1.0 / half) @ np.linalg.inv(a) @ np.diag(half)
-        theta = np.concatenate([m, np.zeros((nd, 1))], axis=1)
-        return {"theta": theta.tolist(), "angles": angles, "scale": s}
+        # the content moves by shift (normalised: 2 * fraction): input = m @ (output - 2 * shift)
+        theta = np.concatenate([m, -(m @ (2.0 * np.asarray(shift)))[:, None]], axis=1)
+        return {"theta": theta.tolist(), "angles": angles, "scale": s, "shift": shift}
 
     def apply_image(self, image: Image, params: dict[str, Any]) -> Image:
         if params["theta"] is None:
@@ -261,6 +286,41 @@ class RandomAffine(Transform):
         full = np.eye(nd + 1)
         full[:nd] = theta
         return cls._warp(image, np.linalg.inv(full)[:nd])
+
+    def _batch_thetas(self, n: int, shape: Sequence[int], spacing: Sequence[float],
+                      g: torch.Generator | None) -> torch.Tensor | None:
+        """Per-item ``(n, nd, nd+1)`` maps (as ``theta`` in :meth:`make_params`), identity
+        where the warp is not applied; None when no item is warped."""
+        nd = len(shape)
+        n_angles = 3 if nd == 3 else 1
+        degs = [self.degrees] * n_angles if isinstance(self.degrees, float) else list(self.degrees)
+        applied = torch.rand(n, generator=g) < self.prob
+        if not bool(applied.any()):
+            return None
+        angles = torch.stack([_uniform_n(n, -d, d, g) for d in degs], 1)
+        scales = _uniform_n(n, self.scale[0], self.scale[1], g)
+        shifts = torch.stack([_uniform_n(n, -self.translate, self.translate, g) for _ in range(nd)], 1) * 2.0
+        half = np.array([s * sp / 2.0 for s, sp in zip(shape, spacing)], dtype=np.float64)
+        thetas = np.zeros((n, nd, nd + 1))
+        for i in range(n):
+            if not bool(applied[i]):
+                thetas[i, :, :nd] = np.eye(nd)
+                continue
+            a = rotation_matrix([math.radians(float(v)) for v in angles[i]]) * float(scales[i])
+            m = np.diag(1.0 / half) @ np.linalg.inv(a) @ np.diag(half)
+            thetas[i, :, :nd] = m
+            thetas[i, :, nd] = -(m @ shifts[i].numpy())
+        return torch.from_numpy(thetas)
+
+    def apply_batch(self, x: torch.Tensor, generator: torch.Generator | None = None,
+                    spacing: Sequence[float] | None = None) -> torch.Tensor:
+        """Warp each item of a batch ``(B, C, *spatial)`` of intensity images with its own
+        draw (same distributions as :meth:`make_params`), in one ``grid_sample``."""
+        nd = x.ndim - 2
+        thetas = self._batch_thetas(x.shape[0], x.shape[2:], spacing or [1.0] * nd, generator)
+        if thetas is None:
+            return x
+        return Fn.warp_affine_batch(x, thetas)
 
 
 @TRANSFORMS.register("random_intensity")
@@ -332,3 +392,26 @@ class RandomIntensity(Transform):
                 x = x + params["noise_std"] * torch.randn(x.shape, generator=g, dtype=x.dtype, device=x.device)
             images[k] = im.new(x.clone() if x is im.data else x)
         return sample.replace(images, TransformRecord(self.name, params, False))
+
+    def apply_batch(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Change each item of a batch ``(B, C, *spatial)`` of intensity images with its own
+        draw (same distributions and order as :meth:`make_params` and :meth:`apply`)."""
+        g, n = generator, x.shape[0]
+        view = (n, *[1] * (x.ndim - 1))
+        u = torch.rand(n, 3, generator=g)
+        on = (u[:, 0] < self.prob_scale_shift).double()
+        scale = 1.0 + on * (_uniform_n(n, *self.scale, g) - 1.0)
+        shift = on * _uniform_n(n, *self.shift, g)
+        x = x * scale.view(view).to(x) + shift.view(view).to(x)
+        gam, gammas = u[:, 1] < self.prob_gamma, _uniform_n(n, *self.gamma, g)
+        if bool(gam.any()):
+            dims = tuple(range(2, x.ndim))
+            lo, hi = x.amin(dim=dims, keepdim=True), x.amax(dim=dims, keepdim=True)
+            rng = (hi - lo).clamp_min(1e-7)
+            warped = lo + rng * ((x - lo) / rng).clamp(0, 1).pow(gammas.view(view).to(x))
+            x = torch.where(gam.view(view).to(x.device), warped, x)
+        noisy, stds = u[:, 2] < self.prob_noise, _uniform_n(n, *self.noise_std, g)
+        if bool(noisy.any()):
+            sigma = (stds * noisy.double()).view(view).to(x.dtype)
+            x = x + (torch.randn(x.shape, generator=g, dtype=x.dtype) * sigma).to(x.device)
+        return x

@@ -30,7 +30,15 @@ def test_inference_defaults_live_in_one_place():
     window = InferenceSection().model_dump()
     assert {k: v for k, v in InferenceSpec().model_dump().items() if k in window} == window
     assert window == {"roi_size": [96, 96, 96], "overlap": 0.25, "sw_batch_size": 4, "blend": "gaussian",
-                      "tta_flips": []}
+                      "tta_flips": [], "channels": None}
+
+
+def test_inference_channels_are_checked_against_the_images_and_reach_the_spec():
+    spec = _config(inference={"channels": {"t1": "*T1*", "t2.nii.gz": "*T2*"}}).inference_spec()
+    assert spec.channels == {"t1": "*T1*", "t2.nii.gz": "*T2*"}
+    with pytest.raises(ValueError, match=r"inference.channels names 'flair', which is not an input channel; "
+                                         r"the channels \(data.images\) are: t1, t2"):
+        _config(inference={"channels": {"flair": "*FLAIR*"}})
 
 
 def test_config_produces_the_inference_spec():

@@ -146,3 +146,25 @@ def test_multiclass_and_multilabel_runs_score_the_test_split(tmp_path: Path, kin
     assert ckpt["inference"]["multilabel"] is (kind == "multilabel")
     summary = json.loads((tmp_path / "run" / "test" / "summary.json").read_text())
     assert summary["task"] == kind and summary["n_cases"] == 9
+
+
+def test_batched_augmentation_onecycle_and_data_wait_in_history(tmp_path: Path):
+    """Batched augmentation (flip + affine) and a per-step one-cycle schedule: the lr
+    follows the step count, and history.csv reports the data-wait fraction."""
+    npz = make_npz(tmp_path / "toy.npz", n=(32, 8, 8))
+    cfg = config(npz, max_epochs=2)
+    cfg = ExperimentConfig.model_validate(
+        {**cfg.model_dump(), "augment": [{"name": "random_flip", "axes": [0, 1, 2]},
+                                         {"name": "random_affine", "degrees": 10, "translate": 0.1, "prob": 1.0}],
+         "scheduler": {"name": "onecycle", "pct_start": 0.5}}
+    )
+    result = train(cfg, tmp_path / "run", progress=False)
+    rows = list(csv.DictReader(open(tmp_path / "run" / "history.csv")))
+    assert len(rows) == 2
+    waits = [float(r["data_wait"]) for r in rows]
+    assert all(0.0 < w < 1.0 for w in waits)  # measured: some wait, never all of the time
+    lrs = [float(r["lr"]) for r in rows]
+    # one-cycle over 2 epochs x 4 steps with pct_start 0.5: peak after epoch 1, near 0 after epoch 2
+    assert lrs[0] == pytest.approx(3e-3, rel=0.1)
+    assert lrs[1] < 3e-3 / 25
+    assert result.epochs_run == 2

@@ -144,6 +144,8 @@ def test_optimizers_and_schedulers_registries():
         "poly": (1 - 3 / 100) ** 0.9,  # max_epochs 100, power 0.9
         "step": 1.0,  # step_size 30
         "none": 1.0,
+        # one-cycle, 101 steps: cosine warm-up from lr / 25 to lr over 0.15 * 101 - 1 steps
+        "onecycle": 0.04 + 0.96 * (1 - math.cos(math.pi * 3 / (0.15 * 101 - 1))) / 2,
     }
     for name in SCHEDULERS.list():
         opt = torch.optim.SGD(model.parameters(), lr=1.0)

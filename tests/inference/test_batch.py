@@ -143,9 +143,9 @@ def test_dicom_inputs_for_a_single_channel_model(tmp_path, shared_data):
     assert [c for c, _ in find_cases(series)] == ["torchio_ct"]
     assert [c for c, _ in find_cases(tree)] == ["s1", "s2"]
     assert [c for c, _ in find_cases(series / "IMG0001.dcm")] == ["IMG0001"]
-    # multi-channel models take named channel files only
-    with pytest.raises(DataError, match="no cases found"):
-        find_cases(series, ["img.nii.gz", "t2.nii.gz"], 2)
+    # a multi-channel model needs a pattern per channel to take a DICOM study
+    (case,) = find_cases(series, ["img.nii.gz", "t2.nii.gz"], 2)
+    assert not case.ok and "--channel img='PATTERN' --channel t2='PATTERN'" in case.problem
     report = predict_folder(ckpt, tree, tmp_path / "out", device="cpu", progress=False)
     assert sorted(report.ok) == ["s1", "s2"] and report.all_ok
     src = read_image(series)

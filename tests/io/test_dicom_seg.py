@@ -254,3 +254,20 @@ def test_round_trip_totalsegmentator_label(tmp_path: Path) -> None:
         np.testing.assert_allclose(back.affine, nii.affine, atol=1e-6)
         np.testing.assert_array_equal(back.numpy()[0], data)
         assert set(np.unique(back.numpy())) == set(np.unique(data))
+
+
+def test_source_without_patient_and_study_attributes(tmp_path: Path) -> None:
+    """A hand-made or anonymised source lacking PatientName, StudyDate... still gets a SEG
+    (the type 2 attributes are written empty), read back voxel for voxel."""
+    from medimg.io import read_image
+
+    from tests.io.dicom_study import write_dicom_series
+
+    write_dicom_series(tmp_path / "s", "MR", study_uid="1.2.826.9.1", number=1, shape=(6, 5, 4))
+    img = read_image(tmp_path / "s")
+    lab = (img.numpy() > 500).astype(np.uint8)
+    assert 0 < lab.sum() < lab.size
+    out = write_dicom_seg(Image(lab, img.affine, kind="label"), tmp_path / "p.dcm", source=tmp_path / "s",
+                          label_names=["bg", "bright"])
+    assert __import__("pydicom").dcmread(out).PatientName == ""
+    np.testing.assert_array_equal(read_dicom_seg(out, tmp_path / "s").numpy(), lab)

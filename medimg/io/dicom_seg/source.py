@@ -49,7 +49,7 @@ def _load_source_series(source: Any) -> _SourceSeries:
     datasets, where = _source_datasets(source)
     if not datasets:
         raise DicomError(f"{where}: no DICOM image with ImagePositionPatient found")
-    datasets = [_with_sop_class(ds) for ds in datasets]
+    datasets = [_with_type2_patient_study(_with_sop_class(ds)) for ds in datasets]
     series = {str(ds.get("SeriesInstanceUID", "")) for ds in datasets}
     if len(series) > 1:
         raise DicomError(
@@ -93,6 +93,28 @@ def _with_sop_class(ds: Any) -> Any:
     out = pydicom.Dataset(ds)
     out.file_meta = ds.file_meta
     out.SOPClassUID = meta_uid
+    return out
+
+
+#: Type 2 attributes of the Patient and General Study modules (PS3.3 C.7.1.1, C.7.2.1): they
+#: must be present, possibly empty; a SEG copies them from its source.
+_TYPE2_PATIENT_STUDY = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate",
+                        "StudyTime", "StudyID", "AccessionNumber", "ReferringPhysicianName")
+
+
+def _with_type2_patient_study(ds: Any) -> Any:
+    """``ds``, or a shallow copy with the type 2 patient and study attributes it lacks present
+    and empty (anonymised or hand-made files often drop them; highdicom needs them)."""
+    missing = [k for k in _TYPE2_PATIENT_STUDY if k not in ds]
+    if not missing:
+        return ds
+    import pydicom
+
+    out = pydicom.Dataset(ds)
+    if hasattr(ds, "file_meta"):
+        out.file_meta = ds.file_meta
+    for key in missing:
+        setattr(out, key, "")
     return out
 
 

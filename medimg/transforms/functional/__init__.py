@@ -11,6 +11,7 @@ from .spatial import (
     reorient,
     resample_to_shape,
     warp_affine,
+    warp_affine_batch,
 )
 
 __all__ = [
@@ -28,4 +29,5 @@ __all__ = [
     "reorient",
     "resample_to_shape",
     "warp_affine",
+    "warp_affine_batch",
 ]
