@@ -49,7 +49,14 @@ import torch
 from torch import nn
 
 from ..core.environment import CHECKPOINT_PACKAGES, package_versions
-from ..core.errors import CheckpointError, ConfigError, MissingDependencyError, exception_reason
+from ..core.errors import (
+    CheckpointError,
+    ConfigError,
+    ImageWriteError,
+    MissingDependencyError,
+    exception_reason,
+    require,
+)
 from .checkpoint import build_model, inference_spec, load_checkpoint
 
 __all__ = [
@@ -118,16 +125,10 @@ def export_metadata(ckpt: Mapping[str, Any], source: str | os.PathLike = "checkp
 
 def _need(module: str, purpose: str, cli_hint: str | None = None) -> Any:
     """Import an optional dependency of the ``onnx`` extra, or say how to install it."""
-    import importlib
-
     try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise MissingDependencyError(
-            f"{purpose} needs the '{module}' package, which is not installed",
-            hint="pip install 'medimg[onnx]'",
-            cli_hint=cli_hint,
-        ) from None
+        return require(module, "onnx", purpose)
+    except MissingDependencyError as exc:
+        raise (exc.reworded(cli_hint) if cli_hint else exc) from None
 
 
 class AxiswiseInstanceNorm(nn.Module):
@@ -360,17 +361,30 @@ def export_checkpoint(
         An :class:`ExportReport`.
 
     Raises:
-        ConfigError: an unknown ``format``.
+        ConfigError: an unknown ``format``, or ``path`` is a folder.
         CheckpointError: not a medimg checkpoint (see :func:`load_checkpoint`), the
             network does not export, or the exported network differs by ``atol`` or more.
         MissingDependencyError: ONNX without the ``onnx`` / ``onnxruntime`` packages.
+        ImageWriteError: ``path`` cannot be written.
     """
-    data, report = export_bytes(checkpoint, format, atol=atol)
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.is_dir():
+        raise ConfigError(f"export destination '{out}' is a folder; expected a file name",
+                          hint=f"give a file path such as '{out / 'model.onnx'}'",
+                          cli_hint=f"give a file as OUT, e.g. {out / 'model.onnx'}")
+    data, report = export_bytes(checkpoint, format, atol=atol)
     tmp = out.with_name(out.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(data)
+        os.replace(tmp, out)
+    except OSError as exc:
+        if tmp.parent.is_dir():
+            tmp.unlink(missing_ok=True)
+        why = ("a folder on its path is a file" if isinstance(exc, (FileExistsError, NotADirectoryError))
+               else (exc.strerror or exception_reason(exc)).lower())
+        raise ImageWriteError(f"cannot write the exported model to '{out}': {why}",
+                              hint="choose a folder you can write to") from exc
     return ExportReport(out, report.format, report.max_abs_diff, report.input_shape, report.dynamic_spatial,
                         report.metadata)
 

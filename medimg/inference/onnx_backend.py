@@ -17,7 +17,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..core.errors import CheckpointError, ConfigError, GeometryError, MissingDependencyError
+from ..core.errors import (
+    CheckpointError,
+    ConfigError,
+    GeometryError,
+    MissingDependencyError,
+    require,
+)
 from ..core.spec import InferenceSpec
 from .export import export_bytes, read_export_metadata
 from .predictor import Predictor, resolve_device
@@ -31,14 +37,9 @@ BACKENDS: tuple[str, ...] = ("torch", "onnxruntime")
 def _onnxruntime() -> Any:
     """The onnxruntime module, or a :class:`MissingDependencyError` saying how to get it."""
     try:
-        import onnxruntime
-    except ImportError:
-        raise MissingDependencyError(
-            "the onnxruntime backend needs the 'onnxruntime' package, which is not installed",
-            hint="pip install 'medimg[onnx]'",
-            cli_hint="pip install 'medimg[onnx]', or predict a medimg checkpoint (.pt) with --backend torch",
-        ) from None
-    return onnxruntime
+        return require("onnxruntime", "onnx", "the onnxruntime backend")
+    except MissingDependencyError as exc:
+        raise exc.reworded("pip install 'medimg[onnx]', or predict a medimg checkpoint (.pt) with --backend torch")
 
 
 def onnx_session(model: str | os.PathLike | bytes, device: str | torch.device = "cpu") -> Any:

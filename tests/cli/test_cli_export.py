@@ -81,6 +81,14 @@ def test_export_errors_are_one_line(seg_ckpt, tmp_path, monkeypatch):
     assert "hint: a bare state_dict or another tool's checkpoint" in res.output and "Traceback" not in res.output
     res = run("export", tmp_path / "none.pt", tmp_path / "m.onnx")
     assert res.exit_code == 1 and "not found" in res.output
+    (tmp_path / "folder").mkdir()
+    res = run("export", seg_ckpt, tmp_path / "folder")
+    assert res.exit_code == 2 and f"error: export destination '{tmp_path / 'folder'}' is a folder" in res.output
+    assert f"hint: give a file as OUT, e.g. {tmp_path / 'folder' / 'model.onnx'}" in res.output
+    (tmp_path / "a_file").write_text("not a folder")  # unwritable as a parent, even for root
+    res = run("export", seg_ckpt, tmp_path / "a_file" / "m.onnx")
+    assert res.exit_code == 1 and f"error: cannot write the exported model to '{tmp_path / 'a_file' / 'm.onnx'}'" \
+        in res.output and "': a folder on its path is a file\nhint: choose a folder you can write to" in res.output
 
     real = export_module._runner
 
@@ -153,7 +161,7 @@ def test_predict_backend_errors_are_one_line(seg_ckpt, tmp_path, monkeypatch):
         in res.output
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if not installed
     res = run("predict", tmp_path / "m.onnx", inp, tmp_path / "o")
-    expected = ("error: the onnxruntime backend needs the 'onnxruntime' package, which is not installed\n"
+    expected = ("error: the onnxruntime backend needs the optional package 'onnxruntime', which is not installed\n"
                 "hint: pip install 'medimg[onnx]', or predict a medimg checkpoint (.pt) with --backend torch\n")
     assert res.exit_code == 1 and res.output == expected
     res = run("predict", seg_ckpt, inp, tmp_path / "o", "--backend", "onnxruntime")

@@ -189,7 +189,7 @@ def test_backend_errors(ckpts, onnx_files, tmp_path, monkeypatch):
     with pytest.raises(CheckpointError, match="cannot read .* as an ONNX or TorchScript model"):
         load_predictor(garbage)
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if not installed
-    with pytest.raises(MissingDependencyError, match="needs the 'onnxruntime' package") as info:
+    with pytest.raises(MissingDependencyError, match="backend needs the optional package 'onnxruntime'") as info:
         load_predictor(ckpts["seg3d"], "onnxruntime", "cpu")
     assert "pip install 'medimg[onnx]'" in info.value.hint_for("cli")
 
