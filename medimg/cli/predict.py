@@ -80,7 +80,7 @@ def _check_channels(predictor, channels: dict[str, str]) -> None:
 @app.command()
 def predict(
     checkpoint: Annotated[
-        Path, typer.Argument(help="A medimg checkpoint (.pt), or an ONNX model written by `medimg export`.")
+        Path, typer.Argument(help="A medimg checkpoint (.pt), or an ONNX or TorchScript file from `medimg export`.")
     ],
     input_path: Annotated[
         Path,
@@ -110,7 +110,7 @@ def predict(
     backend: Annotated[
         Backend | None,
         typer.Option(help="Where the network runs: torch, or onnxruntime (an ONNX model, or the checkpoint exported "
-                     "to ONNX on the fly). Default: torch for a checkpoint, onnxruntime for an .onnx file."),
+                     "to ONNX on the fly). Default: onnxruntime for an .onnx file, else torch."),
     ] = None,
     channel: Annotated[
         list[str] | None,
