@@ -75,7 +75,8 @@ PUBLIC_API: dict[str, set[str]] = {
         "validation_metrics",
     },
     "medimg.inference": {
-        "BatchReport", "InferenceSpec", "Predictor", "build_model",
+        "BatchReport", "InferenceSpec", "Predictor", "build_model", "export_checkpoint", "ExportReport",
+        "load_predictor",
         "find_cases", "gaussian_importance", "load_checkpoint", "predict_folder", "resolve_device",
         "save_checkpoint", "sliding_window", "tile_starts",
     },

@@ -11,6 +11,10 @@ import typer
 from ..core.errors import CheckpointError, DataError
 from .app import EXIT_FAILURE, _console, app, progress_enabled
 
+#: ``load_predictor(backend=...)`` as the command line offers it (tests/cli checks it
+#: against ``medimg.inference.onnx_backend.BACKENDS``).
+Backend = Literal["torch", "onnxruntime"]
+
 
 def _check_device(value: str) -> str:
     """``--device``: auto, cpu, mps, cuda or cuda:N (a bad value is a usage error)."""
@@ -101,7 +105,9 @@ MinSizeOpt = Annotated[
 
 @app.command()
 def predict(
-    checkpoint: Annotated[Path, typer.Argument(help="A medimg checkpoint (.pt).")],
+    checkpoint: Annotated[
+        Path, typer.Argument(help="A medimg checkpoint (.pt), or an ONNX or TorchScript file from `medimg export`.")
+    ],
     input_path: Annotated[
         Path,
         typer.Argument(
@@ -128,6 +134,11 @@ def predict(
         typer.Option("--tta/--no-tta", help="Mirror test-time augmentation over all spatial axes (default: checkpoint's)."),
     ] = None,
     sw_batch_size: Annotated[Optional[int], typer.Option(min=1, help="Tiles per forward pass.")] = None,
+    backend: Annotated[
+        Backend | None,
+        typer.Option(help="Where the network runs: torch, or onnxruntime (an ONNX model, or the checkpoint exported "
+                     "to ONNX on the fly). Default: onnxruntime for an .onnx file, else torch."),
+    ] = None,
     channel: Annotated[
         list[str] | None,
         typer.Option(
@@ -159,7 +170,7 @@ def predict(
     post = _postprocess_option(keep_largest, min_size)
     from ..inference import predict_folder
 
-    predictor = _load_predictor(checkpoint, device, overlap, sw_batch_size, tta, channels, post)
+    predictor = _load_predictor(checkpoint, device, overlap, sw_batch_size, tta, channels, post, backend)
     report = predict_folder(predictor, input_path, output_dir, progress=progress_enabled(), channels=channels,
                             output_format=output_format, overwrite=overwrite, shard=shard_value,
                             save_probabilities=save_probabilities)
@@ -171,11 +182,12 @@ def predict(
         raise typer.Exit(EXIT_FAILURE)
 
 
-def _load_predictor(checkpoint: Path, device: str, overlap, sw_batch_size, tta, channels: dict, post: dict):
+def _load_predictor(checkpoint: Path, device: str, overlap, sw_batch_size, tta, channels: dict, post: dict,
+                    backend: str | None = None):
     """The checkpoint's predictor with the command line's settings (each checked against the model)."""
-    from ..inference import Predictor
+    from ..inference.onnx_backend import load_predictor
 
-    predictor = Predictor.from_checkpoint(checkpoint, _rank_device(device), overlap=overlap, sw_batch_size=sw_batch_size)
+    predictor = load_predictor(checkpoint, backend, _rank_device(device), overlap=overlap, sw_batch_size=sw_batch_size)
     if tta is not None:
         predictor = predictor.with_options(tta_flips=list(range(len(predictor.roi_size))) if tta else [])
     _check_channels(predictor, channels)
