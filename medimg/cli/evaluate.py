@@ -13,6 +13,7 @@ import typer
 
 from ..core.errors import ConfigError, DataError
 from .app import EXIT_FAILURE, _check_names, _console, _split_list, app, progress_enabled
+from .conventions import segmentation_conventions
 
 
 _CLASSIFICATION = "classification (two CSV files)"
@@ -83,6 +84,21 @@ def evaluate(
     split: _Split = None,
     threshold: _Threshold = None,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap resampling.")] = 0,
+    empty: Annotated[
+        str,
+        typer.Option(
+            help="Score of dice, jaccard, nsd, precision, recall and lesion_* where a class is absent "
+            "from both prediction and reference: a number (default 1: both agree) or nan (left out of "
+            "means, as MONAI does).",
+        ),
+    ] = "1",
+    surface_distance: Annotated[
+        str,
+        typer.Option(
+            help="Definitions of hd, hd95, assd, nsd: monai (default) or deepmind (the surface-distance "
+            "package; pip install 'medimg[surface]').",
+        ),
+    ] = "monai",
 ) -> None:
     """Score predictions against references: per case, per class, with confidence intervals.
 
@@ -109,6 +125,7 @@ def evaluate(
             pred_dir, ref_dir, output_dir, metrics=metric_names, label_names=_split_list(label_names),
             bootstrap=bootstrap, ref_name=ref_name, label_map=_parse_label_map(label_map),
             progress=step, allow_absent_classes=allow_absent_classes, seed=seed,
+            **segmentation_conventions(empty, surface_distance),
         )
     _console().print(report.format(), markup=False)
     if not report.all_ok:
