@@ -3,11 +3,29 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
 SURFACE_CHOICES = ("monai", "deepmind")
+
+#: ``--empty``: the score where a class is absent from both prediction and reference.
+EmptyOption = Annotated[
+    str,
+    typer.Option(
+        help="Segmentation: score of dice, jaccard, nsd, precision, recall and lesion_* where a class is "
+        "absent from both prediction and reference: a number (default 1: both agree) or nan (left out "
+        "of means, as MONAI does).",
+    ),
+]
+#: ``--surface-distance``: whose definitions of the surface distances.
+SurfaceOption = Annotated[
+    str,
+    typer.Option(
+        help="Segmentation: definitions of hd, hd95, assd, nsd: monai (default) or deepmind (the "
+        "surface-distance package; pip install 'medimg[surface]').",
+    ),
+]
 
 
 def parse_empty(text: str) -> float:

@@ -13,7 +13,7 @@ import typer
 
 from ..core.errors import ConfigError, DataError
 from .app import EXIT_FAILURE, _check_names, _console, _split_list, app, progress_enabled
-from .conventions import segmentation_conventions
+from .conventions import EmptyOption, SurfaceOption, segmentation_conventions
 
 
 _CLASSIFICATION = "classification (two CSV files)"
@@ -84,21 +84,8 @@ def evaluate(
     split: _Split = None,
     threshold: _Threshold = None,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap resampling.")] = 0,
-    empty: Annotated[
-        str,
-        typer.Option(
-            help="Score of dice, jaccard, nsd, precision, recall and lesion_* where a class is absent "
-            "from both prediction and reference: a number (default 1: both agree) or nan (left out of "
-            "means, as MONAI does).",
-        ),
-    ] = "1",
-    surface_distance: Annotated[
-        str,
-        typer.Option(
-            help="Definitions of hd, hd95, assd, nsd: monai (default) or deepmind (the surface-distance "
-            "package; pip install 'medimg[surface]').",
-        ),
-    ] = "monai",
+    empty: EmptyOption = "1",
+    surface_distance: SurfaceOption = "monai",
 ) -> None:
     """Score predictions against references: per case, per class, with confidence intervals.
 
@@ -113,11 +100,7 @@ def evaluate(
     _reject_options({"--label-column": label_column, "--split": split, "--threshold": threshold}, _CLASSIFICATION)
     metric_names = _split_list(metrics)
     _check_names("--metrics", metric_names, "metrics")  # a misspelt name: usage error, before any work
-    for what, p in (("prediction", pred_dir), ("reference", ref_dir)):
-        if not p.exists():
-            kind = "file" if p.suffix else "folder"
-            raise DataError(f"{what} {kind} '{p}' does not exist",
-                            hint="give a folder of label maps, or one .nii/.nii.gz file")
+    _require_paths(pred_dir, ref_dir)
     from ..metrics import evaluate_folders
 
     with _EvaluateProgress(progress_enabled()) as step:
@@ -131,6 +114,14 @@ def evaluate(
     if not report.all_ok:
         _console(stderr=True).print(f"error: {report.problems()}", style="bold red", markup=False)
         raise typer.Exit(EXIT_FAILURE)
+
+
+def _require_paths(pred_dir: Path, ref_dir: Path) -> None:
+    for what, p in (("prediction", pred_dir), ("reference", ref_dir)):
+        if not p.exists():
+            kind = "file" if p.suffix else "folder"
+            raise DataError(f"{what} {kind} '{p}' does not exist",
+                            hint="give a folder of label maps, or one .nii/.nii.gz file")
 
 
 def _is_csv(path: Path) -> bool:

@@ -25,6 +25,11 @@ confusion matrix for binary, multi-class and multi-label tasks, with class-strat
 bootstrap intervals; :func:`classification_metrics` (all by name), :func:`choose_threshold`
 (binary operating threshold from validation data) and :func:`evaluate_classification`
 (a predictions CSV against a label CSV or manifest).
+
+Paired comparison of two models on the same cases (:mod:`.compare`,
+:mod:`.compare_classification`, :mod:`.delong`): :func:`compare_segmentation`,
+:func:`compare_classification`, :func:`paired_difference` (paired bootstrap interval and
+Wilcoxon signed-rank test) and :func:`delong_test` (two correlated AUCs).
 """
 
 from .bootstrap import bootstrap_ci, summarize
@@ -37,6 +42,9 @@ from .classification import (
     classification_metrics,
     evaluate_classification,
 )
+from .compare import CompareReport, compare_segmentation, paired_difference
+from .compare_classification import compare_classification
+from .delong import delong_test
 from .evaluate import evaluate_folders, find_cases
 from .labels import load_label_names
 from .lesions import LesionMatch, match_lesions  # registers the lesion_* metrics
@@ -79,4 +87,9 @@ __all__ = [
     "evaluate_classification",
     "LesionMatch",
     "match_lesions",
+    "CompareReport",
+    "compare_segmentation",
+    "compare_classification",
+    "paired_difference",
+    "delong_test",
 ]

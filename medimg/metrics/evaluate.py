@@ -325,8 +325,7 @@ def evaluate_folders(
         progress: called as ``progress(done, total, case_id)`` after each case.
         allow_absent_classes: score named classes that occur in no reference instead
             of stopping.
-        surface: surface-distance definitions of ``hd``, ``hd95``, ``assd`` and ``nsd``:
-            ``"monai"`` (default) or ``"deepmind"`` (the ``surface-distance`` package's).
+        surface: ``"monai"`` (default) or ``"deepmind"``: whose hd/hd95/assd/nsd definitions.
 
     Returns:
         An :class:`EvaluationReport`; ``report.format()`` is a one-screen summary.
@@ -345,13 +344,11 @@ def evaluate_folders(
     pred, ref = Path(pred_dir), Path(ref_dir)
     matching = _match(pred, ref, pred_name, ref_name, missing_pred)
     check = _label_check(pred, label_names, label_map, allow_absent_classes)
-    scored = _score_cases(matching, check, reader or _default_reader, metrics, params, empty_score, progress,
-                          surface)
+    scored = _score_cases(matching, check, reader or _default_reader, metrics, params, empty_score, progress, surface)
     error = check.error()
     if error is not None:
         raise error
-    stats = {"bootstrap": bootstrap, "ci": ci, "seed": seed, "missing_pred": missing_pred, "pred": pred, "ref": ref}
-    stats["surface"] = surface
+    stats = dict(bootstrap=bootstrap, ci=ci, seed=seed, missing_pred=missing_pred, pred=pred, ref=ref, surface=surface)
     report = _report(matching, scored, check, metrics, params, empty_score, stats)
     if output_dir is not None:
         write_report(report, output_dir, metrics)
