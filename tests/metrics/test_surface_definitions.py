@@ -83,3 +83,41 @@ def test_unknown_surface_definition():
     z = np.zeros((3, 3), np.uint8)
     with pytest.raises(ValueError, match="monai, deepmind"):
         compute_metrics(z, z, [1], ["hd95"], surface="medpy")
+
+
+def test_config_evaluation_conventions():
+    from pydantic import ValidationError
+
+    from medimg.core.spec import EvaluationSection
+
+    sec = EvaluationSection(empty_score=float("nan"), surface_distance="deepmind")
+    assert math.isnan(sec.empty_score) and sec.surface_distance == "deepmind"
+    assert EvaluationSection().surface_distance == "monai" and EvaluationSection().empty_score == 1.0
+    with pytest.raises(ValidationError, match="monai"):
+        EvaluationSection(surface_distance="medpy")
+
+
+def test_cli_empty_and_surface_options(tmp_path):
+    import nibabel as nib
+    from typer.testing import CliRunner
+
+    from medimg.cli import app
+
+    for d in ("p", "r"):
+        (tmp_path / d).mkdir()
+    lab = np.zeros((8, 8, 8), np.uint8)
+    lab[2:5, 2:5, 2:5] = 1
+    nib.save(nib.Nifti1Image(lab, np.eye(4)), str(tmp_path / "p" / "c1.nii.gz"))
+    nib.save(nib.Nifti1Image(np.zeros_like(lab), np.eye(4)), str(tmp_path / "p" / "c2.nii.gz"))
+    nib.save(nib.Nifti1Image(lab, np.eye(4)), str(tmp_path / "r" / "c1.nii.gz"))
+    nib.save(nib.Nifti1Image(np.zeros_like(lab), np.eye(4)), str(tmp_path / "r" / "c2.nii.gz"))
+    args = ["evaluate", str(tmp_path / "p"), str(tmp_path / "r"), "--metrics", "dice", "--bootstrap", "0"]
+    out = tmp_path / "o"
+    res = CliRunner().invoke(app, [*args, "--empty", "nan", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    rows = (out / "metrics.csv").read_text()
+    assert "c2" in rows and "nan" in rows.lower()
+    res = CliRunner().invoke(app, [*args, "--empty", "2"])
+    assert res.exit_code == 2 and "--empty" in res.output
+    res = CliRunner().invoke(app, [*args, "--surface-distance", "medpy"])
+    assert res.exit_code == 2 and "monai, deepmind" in res.output
