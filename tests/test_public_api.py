@@ -61,6 +61,8 @@ PUBLIC_API: dict[str, set[str]] = {
         "summarize", "surface_distances", "surface_points", "write_metrics_csv",
         "CLASSIFICATION_METRICS", "ClassificationReport", "ThresholdChoice", "choose_threshold",
         "classification_metrics", "evaluate_classification",
+        "LesionMatch", "match_lesions", "CompareReport", "compare_segmentation", "compare_classification",
+        "paired_difference", "delong_test",
     },
     "medimg.metrics.classification": {
         "CLASSIFICATION_METRICS", "METRICS_CSV_COLUMNS", "TASKS", "ClassificationReport",

@@ -321,6 +321,13 @@ class EvaluationSection(Strict):
     #: After training, score ``best.pt`` on the test split (its labelled cases) into
     #: ``RUN_DIR/test`` (``metrics.csv``, ``summary.json``); false skips it.
     test: bool = True
+    #: Score of dice, jaccard, nsd (and precision, recall, lesion_*) where a class is
+    #: absent from both prediction and reference: 1.0 (both agree), or ``.nan`` to leave
+    #: such cases out of means (as MONAI does by default). Used for the test split.
+    empty_score: float = 1.0
+    #: Surface-distance definitions of hd, hd95, assd and nsd on the test split:
+    #: ``monai`` (default) or ``deepmind`` (the surface-distance package, ``medimg[surface]``).
+    surface_distance: Literal["monai", "deepmind"] = "monai"
 
 
 class ExperimentConfig(Strict):

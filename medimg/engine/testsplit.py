@@ -71,7 +71,8 @@ def evaluate_segmentation_test(
     _link_references(records, ref_dir)
     evaluate_folders(
         pred_dir, ref_dir, out_dir, metrics=list(cfg.evaluation.metrics),
-        seed=cfg.experiment.seed, missing_pred="empty",
+        seed=cfg.experiment.seed, missing_pred="empty", empty_score=cfg.evaluation.empty_score,
+        surface=cfg.evaluation.surface_distance,
     )
     summary_path = out_dir / "summary.json"
     summary = json.loads(summary_path.read_text())
