@@ -31,6 +31,18 @@ _Threshold = Annotated[
         "predictions' predicted and threshold columns.",
     ),
 ]
+_Metadata = Annotated[
+    Optional[Path],
+    typer.Option(help="Classification: a CSV of case_id and one column per patient attribute, for --subgroup."),
+]
+_Subgroup = Annotated[
+    Optional[str],
+    typer.Option(
+        help="Classification: comma-separated --metadata columns, e.g. sex,site,age_bin: every metric per "
+        "group with its CI and n, the largest gap between groups with its CI, and for binary tasks the TPR "
+        "and FPR gaps (equal opportunity, equalised odds); written to subgroups.csv and summary.json."
+    ),
+]
 
 
 @app.command()
@@ -56,7 +68,7 @@ def evaluate(
         Optional[str],
         typer.Option(
             help="Comma-separated metric names (see `medimg list metrics`; classification: auc, accuracy, "
-            "balanced_accuracy, sensitivity, specificity, ppv, npv, f1; default: all)."
+            "balanced_accuracy, sensitivity, specificity, ppv, npv, f1, ece, brier, nll; default: all)."
         ),
     ] = None,
     label_names: Annotated[
@@ -83,6 +95,8 @@ def evaluate(
     split: _Split = None,
     threshold: _Threshold = None,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap resampling.")] = 0,
+    metadata: _Metadata = None,
+    subgroup: _Subgroup = None,
 ) -> None:
     """Score predictions against references: per case, per class, with confidence intervals.
 
@@ -93,8 +107,9 @@ def evaluate(
         seg_only = {"--label-names": label_names, "--ref-name": ref_name, "--label-map": label_map,
                     "--allow-absent-classes": allow_absent_classes or None}
         return _evaluate_classification(pred_dir, ref_dir, output_dir, metrics, bootstrap, label_column,
-                                        split, threshold, seed, seg_only)
-    _reject_options({"--label-column": label_column, "--split": split, "--threshold": threshold}, _CLASSIFICATION)
+                                        split, threshold, seed, seg_only, (metadata, _split_list(subgroup)))
+    _reject_options({"--label-column": label_column, "--split": split, "--threshold": threshold,
+                     "--metadata": metadata, "--subgroup": subgroup}, _CLASSIFICATION)
     metric_names = _split_list(metrics)
     _check_names("--metrics", metric_names, "metrics")  # a misspelt name: usage error, before any work
     for what, p in (("prediction", pred_dir), ("reference", ref_dir)):
@@ -130,9 +145,14 @@ def _reject_options(options: dict[str, Any], what: str) -> None:
 def _evaluate_classification(
     predictions: Path, labels: Path, output_dir: Optional[Path], metrics: Optional[str], bootstrap: int,
     label_column: Optional[str], split: Optional[str], threshold: Optional[float], seed: int,
-    segmentation_options: dict[str, Any],
+    segmentation_options: dict[str, Any], subgroups: tuple[Optional[Path], Optional[list[str]]] = (None, None),
 ) -> None:
     """``medimg evaluate PREDICTIONS.csv LABELS.csv``: a classifier's predictions scored."""
+    metadata, columns = subgroups
+    if (metadata is None) != (columns is None):
+        given, needed = ("--metadata", "--subgroup") if columns is None else ("--subgroup", "--metadata")
+        raise typer.BadParameter(f"{given} needs {needed} (the metadata CSV and the columns to group by)",
+                                 param_hint=given)
     from ..core.errors import DataError
 
     if not (_is_csv(predictions) and _is_csv(labels)):
@@ -147,11 +167,12 @@ def _evaluate_classification(
 
     report = evaluate_classification(
         predictions, labels, output_dir, label_column=label_column, split=split, threshold=threshold,
-        metrics=_split_list(metrics), bootstrap=bootstrap, seed=seed,
+        metrics=_split_list(metrics), bootstrap=bootstrap, seed=seed, metadata=metadata, subgroups=columns,
     )
     _console().print(report.format(), markup=False)
     if not report.all_ok:
-        _console(stderr=True).print(f"error: {report.problems()}", style="bold red", markup=False)
+        for line in report.problems().splitlines():
+            _console(stderr=True).print(f"error: {line}", style="bold red", markup=False)
         raise typer.Exit(EXIT_FAILURE)
 
 
