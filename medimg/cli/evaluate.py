@@ -14,7 +14,6 @@ import typer
 from ..core.errors import ConfigError, DataError
 from .app import EXIT_FAILURE, _check_names, _console, _split_list, app, progress_enabled
 
-
 _CLASSIFICATION = "classification (two CSV files)"
 # Options of a classification, declared once here to keep the command short.
 _LabelColumn = Annotated[
@@ -100,23 +99,18 @@ def evaluate(
 ) -> None:
     """Score predictions against references: per case, per class, with confidence intervals.
 
-    Two CSV files (a classifier's predictions, the labels) are scored as a classification.
-    Exit 1 if any case failed or lacks its prediction or reference (all are attempted).
-    """
+    Two CSV files (a classifier's predictions, the labels) are scored as a classification. Exit 1 if
+    any case failed or lacks its prediction or reference (all are attempted)."""
     if _is_csv(pred_dir) or _is_csv(ref_dir):
         seg_only = {"--label-names": label_names, "--ref-name": ref_name, "--label-map": label_map,
                     "--allow-absent-classes": allow_absent_classes or None}
-        return _evaluate_classification(pred_dir, ref_dir, output_dir, metrics, bootstrap, label_column,
-                                        split, threshold, seed, seg_only, (metadata, _split_list(subgroup)))
-    _reject_options({"--label-column": label_column, "--split": split, "--threshold": threshold,
-                     "--metadata": metadata, "--subgroup": subgroup}, _CLASSIFICATION)
+        return _evaluate_classification(pred_dir, ref_dir, output_dir, metrics, bootstrap, label_column, split,
+                                        threshold, seed, seg_only, (metadata, _split_list(subgroup)))
+    classification_only = {"--label-column": label_column, "--split": split, "--threshold": threshold}
+    _reject_options({**classification_only, "--metadata": metadata, "--subgroup": subgroup}, _CLASSIFICATION)
     metric_names = _split_list(metrics)
     _check_names("--metrics", metric_names, "metrics")  # a misspelt name: usage error, before any work
-    for what, p in (("prediction", pred_dir), ("reference", ref_dir)):
-        if not p.exists():
-            kind = "file" if p.suffix else "folder"
-            raise DataError(f"{what} {kind} '{p}' does not exist",
-                            hint="give a folder of label maps, or one .nii/.nii.gz file")
+    _check_exist(pred_dir, ref_dir)
     from ..metrics import evaluate_folders
 
     with _EvaluateProgress(progress_enabled()) as step:
@@ -129,6 +123,14 @@ def evaluate(
     if not report.all_ok:
         _console(stderr=True).print(f"error: {report.problems()}", style="bold red", markup=False)
         raise typer.Exit(EXIT_FAILURE)
+
+
+def _check_exist(pred_dir: Path, ref_dir: Path) -> None:
+    for what, p in (("prediction", pred_dir), ("reference", ref_dir)):
+        if not p.exists():
+            kind = "file" if p.suffix else "folder"
+            raise DataError(f"{what} {kind} '{p}' does not exist",
+                            hint="give a folder of label maps, or one .nii/.nii.gz file")
 
 
 def _is_csv(path: Path) -> bool:

@@ -22,7 +22,10 @@ Classification (:mod:`medimg.metrics.classification`): ``auc``, ``accuracy``,
 confusion matrix for binary, multi-class and multi-label tasks, with class-stratified
 bootstrap intervals; :func:`classification_metrics` (all by name), :func:`choose_threshold`
 (binary operating threshold from validation data) and :func:`evaluate_classification`
-(a predictions CSV against a label CSV or manifest).
+(a predictions CSV against a label CSV or manifest); the calibration errors ``ece``,
+``brier``, ``nll`` and :func:`fit_temperature` (temperature scaling); and
+:func:`subgroup_analysis` (every metric per group of patients, with the gaps between
+groups and, for binary tasks, equal opportunity and equalised odds).
 """
 
 from .bootstrap import bootstrap_ci, summarize
@@ -30,10 +33,13 @@ from .case import DEFAULT_METRICS, case_id_from_path, compute_case_metrics
 from .classification import (
     CLASSIFICATION_METRICS,
     ClassificationReport,
+    SubgroupReport,
     ThresholdChoice,
     choose_threshold,
     classification_metrics,
     evaluate_classification,
+    fit_temperature,
+    subgroup_analysis,
 )
 from .evaluate import evaluate_folders, find_cases
 from .labels import load_label_names
@@ -74,4 +80,7 @@ __all__ = [
     "choose_threshold",
     "classification_metrics",
     "evaluate_classification",
+    "SubgroupReport",
+    "fit_temperature",
+    "subgroup_analysis",
 ]

@@ -58,8 +58,8 @@ from .counts import check_metric_names, metric_table, one_vs_rest_counts, undefi
 from .decisions import decisions
 from .inputs import CASE_ID, LabelsTable, PredictionsTable, read_labels, read_predictions
 from .report import ClassificationReport
-from .subgroups import SubgroupReport, metadata_groups, subgroup_analysis
 from .roc import check_auc_defined
+from .subgroups import SubgroupReport, metadata_groups, subgroup_analysis
 from .tasks import Prepared, prepare
 from .writing import write_report
 
@@ -131,15 +131,9 @@ def evaluate_classification(
     report.notes = ([labels.note] if labels.note else []) + notes
     report.warnings = warnings + _split_advice(labels, preds, missing_prediction, split)
     report.settings = {
-        "predictions": str(preds.path),
-        "labels": str(labels.path),
-        "label_columns": labels.columns,
-        "split": split,
-        "bootstrap": int(bootstrap),
-        "ci": ci,
-        "seed": seed,
-        "resampling": "cases, stratified by class"
-        + (" combination" if task == "multilabel" else ""),
+        "predictions": str(preds.path), "labels": str(labels.path), "label_columns": labels.columns,
+        "split": split, "bootstrap": int(bootstrap), "ci": ci, "seed": seed,
+        "resampling": "cases, stratified by class" + (" combination" if task == "multilabel" else ""),
     }
     if subgroups:
         report.subgroups = _subgroups(prep, y_pred, report.cases, metadata, subgroups, names, bootstrap, ci, seed)

@@ -14,8 +14,8 @@ import numpy as np
 from .calibration import reliability_columns
 from .plots import confusion_figure, roc_figure
 from .reliability import ece_note, reliability_figure
-from .subgroups import SUBGROUPS_CSV_COLUMNS
 from .report import METRICS_CSV_COLUMNS, ClassificationReport
+from .subgroups import SUBGROUPS_CSV_COLUMNS
 
 __all__ = ["write_confusion_csv", "write_metrics_csv", "write_report", "write_subgroups_csv"]
 
