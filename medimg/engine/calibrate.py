@@ -9,10 +9,13 @@ checkpoint's :class:`~medimg.core.spec.InferenceSpec` (``temperature``), so that
 ``medimg predict`` divides the logits by ``T`` before the softmax (sigmoid).
 
 The fit always starts from the raw logits, so running it again replaces ``T``; it never
-multiplies onto the one stored. A binary model's operating threshold (chosen on the
-uncalibrated validation probabilities) is moved with ``T``, ``t -> sigmoid(logit(t) /
-T)``, so that every decision stays the same; the uncalibrated threshold is kept in the
-checkpoint's ``calibration`` entry for the next fit.
+multiplies onto the one stored. A binary model's operating threshold is chosen again on
+the calibrated validation probabilities by the run's own rule (Youden's J, or
+``evaluation.target_sensitivity``), as training chose it on the uncalibrated ones. ``T``
+is monotone, so without test-time augmentation the validation decisions stay exactly the
+same; with flip TTA (a mean of probabilities) a case near the threshold can change, and
+the number of validation decisions that changed is reported. The uncalibrated threshold
+is kept in the checkpoint's ``calibration`` entry.
 
 ``RUN_DIR/calibration/`` receives ``calibration.json`` (T, the validation cases, ece,
 brier and nll before and after with bootstrap intervals), ``metrics.csv`` (the same as
@@ -41,6 +44,7 @@ from ..metrics.classification.bootstrap import bootstrap_intervals
 from ..metrics.classification.calibration import CALIBRATION_METRICS, reliability_columns
 from ..metrics.classification.counts import metric_table
 from ..metrics.classification.reliability import ece_note, reliability_figure
+from ..metrics.classification.roc import choose_threshold
 from ..metrics.classification.tasks import decide, prepare
 from ..metrics.classification.temperature import TEMPERATURE_RANGE, fit_temperature
 from .classify import _load
@@ -62,6 +66,8 @@ class CalibrationResult:
         n_cases: validation cases fitted on.
         before, after: ``{metric: {"value", "ci_low", "ci_high"}}`` on validation.
         threshold: the binary threshold now stored (None for other tasks).
+        changed_decisions: validation cases decided differently after calibration (0
+            without flip TTA: T keeps the order of the probabilities).
         checkpoint: the checkpoint updated. paths: the files written, by kind.
         warnings: what a reader must know (a temperature at the end of its search range).
     """
@@ -73,6 +79,7 @@ class CalibrationResult:
     after: dict[str, dict[str, float | None]]
     threshold: float | None
     checkpoint: Path
+    changed_decisions: int = 0
     paths: dict[str, Path] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
@@ -86,7 +93,9 @@ class CalibrationResult:
         for m in self.before:
             lines.append(f"  {m:<8} {_stat(self.before[m]):>24}  {_stat(self.after[m]):>24}")
         if self.threshold is not None:
-            lines.append(f"binary threshold moved with T to {self.threshold:.4f} (same decisions)")
+            lines.append(f"binary threshold chosen again on the calibrated validation probabilities: "
+                         f"{self.threshold:.4f}")
+        lines.append(f"validation decisions changed by calibration: {self.changed_decisions}")
         lines.extend(f"warning: {w}" for w in self.warnings)
         lines.append(f"stored in {self.checkpoint}")
         lines.extend(f"wrote {k}: {p}" for k, p in self.paths.items())
@@ -131,11 +140,21 @@ def _scores(y: np.ndarray, probs: np.ndarray, task: str, threshold: float | None
     }
 
 
-def _moved_threshold(t_raw: float | None, temperature: float) -> float | None:
-    """The threshold on calibrated probabilities that makes the same binary decisions."""
-    if t_raw is None or t_raw <= 0.0 or t_raw >= 1.0:
-        return t_raw
-    return float(expit(math.log(t_raw / (1.0 - t_raw)) / temperature))
+def _changed(y: np.ndarray, before: np.ndarray, after: np.ndarray, task: str, t_before: float | None,
+             t_after: float | None) -> int:
+    """Validation cases decided differently after calibration (0 without flip TTA)."""
+    a = decide(prepare(y, before, task), 0.5 if t_before is None else t_before)
+    b = decide(prepare(y, after, task), 0.5 if t_after is None else t_after)
+    return int((a != b).reshape(len(y), -1).any(axis=1).sum())
+
+
+def _rechosen_threshold(cfg: ExperimentConfig, y: np.ndarray, probs: np.ndarray) -> float:
+    """The binary threshold chosen on calibrated validation probabilities, by the rule
+    training used (:class:`~medimg.engine.classify.ClassificationTrainer`)."""
+    target = cfg.evaluation.target_sensitivity
+    method = "youden" if target is None else "sensitivity"
+    choice = choose_threshold(y, probs[:, 1], method, target or 0.9, split="validation")
+    return float(min(max(choice.threshold, 0.0), 1.0))
 
 
 def _targets(split: Any, multilabel: bool) -> np.ndarray:
@@ -206,13 +225,14 @@ def calibrate_run(run_dir: str | os.PathLike, cfg: ExperimentConfig, device: str
     t_raw = previous.get("uncalibrated_threshold", spec.threshold) if task == "binary" else None
     before_p, after_p = _probs(logits, 1.0, spec.multilabel), _probs(logits, t, spec.multilabel)
     before = _scores(y, before_p, task, t_raw, bootstrap, seed)
-    threshold = _moved_threshold(t_raw, t)
+    threshold = _rechosen_threshold(cfg, y, after_p) if t_raw is not None else None
     after = _scores(y, after_p, task, threshold, bootstrap, seed)
+    changed = _changed(y, before_p, after_p, task, t_raw, threshold)
     record = {"method": "temperature scaling", "temperature": t, "split": "validation", "n_cases": len(val),
-              "uncalibrated_threshold": t_raw, "before": before, "after": after}
+              "uncalibrated_threshold": t_raw, "changed_decisions": changed, "before": before, "after": after}
     record["warnings"] = _range_warning(t)
     _store(best, t, threshold, record)
-    result = CalibrationResult(t, spec.temperature, len(val), before, after, threshold, best,
+    result = CalibrationResult(t, spec.temperature, len(val), before, after, threshold, best, changed,
                                warnings=record["warnings"])
     _write(run_dir / CALIBRATION_DIR, result, record, y, (before_p, after_p), task, data.class_names)
     return result
@@ -230,7 +250,7 @@ def _range_warning(t: float) -> list[str]:
 
 
 def _store(path: Path, temperature: float, threshold: float | None, record: dict[str, Any]) -> None:
-    """Write ``temperature`` (and the moved threshold) into the checkpoint, atomically."""
+    """Write ``temperature`` (and the threshold chosen again) into the checkpoint, atomically."""
     payload = torch.load(path, map_location="cpu", weights_only=True)
     payload["inference"] = {**payload["inference"], "temperature": float(temperature)}
     if threshold is not None:

@@ -41,11 +41,11 @@ def run_dir(tmp_path_factory) -> Path:
     return tmp / "run"
 
 
-def _predict_probs(run_dir: Path, out: Path) -> np.ndarray:
+def _predict(run_dir: Path, out: Path) -> tuple[np.ndarray, list[str]]:
     res = run("predict", run_dir / "best.pt", run_dir.parent / "toy.npz", out, "--device", "cpu")
     assert res.exit_code == 0, res.output
     rows = list(csv.DictReader(open(out / "predictions.csv")))
-    return np.array([[float(r["prob_normal"]), float(r["prob_lesion"])] for r in rows])
+    return np.array([[float(r["prob_normal"]), float(r["prob_lesion"])] for r in rows]), [r["predicted"] for r in rows]
 
 
 def test_calibrate_stores_t_and_predict_uses_it(run_dir: Path):
@@ -56,7 +56,7 @@ def test_calibrate_stores_t_and_predict_uses_it(run_dir: Path):
     val = np.load(run_dir.parent / "toy.npz")
     z_val = raw.classify_logits(torch.from_numpy(val["val_images"][:, None]))[0].numpy()
     expected_t = fit_temperature(z_val, val["val_labels"][:, 0])
-    before = _predict_probs(run_dir, run_dir.parent / "pred_before")
+    before, decided_before = _predict(run_dir, run_dir.parent / "pred_before")
 
     res = run("calibrate", run_dir, "--device", "cpu", "--bootstrap", "50")
     assert res.exit_code == 0, res.output
@@ -64,9 +64,10 @@ def test_calibrate_stores_t_and_predict_uses_it(run_dir: Path):
     ckpt = torch.load(run_dir / "best.pt", weights_only=True)
     t = ckpt["inference"]["temperature"]
     assert t == pytest.approx(expected_t, rel=1e-4) and t != pytest.approx(1.0, abs=1e-3)
-    # the binary threshold moved with T: the same decisions
-    moved = 1 / (1 + np.exp(-np.log(threshold_before / (1 - threshold_before)) / t))
-    assert ckpt["inference"]["threshold"] == pytest.approx(moved)
+    # the binary threshold is chosen again on the calibrated probabilities: same decisions
+    assert ckpt["inference"]["threshold"] != pytest.approx(threshold_before)
+    assert ckpt["calibration"]["uncalibrated_threshold"] == pytest.approx(threshold_before)
+    assert "validation decisions changed by calibration: 0" in res.output
     report = json.loads((run_dir / "calibration" / "calibration.json").read_text())
     assert report["temperature"] == pytest.approx(t) and report["n_cases"] == 40
     assert report["after"]["nll"]["value"] <= report["before"]["nll"]["value"]
@@ -75,7 +76,8 @@ def test_calibrate_stores_t_and_predict_uses_it(run_dir: Path):
     assert {(r["stage"], r["metric"]) for r in rows} == {(s, m) for s in ("before", "after") for m in ("ece", "brier", "nll")}
     assert (run_dir / "calibration" / "reliability_diagram.png").stat().st_size > 10_000
 
-    after = _predict_probs(run_dir, run_dir.parent / "pred_after")
+    after, decided_after = _predict(run_dir, run_dir.parent / "pred_after")
+    assert decided_after == decided_before
     assert np.allclose(before, softmax(z_test, axis=1), atol=2e-6)
     assert np.allclose(after, softmax(z_test / t, axis=1), atol=2e-6)
     assert not np.allclose(after, before, atol=1e-3)

@@ -12,6 +12,8 @@ EXPECTED = {
     # classification (medimg.metrics.classification has the per-metric functions)
     "CLASSIFICATION_METRICS", "ClassificationReport", "ThresholdChoice", "choose_threshold",
     "classification_metrics", "evaluate_classification",
+    # calibration and subgroups
+    "SubgroupReport", "fit_temperature", "subgroup_analysis",
 }
 
 

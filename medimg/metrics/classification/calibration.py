@@ -27,7 +27,10 @@ Per task:
 * **multi-label**: every label as a binary column, and their unweighted mean.
 
 All three come from per-case terms, so a bootstrap resample costs one gather (``brier``,
-``nll``) or one ``bincount`` per column (``ece``), like the confusion counts.
+``nll``) or one ``bincount`` per column (``ece``), like the confusion counts. A binned
+ECE is biased upwards on few cases (bin noise adds to it), so its bootstrap values tend
+to lie above the data's own value and the percentile interval with them; compare ECEs on
+sets of similar size.
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ def _panel(ax: Any, hist: Any, panel: Panel, n_bins: int, outcome: str) -> None:
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", fontsize=7 if len(curves) > 4 else 8, framealpha=0.9)
     hist.set_xlim(0, 1)
-    hist.set_xlabel("predicted probability")
+    hist.set_xlabel("highest predicted probability" if outcome.startswith("fraction correct") else "predicted probability")
     hist.set_ylabel("cases")
     hist.grid(alpha=0.3)
 
