@@ -54,7 +54,7 @@ def evaluate_segmentation_test(
     """Predict the labelled test ``records`` with ``checkpoint`` and score them.
 
     Writes ``out_dir/predictions`` (label maps, ``labels.json``, ``label_map.json``,
-    ``predictions.csv``), ``out_dir/references``, ``out_dir/metrics.csv``,
+    ``predict_log.csv``), ``out_dir/references``, ``out_dir/metrics.csv``,
     ``out_dir/summary.json`` and the Dice box plot, with ``evaluation.metrics`` and the
     data's label names and label map (recorded in the checkpoint).
 
