@@ -63,18 +63,21 @@ PUBLIC_API: dict[str, set[str]] = {
         "classification_metrics", "evaluate_classification",
         "LesionMatch", "match_lesions", "CompareReport", "compare_segmentation", "compare_classification",
         "paired_difference", "delong_test",
+        "SubgroupReport", "fit_temperature", "subgroup_analysis",
     },
     "medimg.metrics.classification": {
         "CLASSIFICATION_METRICS", "METRICS_CSV_COLUMNS", "TASKS", "ClassificationReport",
         "ThresholdChoice", "accuracy", "auc", "balanced_accuracy", "choose_threshold",
         "classification_metrics", "confusion_matrix", "evaluate_classification", "f1", "npv",
         "ppv", "predict_labels", "roc_curve", "sensitivity", "specificity",
+        "CALIBRATION_METRICS", "ECE_BINS", "SubgroupReport", "brier", "ece", "fit_temperature", "nll",
+        "subgroup_analysis",
     },
     "medimg.engine": {
         "BestModelCheckpoint", "Callback", "EarlyStopping", "FitState", "History", "StopAgreement",
         "TimeBudget", "DistInfo", "OPTIMIZERS", "SCHEDULERS", "TrainResult", "Trainer", "build_model",
         "load_checkpoint", "model_params_for", "save_checkpoint", "seed_everything", "train",
-        "validation_metrics",
+        "validation_metrics", "CalibrationResult", "calibrate_run",
     },
     "medimg.inference": {
         "BatchReport", "InferenceSpec", "Predictor", "build_model", "export_checkpoint", "ExportReport",

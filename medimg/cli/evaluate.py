@@ -15,7 +15,6 @@ from ..core.errors import ConfigError, DataError
 from .app import EXIT_FAILURE, _check_names, _console, _split_list, app, progress_enabled
 from .conventions import EmptyOption, SurfaceOption, segmentation_conventions
 
-
 _CLASSIFICATION = "classification (two CSV files)"
 # Options of a classification, declared once here to keep the command short.
 _LabelColumn = Annotated[
@@ -30,6 +29,27 @@ _Threshold = Annotated[
         min=0.0, max=1.0,
         help="Classification (binary, multi-label): decide at this threshold instead of the "
         "predictions' predicted and threshold columns.",
+    ),
+]
+_Metadata = Annotated[
+    Optional[Path],
+    typer.Option(help="Classification: a CSV of case_id and one column per patient attribute, for --subgroup."),
+]
+_Subgroup = Annotated[
+    Optional[str],
+    typer.Option(
+        help="Classification: comma-separated --metadata columns, e.g. sex,site,age_bin: every metric per "
+        "group with its CI and n, the largest gap between groups with its CI, and for binary tasks the TPR "
+        "and FPR gaps (equal opportunity, equalised odds); written to subgroups.csv and summary.json."
+    ),
+]
+
+
+_Metrics = Annotated[
+    Optional[str],
+    typer.Option(
+        help="Comma-separated metric names (see `medimg list metrics`; classification: auc, accuracy, "
+        "balanced_accuracy, sensitivity, specificity, ppv, npv, f1, ece, brier, nll; default: all)."
     ),
 ]
 
@@ -53,13 +73,7 @@ def evaluate(
     output_dir: Annotated[
         Optional[Path], typer.Option("--output-dir", "-o", help="Write metrics.csv, summary.json and plots here.")
     ] = None,
-    metrics: Annotated[
-        Optional[str],
-        typer.Option(
-            help="Comma-separated metric names (see `medimg list metrics`; classification: auc, accuracy, "
-            "balanced_accuracy, sensitivity, specificity, ppv, npv, f1; default: all)."
-        ),
-    ] = None,
+    metrics: _Metrics = None,
     label_names: Annotated[
         Optional[str],
         typer.Option(help="Comma-separated class names, background first (default: PRED_DIR's labels.json)."),
@@ -86,18 +100,20 @@ def evaluate(
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap resampling.")] = 0,
     empty: EmptyOption = "1",
     surface_distance: SurfaceOption = "monai",
+    metadata: _Metadata = None,
+    subgroup: _Subgroup = None,
 ) -> None:
     """Score predictions against references: per case, per class, with confidence intervals.
 
-    Two CSV files (a classifier's predictions, the labels) are scored as a classification.
-    Exit 1 if any case failed or lacks its prediction or reference (all are attempted).
-    """
+    Two CSV files (a classifier's predictions, the labels) are scored as a classification. Exit 1 if
+    any case failed or lacks its prediction or reference (all are attempted)."""
     if _is_csv(pred_dir) or _is_csv(ref_dir):
         seg_only = {"--label-names": label_names, "--ref-name": ref_name, "--label-map": label_map,
                     "--allow-absent-classes": allow_absent_classes or None}
-        return _evaluate_classification(pred_dir, ref_dir, output_dir, metrics, bootstrap, label_column,
-                                        split, threshold, seed, seg_only)
-    _reject_options({"--label-column": label_column, "--split": split, "--threshold": threshold}, _CLASSIFICATION)
+        return _evaluate_classification(pred_dir, ref_dir, output_dir, metrics, bootstrap, label_column, split,
+                                        threshold, seed, seg_only, (metadata, _split_list(subgroup)))
+    classification_only = {"--label-column": label_column, "--split": split, "--threshold": threshold}
+    _reject_options({**classification_only, "--metadata": metadata, "--subgroup": subgroup}, _CLASSIFICATION)
     metric_names = _split_list(metrics)
     _check_names("--metrics", metric_names, "metrics")  # a misspelt name: usage error, before any work
     _require_paths(pred_dir, ref_dir)
@@ -138,9 +154,14 @@ def _reject_options(options: dict[str, Any], what: str) -> None:
 def _evaluate_classification(
     predictions: Path, labels: Path, output_dir: Optional[Path], metrics: Optional[str], bootstrap: int,
     label_column: Optional[str], split: Optional[str], threshold: Optional[float], seed: int,
-    segmentation_options: dict[str, Any],
+    segmentation_options: dict[str, Any], subgroups: tuple[Optional[Path], Optional[list[str]]] = (None, None),
 ) -> None:
     """``medimg evaluate PREDICTIONS.csv LABELS.csv``: a classifier's predictions scored."""
+    metadata, columns = subgroups
+    if (metadata is None) != (columns is None):
+        given, needed = ("--metadata", "--subgroup") if columns is None else ("--subgroup", "--metadata")
+        raise typer.BadParameter(f"{given} needs {needed} (the metadata CSV and the columns to group by)",
+                                 param_hint=given)
     from ..core.errors import DataError
 
     if not (_is_csv(predictions) and _is_csv(labels)):
@@ -155,11 +176,12 @@ def _evaluate_classification(
 
     report = evaluate_classification(
         predictions, labels, output_dir, label_column=label_column, split=split, threshold=threshold,
-        metrics=_split_list(metrics), bootstrap=bootstrap, seed=seed,
+        metrics=_split_list(metrics), bootstrap=bootstrap, seed=seed, metadata=metadata, subgroups=columns,
     )
     _console().print(report.format(), markup=False)
     if not report.all_ok:
-        _console(stderr=True).print(f"error: {report.problems()}", style="bold red", markup=False)
+        for line in report.problems().splitlines():
+            _console(stderr=True).print(f"error: {line}", style="bold red", markup=False)
         raise typer.Exit(EXIT_FAILURE)
 
 

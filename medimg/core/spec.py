@@ -254,6 +254,7 @@ class InferenceSpec(InferenceSection):
             read from the model.
         label_names: class names, index = class value, background first; None: unnamed.
         label_map: raw reference label value -> class value, as used for training.
+        threshold, multilabel, temperature: classification decisions and probabilities.
     """
 
     task: Task = "segmentation"
@@ -267,6 +268,9 @@ class InferenceSpec(InferenceSection):
     threshold: float | None = Field(None, ge=0.0, le=1.0)
     #: Classification: one independent probability per label (sigmoid), not a softmax.
     multilabel: bool = False
+    #: Classification: the logits are divided by this before the softmax (sigmoid), fitted
+    #: on validation by ``medimg calibrate`` (temperature scaling); None: 1 (uncalibrated).
+    temperature: float | None = Field(None, gt=0.0)
 
     @model_validator(mode="after")
     def _postprocess_classes(self) -> InferenceSpec:

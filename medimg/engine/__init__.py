@@ -1,8 +1,10 @@
 """Training: the :class:`Trainer` (a loop plus callbacks), ``train(config)``,
 optimizers/schedulers registries, checkpoints (format defined in
-:mod:`medimg.inference.checkpoint`), torchrun/DDP."""
+:mod:`medimg.inference.checkpoint`), torchrun/DDP, and :func:`calibrate_run` (temperature
+scaling of a trained classifier, ``medimg calibrate``)."""
 
 from ..inference.checkpoint import build_model, load_checkpoint, save_checkpoint
+from .calibrate import CalibrationResult, calibrate_run
 from .callbacks import (
     BestModelCheckpoint,
     Callback,
@@ -37,4 +39,6 @@ __all__ = [
     "TimeBudget",
     "History",
     "StopAgreement",
+    "CalibrationResult",
+    "calibrate_run",
 ]

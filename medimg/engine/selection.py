@@ -100,14 +100,15 @@ def _resolve(name: str, label_names: Sequence[str], metrics: Registry) -> Select
 
 def _resolve_classification(name: str) -> Selection | str:
     """A classification ``select_by``: a metric of
-    :data:`medimg.metrics.classification.CLASSIFICATION_METRICS` (all higher-is-better) or
-    ``loss``; else the problem with it."""
+    :data:`medimg.metrics.classification.CLASSIFICATION_METRICS` (higher-is-better but the
+    calibration errors ``ece``, ``brier``, ``nll``) or ``loss``; else the problem with it."""
     from ..metrics.classification import CLASSIFICATION_METRICS
+    from ..metrics.classification.calibration import LOWER_IS_BETTER
 
     if name == LOSS:
         return Selection(name, LOSS, None, False)
     if name.lower() in CLASSIFICATION_METRICS:
-        return Selection(name, name.lower(), None, True)
+        return Selection(name, name.lower(), None, name.lower() not in LOWER_IS_BETTER)
     dym = did_you_mean(name.lower(), [*CLASSIFICATION_METRICS, LOSS])
     return f"unknown classification metric '{name}'; " + (
         dym or f"known: {', '.join([*CLASSIFICATION_METRICS, LOSS])}"

@@ -2,7 +2,8 @@
 
 A classifier sees the whole preprocessed image (no sliding window); flip test-time
 augmentation averages the probabilities of the flipped inputs. Probabilities are the
-softmax of the logits, or one sigmoid per label for a multi-label model. Decisions follow
+softmax of the logits, or one sigmoid per label for a multi-label model, after dividing
+the logits by the spec's ``temperature`` where ``medimg calibrate`` stored one. Decisions follow
 :func:`medimg.metrics.classification.predict_labels` (``p >= threshold`` for binary and
 multi-label, the argmax for multi-class), so that training, prediction and evaluation
 decide alike. The CSV is the format :func:`medimg.metrics.evaluate_classification` reads.
@@ -20,7 +21,26 @@ import torch
 
 from ..metrics.classification import predict_labels
 
-__all__ = ["class_probabilities", "decide_classes", "task_of", "write_class_predictions"]
+__all__ = ["class_logits", "class_probabilities", "decide_classes", "task_of", "write_class_predictions"]
+
+
+def _flip_combos(nd: int, tta_flips: Sequence[int]) -> list[tuple[int, ...]]:
+    bad = [a for a in tta_flips if not 0 <= a < nd]
+    if bad:
+        raise ValueError(f"tta_flips axes {bad} out of range for {nd} spatial axes (0..{nd - 1})")
+    combos: list[tuple[int, ...]] = [()]
+    for r in range(1, len(set(tta_flips)) + 1):
+        combos += list(itertools.combinations(sorted(set(tta_flips)), r))
+    return combos
+
+
+def class_logits(
+    forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, tta_flips: Sequence[int] = ()
+) -> torch.Tensor:
+    """Logits ``(P, B, K)`` of preprocessed images ``x`` ``(B, C, *spatial)``, one row per
+    test-time-augmentation pass (``P = 1`` without ``tta_flips``; the unflipped pass first)."""
+    combos = _flip_combos(x.ndim - 2, tta_flips)
+    return torch.stack([forward(torch.flip(x, [a + 2 for a in c]) if c else x).float() for c in combos])
 
 
 def class_probabilities(
@@ -28,6 +48,7 @@ def class_probabilities(
     x: torch.Tensor,
     tta_flips: Sequence[int] = (),
     multilabel: bool = False,
+    temperature: float | None = None,
 ) -> torch.Tensor:
     """Probabilities ``(B, K)`` for preprocessed images ``x`` ``(B, C, *spatial)``.
 
@@ -35,18 +56,16 @@ def class_probabilities(
         forward: the network, ``(B, C, *spatial) -> (B, K)`` logits.
         tta_flips: spatial axes (0-based) whose flips, alone and combined, are averaged.
         multilabel: sigmoid per label instead of a softmax over classes.
+        temperature: each pass's logits are divided by it first (temperature scaling,
+            ``medimg calibrate``); None: 1.
     """
-    nd = x.ndim - 2
-    bad = [a for a in tta_flips if not 0 <= a < nd]
-    if bad:
-        raise ValueError(f"tta_flips axes {bad} out of range for {nd} spatial axes (0..{nd - 1})")
-    combos: list[tuple[int, ...]] = [()]
-    for r in range(1, len(set(tta_flips)) + 1):
-        combos += list(itertools.combinations(sorted(set(tta_flips)), r))
     total = None
+    combos = _flip_combos(x.ndim - 2, tta_flips)
     for combo in combos:
         xi = torch.flip(x, [a + 2 for a in combo]) if combo else x
         logits = forward(xi).float()
+        if temperature is not None:
+            logits = logits / float(temperature)
         probs = torch.sigmoid(logits) if multilabel else torch.softmax(logits, dim=1)
         total = probs if total is None else total + probs
     assert total is not None

@@ -379,14 +379,25 @@ class Predictor:
     def classify_batch(self, x: torch.Tensor) -> torch.Tensor:
         """Class probabilities ``(B, K)`` (CPU, float32) of preprocessed images ``(B, C, *spatial)``:
         one whole-image forward pass each (no sliding window), flip TTA averaged; softmax,
-        or a sigmoid per label for a multi-label model."""
+        or a sigmoid per label for a multi-label model, of the logits divided by the
+        spec's ``temperature`` (when calibrated)."""
         from .classify import class_probabilities
 
         with torch.inference_mode():
             probs = class_probabilities(
-                self._forward, x.to(self.device, torch.float32), self.tta_flips, self.spec.multilabel
+                self._forward, x.to(self.device, torch.float32), self.tta_flips, self.spec.multilabel,
+                self.spec.temperature,
             )
         return probs.float().cpu()
+
+    def classify_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw logits ``(P, B, K)`` (CPU, float32) of preprocessed images ``(B, C, *spatial)``,
+        one row per flip-TTA pass, before any temperature: what calibration fits on."""
+        from .classify import class_logits
+
+        with torch.inference_mode():
+            logits = class_logits(self._forward, x.to(self.device, torch.float32), self.tta_flips)
+        return logits.float().cpu()
 
     def preprocess_batch(self, x: torch.Tensor) -> torch.Tensor:
         """The recorded preprocessing applied to each image of ``(B, C, *spatial)`` (none: ``x``)."""

@@ -30,6 +30,11 @@ Paired comparison of two models on the same cases (:mod:`.compare`,
 :mod:`.compare_classification`, :mod:`.delong`): :func:`compare_segmentation`,
 :func:`compare_classification`, :func:`paired_difference` (paired bootstrap interval and
 Wilcoxon signed-rank test) and :func:`delong_test` (two correlated AUCs).
+
+Calibration: the errors ``ece``,
+``brier``, ``nll`` and :func:`fit_temperature` (temperature scaling); and
+:func:`subgroup_analysis` (every metric per group of patients, with the gaps between
+groups and, for binary tasks, equal opportunity and equalised odds).
 """
 
 from .bootstrap import bootstrap_ci, summarize
@@ -37,10 +42,13 @@ from .case import DEFAULT_METRICS, case_id_from_path, compute_case_metrics
 from .classification import (
     CLASSIFICATION_METRICS,
     ClassificationReport,
+    SubgroupReport,
     ThresholdChoice,
     choose_threshold,
     classification_metrics,
     evaluate_classification,
+    fit_temperature,
+    subgroup_analysis,
 )
 from .compare import CompareReport, compare_segmentation, paired_difference
 from .compare_classification import compare_classification
@@ -92,4 +100,7 @@ __all__ = [
     "compare_classification",
     "paired_difference",
     "delong_test",
+    "SubgroupReport",
+    "fit_temperature",
+    "subgroup_analysis",
 ]

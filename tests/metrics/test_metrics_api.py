@@ -15,6 +15,8 @@ EXPECTED = {
     # lesion-wise metrics and paired comparison
     "LesionMatch", "match_lesions", "CompareReport", "compare_segmentation", "compare_classification",
     "paired_difference", "delong_test",
+    # calibration and subgroups
+    "SubgroupReport", "fit_temperature", "subgroup_analysis",
 }
 
 

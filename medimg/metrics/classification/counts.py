@@ -11,6 +11,8 @@ Definitions, per class scored one-vs-rest (TP, FP, FN, TN counted in cases):
 ``npv``                TN / (TN + FN)
 ``f1``                 2 TP / (2 TP + FP + FN)
 ``auc``                see :mod:`.roc`
+``ece``, ``brier``,    see :mod:`.calibration` (from the probabilities, not the counts;
+``nll``                lower is better)
 =====================  =============================  ==================================
 
 Binary tasks report the positive class. Multi-class and multi-label tasks report every
@@ -30,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from ...core.errors import DataError
+from .calibration import CALIBRATION_METRICS, calibration_table
 from .roc import auc_columns, check_auc_defined
 from .tasks import Prepared, decide, prepare
 
@@ -60,6 +63,7 @@ CLASSIFICATION_METRICS = (
     "ppv",
     "npv",
     "f1",
+    *CALIBRATION_METRICS,
 )
 #: Metrics that multi-class reports per class as well (accuracy is the task's own).
 _PER_CLASS_MULTICLASS = ("auc", "sensitivity", "specificity", "ppv", "npv", "f1")
@@ -172,6 +176,9 @@ def metric_table(
         per["auc"] = auc_columns(truth, scores, idx, codes)
     table: dict[Key, np.ndarray] = {}
     for name in metrics:
+        if name in CALIBRATION_METRICS:
+            table.update(calibration_table(prep, idx, (name,)))
+            continue
         if prep.task == "binary":
             table[(name, None)] = per[name][:, 0]
             continue

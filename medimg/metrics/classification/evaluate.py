@@ -40,7 +40,8 @@ bootstrap intervals (:mod:`.bootstrap`).
 Outputs, in ``output_dir``: ``metrics.csv`` (``metric, class, value, ci_low, ci_high,
 n``; class ``overall`` is the task's value: the positive class for binary tasks, the
 macro average over classes otherwise), ``summary.json``, ``confusion_matrix.csv``,
-``roc_curve.png`` and ``confusion_matrix.png`` (the figures need ``medimg[plots]``).
+``roc_curve.png``, ``confusion_matrix.png`` and ``reliability_diagram.png`` (the
+figures need ``medimg[plots]``); with subgroups, ``subgroups.csv`` (:mod:`.subgroups`).
 """
 
 from __future__ import annotations
@@ -52,11 +53,13 @@ import numpy as np
 
 from ...core.errors import DataError
 from .bootstrap import bootstrap_intervals
+from .calibration import CALIBRATION_METRICS
 from .counts import check_metric_names, metric_table, one_vs_rest_counts, undefined_reason
 from .decisions import decisions
 from .inputs import CASE_ID, LabelsTable, PredictionsTable, read_labels, read_predictions
 from .report import ClassificationReport
 from .roc import check_auc_defined
+from .subgroups import SubgroupReport, metadata_groups, subgroup_analysis
 from .tasks import Prepared, prepare
 from .writing import write_report
 
@@ -75,6 +78,8 @@ def evaluate_classification(
     bootstrap: int = 1000,
     ci: float = 0.95,
     seed: int = 0,
+    metadata: str | Path | None = None,
+    subgroups: Any = None,
 ) -> ClassificationReport:
     """Score a predictions CSV against labels (formats in the module docstring).
 
@@ -88,6 +93,13 @@ def evaluate_classification(
             predictions' ``predicted`` and ``threshold`` columns.
         metrics: names among :data:`~.counts.CLASSIFICATION_METRICS` (default: all).
         bootstrap: resamples for the intervals (0: none). ci: their coverage. seed: theirs.
+        metadata: a CSV with ``case_id`` and one column per attribute (``sex``,
+            ``site``...), for ``subgroups``.
+        subgroups: column names of ``metadata``: every metric per group of each, with
+            the gaps between groups (:mod:`.subgroups`), into ``subgroups.csv`` and
+            ``summary.json``. A missing file or column, a column of one value, or scored
+            cases absent from the metadata are listed in ``report.subgroups.problems``
+            (and make ``all_ok`` false), not raised: the rest is still scored.
 
     Returns:
         the :class:`~.report.ClassificationReport`; check ``all_ok``.
@@ -119,19 +131,31 @@ def evaluate_classification(
     report.notes = ([labels.note] if labels.note else []) + notes
     report.warnings = warnings + _split_advice(labels, preds, missing_prediction, split)
     report.settings = {
-        "predictions": str(preds.path),
-        "labels": str(labels.path),
-        "label_columns": labels.columns,
-        "split": split,
-        "bootstrap": int(bootstrap),
-        "ci": ci,
-        "seed": seed,
-        "resampling": "cases, stratified by class"
-        + (" combination" if task == "multilabel" else ""),
+        "predictions": str(preds.path), "labels": str(labels.path), "label_columns": labels.columns,
+        "split": split, "bootstrap": int(bootstrap), "ci": ci, "seed": seed,
+        "resampling": "cases, stratified by class" + (" combination" if task == "multilabel" else ""),
     }
+    if subgroups:
+        report.subgroups = _subgroups(prep, y_pred, report.cases, metadata, subgroups, names, bootstrap, ci, seed)
     if output_dir is not None:
         truth, scores = prep.one_vs_rest()
-        write_report(report, output_dir, {"truth": truth, "scores": scores})
+        write_report(report, output_dir, {"truth": truth, "scores": scores, "prep": prep})
+    return report
+
+
+def _subgroups(prep: Prepared, y_pred: np.ndarray, cases: list[str], metadata: Any, columns: Any,
+               names: tuple[str, ...], bootstrap: int, ci: float, seed: int) -> SubgroupReport:
+    """The subgroup analysis of the scored cases that the metadata has."""
+    columns = [columns] if isinstance(columns, str) else list(columns)
+    if metadata is None:
+        return SubgroupReport(prep.task, problems=["subgroups need a metadata file (case_id + one column per attribute)"])
+    groups, rows, problems = metadata_groups(metadata, columns, cases)
+    if not rows or not groups:
+        return SubgroupReport(prep.task, problems=problems)
+    sub = Prepared(prep.task, prep.y[rows], prep.scores[rows], prep.num_classes)
+    report = subgroup_analysis(sub.y, sub.scores, groups, task=prep.task, y_pred=y_pred[rows], metrics=names,
+                               bootstrap=bootstrap, ci=ci, seed=seed)
+    report.problems = problems + report.problems
     return report
 
 
@@ -221,7 +245,7 @@ def _n_of(
     total: int,
 ) -> int:
     """The cases a value is a fraction of (module docstring of :mod:`.report`)."""
-    if c is None and tp.shape[0] > 1 or metric in ("auc", "accuracy", "balanced_accuracy", "f1"):
+    if c is None and tp.shape[0] > 1 or metric in ("auc", "accuracy", "balanced_accuracy", "f1", *CALIBRATION_METRICS):
         return total
     k = 0 if c is None else c
     den = {"sensitivity": tp + fn, "specificity": tn + fp, "ppv": tp + fp, "npv": tn + fn}[metric]

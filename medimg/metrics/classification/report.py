@@ -55,6 +55,7 @@ class ClassificationReport:
         warnings: what a reader of the numbers must know; notes: how it was set up.
         paths: the files written, by kind.
         settings: bootstrap, ci, seed, the input files and split.
+        subgroups: the subgroup analysis (:mod:`.subgroups`) when one was asked for.
     """
 
     task: str
@@ -73,11 +74,14 @@ class ClassificationReport:
     notes: list[str] = field(default_factory=list)
     paths: dict[str, Path] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
+    subgroups: Any = None
 
     @property
     def all_ok(self) -> bool:
-        """Every case of both files scored: none without its label or prediction."""
-        return bool(self.cases) and not (self.missing_prediction or self.missing_label)
+        """Every case of both files scored (none without its label or prediction), and
+        the subgroup analysis asked for done without a problem."""
+        sub_ok = self.subgroups is None or not self.subgroups.problems
+        return bool(self.cases) and not (self.missing_prediction or self.missing_label) and sub_ok
 
     @property
     def positive_class(self) -> str | None:
@@ -91,9 +95,11 @@ class ClassificationReport:
             parts.append(f"{len(self.missing_prediction)} labelled case(s) without a prediction")
         if self.missing_label:
             parts.append(f"{len(self.missing_label)} predicted case(s) without a label")
+        sub = list(self.subgroups.problems) if self.subgroups is not None else []
         if not parts:
-            return ""
-        return "; ".join(parts) + f"; the metrics cover the {len(self.cases)} case(s) in both files"
+            return "\n".join(sub)
+        head = "; ".join(parts) + f"; the metrics cover the {len(self.cases)} case(s) in both files"
+        return "\n".join([head, *sub])
 
     def value(self, metric: str, cls: str | None = None) -> float:
         """The value of ``metric`` (the task's, or the class ``cls``'s)."""
@@ -150,6 +156,7 @@ class ClassificationReport:
             },
             "warnings": list(self.warnings),
             "settings": dict(self.settings),
+            **({"subgroups": self.subgroups.summary()} if self.subgroups is not None else {}),
         }
 
     def _confusion_summary(self) -> dict[str, Any]:
@@ -260,5 +267,7 @@ def format_report(r: ClassificationReport) -> str:
             shown = ", ".join(ids[:20]) + (f", ... ({len(ids)} in all)" if len(ids) > 20 else "")
             lines.append(f"  {what}: {shown}")
     lines.extend(f"warning: {w}" for w in r.warnings)
+    if r.subgroups is not None and r.subgroups.rows:
+        lines.append(r.subgroups.format(problems=False))
     lines.extend(f"wrote {key}: {p}" for key, p in r.paths.items())
     return "\n".join(lines)

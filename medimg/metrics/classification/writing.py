@@ -1,5 +1,5 @@
 """Writing a :class:`~.report.ClassificationReport`: ``metrics.csv``, ``summary.json``,
-``confusion_matrix.csv`` and the figures of :mod:`.plots`."""
+``confusion_matrix.csv`` and the figures of :mod:`.plots` and :mod:`.reliability`."""
 
 from __future__ import annotations
 
@@ -11,10 +11,13 @@ from typing import Any
 
 import numpy as np
 
+from .calibration import reliability_columns
 from .plots import confusion_figure, roc_figure
+from .reliability import ece_note, reliability_figure
 from .report import METRICS_CSV_COLUMNS, ClassificationReport
+from .subgroups import SUBGROUPS_CSV_COLUMNS
 
-__all__ = ["write_confusion_csv", "write_metrics_csv", "write_report"]
+__all__ = ["write_confusion_csv", "write_metrics_csv", "write_report", "write_subgroups_csv"]
 
 
 def _fmt(x: float) -> str:
@@ -38,6 +41,17 @@ def write_metrics_csv(report: ClassificationReport, path: Path) -> Path:
                     r["n"],
                 ]
             )
+    return path
+
+
+def write_subgroups_csv(rows: list[dict[str, Any]], path: Path) -> Path:
+    """``subgroups.csv``: columns :data:`~.subgroups.SUBGROUPS_CSV_COLUMNS`, one row per
+    (attribute, group, metric) and per (attribute, gap); NaN as ``nan``."""
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(SUBGROUPS_CSV_COLUMNS)
+        for r in rows:
+            w.writerow([_fmt(r[c]) if c in ("value", "ci_low", "ci_high") else r[c] for c in SUBGROUPS_CSV_COLUMNS])
     return path
 
 
@@ -81,13 +95,16 @@ def write_report(
     ``report.paths``.
 
     Args:
-        figures: what the ROC figure needs: ``{"truth": (n, C) bool, "scores": (n, C)}``
-            (None: no ROC figure).
+        figures: what the figures need: ``{"truth": (n, C) bool, "scores": (n, C)}``
+            for the ROC curves, and ``"prep"`` (the checked task) for
+            ``reliability_diagram.png`` when ``ece`` was scored (None: neither).
     """
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     report.paths["metrics_csv"] = write_metrics_csv(report, out / "metrics.csv")
     report.paths["confusion_csv"] = write_confusion_csv(report, out / "confusion_matrix.csv")
+    if report.subgroups is not None and report.subgroups.rows:
+        report.paths["subgroups_csv"] = write_subgroups_csv(report.subgroups.rows, out / "subgroups.csv")
     path = out / "summary.json"
     path.write_text(json.dumps(report.summary(), indent=2, allow_nan=False) + "\n")
     report.paths["summary_json"] = path
@@ -98,3 +115,19 @@ def write_report(
     png = confusion_figure(report, out / "confusion_matrix.png")
     if png is not None:
         report.paths["confusion_png"] = png
+    if figures is not None and "prep" in figures and ("ece", None) in report.values:
+        png = _reliability(report, figures["prep"], out / "reliability_diagram.png")
+        if png is not None:
+            report.paths["reliability_png"] = png
+
+
+def _reliability(report: ClassificationReport, prep: Any, path: Path) -> Path | None:
+    """The reliability diagram of the scored predictions, each curve's ECE in its legend."""
+    names = [report.positive_class or ""] if report.task == "binary" else report.classes
+    curves = reliability_columns(prep, names)
+    keys = [("ece", None)] if report.task != "multilabel" else [("ece", n) for n in names]
+    notes = [ece_note(report.values.get(k, math.nan), report.intervals.get(k)) for k in keys]
+    title = f"{len(report.cases)} cases" + (
+        f"; positive class '{report.positive_class}'" if report.task == "binary" else ""
+    )
+    return reliability_figure([(title, curves, notes)], path, top_label=report.task == "multiclass")
