@@ -169,8 +169,8 @@ def load_resume_checkpoint(run_dir: Path) -> dict[str, Any]:
     except CheckpointError as exc:
         raise CheckpointError(
             f"cannot resume: {exc.message}",
-            hint=f"copy best.pt over {LAST} to resume from the best epoch, or start the run anew without resume",
-            cli_hint=f"copy RUN_DIR/best.pt over {LAST} to resume from the best epoch, or leave --resume out to start anew",
+            hint=f"copy {run_dir / 'best.pt'} over it to resume from the best epoch, or start the run anew without resume",
+            cli_hint=f"copy {run_dir / 'best.pt'} over it to resume from the best epoch, or leave --resume out to start anew",
         ) from None
     if not isinstance(ckpt.get("resume"), Mapping):
         raise CheckpointError(

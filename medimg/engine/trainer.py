@@ -349,7 +349,7 @@ class Trainer:
         else:
             loss = self.loss_fn(self.net(x), y)
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"training loss became {float(loss)}")
+            raise FloatingPointError(f"training loss became {float(loss.detach())}")
         scaled = loss / self.accumulate if self.accumulate > 1 else loss
         (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
         self._accumulated += 1

@@ -216,3 +216,34 @@ def test_config_differences_are_dotted_paths():
     old = {"a": {"b": 1, "c": [1, 2]}, "d": "x"}
     new = {"a": {"b": 2, "c": [1, 2]}, "e": 1}
     assert config_differences(old, new) == [("a.b", 1, 2), ("d", "x", "<absent>"), ("e", "<absent>", 1)]
+
+
+def test_cli_resume(tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from medimg.cli import app
+
+    npz = make_npz(tmp_path / "toy.npz", n=(16, 8, 8))
+    cfg = tmp_path / "exp.yaml"
+    cfg.write_text(
+        f"experiment: {{task: classification, seed: 0}}\n"
+        f"data: {{npz: {npz.name}, class_names: [normal, lesion]}}\n"
+        "model: {name: cnn3d, channels: [4, 8]}\n"
+        "evaluation: {test: false}\n"
+        "trainer: {max_epochs: 1, batch_size: 8, device: cpu}\n"
+    )
+    run = tmp_path / "run"
+
+    def medimg(*args):
+        return CliRunner().invoke(app, [str(a) for a in args], env={"COLUMNS": "200", "NO_COLOR": "1"})
+
+    assert medimg("train", cfg, "--output-dir", run).exit_code == 0
+    res = medimg("train", cfg, "--resume", run, "--set", "trainer.max_epochs=2")
+    assert res.exit_code != 0 and "trainer.max_epochs: 1 -> 2" in res.output and "--allow-config-change" in res.output
+    res = medimg("train", cfg, "--resume", run, "--set", "trainer.max_epochs=2", "--allow-config-change")
+    assert res.exit_code == 0, res.output
+    assert torch.load(run / "last.pt", weights_only=True)["resume"]["epoch"] == 2
+    res = medimg("train", cfg, "--resume", tmp_path / "nowhere")
+    assert res.exit_code != 0 and "does not exist" in res.output and "Traceback" not in res.output
+    res = medimg("train", cfg, "--allow-config-change")
+    assert res.exit_code != 0 and "--resume" in res.output
