@@ -142,3 +142,19 @@ def test_time_budget_stops_mid_epoch_validates_saves_and_resumes(tmp_path: Path)
     # a larger budget (a result-neutral change): the run goes on to max_epochs
     more = train(_cls(npz, max_minutes=60), resume=run, progress=False)
     assert more.stopped_because == "max_epochs" and [r["epoch"] for r in more.history] == [1, 2]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("amp, dtype, scaled", [("fp16", torch.float16, True), ("bf16", torch.bfloat16, False)])
+def test_cuda_autocast_and_scaler(tmp_path: Path, amp, dtype, scaled):
+    x, y, ids = _data(8)
+    model = Probe().cuda()
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    spec = InferenceSpec(task="classification", roi_size=[4, 4], label_names=["a", "b"], in_channels=1)
+    t = Trainer(model, nn.CrossEntropyLoss(), opt, lambda e: iter(_split(x, y, ids, 4)), 2, [], spec,
+                {"name": "probe", "in_channels": 1, "out_channels": 2}, tmp_path, torch.device("cuda"),
+                max_epochs=1, select_by="loss", metrics=["loss"], progress=False, amp=amp)
+    t.fit()
+    assert set(model.dtypes) == {dtype} and (t.scaler is not None) == scaled
+    last = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert (last["resume"]["scaler"] is not None) == scaled and "cuda" in last["resume"]["rng"]
