@@ -44,7 +44,7 @@ def test_demo_end_to_end_reduced(tmp_path):
     out = tmp_path / "demo"
     assert result.epochs == 2 and not result.failed
     for p in ("run/best.pt", "run/last.pt", "run/history.csv", "eval/metrics.csv", "eval/summary.json",
-              "predictions/labels.json", "predictions/predictions.csv"):
+              "predictions/labels.json", "predictions/predict_log.csv"):
         assert (out / p).is_file(), p
     assert sorted(f.name for f in (out / "predictions").glob("*.nii.gz")) == ["case_004.nii.gz", "case_005.nii.gz"]
     # the summary's number is the evaluation's: mean over cases and classes of metrics.csv's Dice

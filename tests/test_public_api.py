@@ -61,6 +61,8 @@ PUBLIC_API: dict[str, set[str]] = {
         "summarize", "surface_distances", "surface_points", "write_metrics_csv",
         "CLASSIFICATION_METRICS", "ClassificationReport", "ThresholdChoice", "choose_threshold",
         "classification_metrics", "evaluate_classification",
+        "LesionMatch", "match_lesions", "CompareReport", "compare_segmentation", "compare_classification",
+        "paired_difference", "delong_test",
     },
     "medimg.metrics.classification": {
         "CLASSIFICATION_METRICS", "METRICS_CSV_COLUMNS", "TASKS", "ClassificationReport",
@@ -75,7 +77,8 @@ PUBLIC_API: dict[str, set[str]] = {
         "validation_metrics",
     },
     "medimg.inference": {
-        "BatchReport", "InferenceSpec", "Predictor", "build_model",
+        "BatchReport", "InferenceSpec", "Predictor", "build_model", "export_checkpoint", "ExportReport",
+        "load_predictor",
         "find_cases", "gaussian_importance", "load_checkpoint", "predict_folder", "resolve_device",
         "save_checkpoint", "sliding_window", "tile_starts",
     },

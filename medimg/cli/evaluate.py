@@ -13,6 +13,7 @@ import typer
 
 from ..core.errors import ConfigError, DataError
 from .app import EXIT_FAILURE, _check_names, _console, _split_list, app, progress_enabled
+from .conventions import EmptyOption, SurfaceOption, segmentation_conventions
 
 
 _CLASSIFICATION = "classification (two CSV files)"
@@ -83,6 +84,8 @@ def evaluate(
     split: _Split = None,
     threshold: _Threshold = None,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap resampling.")] = 0,
+    empty: EmptyOption = "1",
+    surface_distance: SurfaceOption = "monai",
 ) -> None:
     """Score predictions against references: per case, per class, with confidence intervals.
 
@@ -97,11 +100,7 @@ def evaluate(
     _reject_options({"--label-column": label_column, "--split": split, "--threshold": threshold}, _CLASSIFICATION)
     metric_names = _split_list(metrics)
     _check_names("--metrics", metric_names, "metrics")  # a misspelt name: usage error, before any work
-    for what, p in (("prediction", pred_dir), ("reference", ref_dir)):
-        if not p.exists():
-            kind = "file" if p.suffix else "folder"
-            raise DataError(f"{what} {kind} '{p}' does not exist",
-                            hint="give a folder of label maps, or one .nii/.nii.gz file")
+    _require_paths(pred_dir, ref_dir)
     from ..metrics import evaluate_folders
 
     with _EvaluateProgress(progress_enabled()) as step:
@@ -109,11 +108,20 @@ def evaluate(
             pred_dir, ref_dir, output_dir, metrics=metric_names, label_names=_split_list(label_names),
             bootstrap=bootstrap, ref_name=ref_name, label_map=_parse_label_map(label_map),
             progress=step, allow_absent_classes=allow_absent_classes, seed=seed,
+            **segmentation_conventions(empty, surface_distance),
         )
     _console().print(report.format(), markup=False)
     if not report.all_ok:
         _console(stderr=True).print(f"error: {report.problems()}", style="bold red", markup=False)
         raise typer.Exit(EXIT_FAILURE)
+
+
+def _require_paths(pred_dir: Path, ref_dir: Path) -> None:
+    for what, p in (("prediction", pred_dir), ("reference", ref_dir)):
+        if not p.exists():
+            kind = "file" if p.suffix else "folder"
+            raise DataError(f"{what} {kind} '{p}' does not exist",
+                            hint="give a folder of label maps, or one .nii/.nii.gz file")
 
 
 def _is_csv(path: Path) -> bool:

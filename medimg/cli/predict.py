@@ -11,6 +11,10 @@ import typer
 from ..core.errors import CheckpointError, DataError
 from .app import EXIT_FAILURE, _console, app, progress_enabled
 
+#: ``load_predictor(backend=...)`` as the command line offers it (tests/cli checks it
+#: against ``medimg.inference.onnx_backend.BACKENDS``).
+Backend = Literal["torch", "onnxruntime"]
+
 
 def _check_device(value: str) -> str:
     """``--device``: auto, cpu, mps, cuda or cuda:N (a bad value is a usage error)."""
@@ -73,9 +77,37 @@ def _check_channels(predictor, channels: dict[str, str]) -> None:
         raise typer.BadParameter(exc.message, param_hint="--channel") from None
 
 
+# the options of a batch run (log, resume, shards, outputs, post-processing)
+OverwriteOpt = Annotated[
+    bool, typer.Option("--overwrite", help="Redo every case (default: skip the cases OUTPUT_DIR's log says were predicted).")
+]
+SaveProbabilitiesOpt = Annotated[
+    bool,
+    typer.Option("--save-probabilities", help="Also write <case_id>.probabilities.npz: class probabilities on the "
+                 "input's grid (probabilities, affine, label_names)."),
+]
+ShardOpt = Annotated[
+    Optional[str],
+    typer.Option(metavar="i/N", help="Predict only shard i of N (case k of the sorted list when k % N == i), "
+                 "e.g. 0/4; under torchrun each rank takes its own."),
+]
+KeepLargestOpt = Annotated[
+    Optional[str],
+    typer.Option(metavar="CLASSES", help="Keep only the largest connected component of these classes, e.g. 1,2 "
+                 "(default: the checkpoint's inference.postprocess)."),
+]
+MinSizeOpt = Annotated[
+    Optional[str],
+    typer.Option(metavar="CLASS=ML,...", help="Remove connected components smaller than a size in mL, per class, "
+                 "e.g. 1=0.5,2=3 (default: the checkpoint's inference.postprocess)."),
+]
+
+
 @app.command()
 def predict(
-    checkpoint: Annotated[Path, typer.Argument(help="A medimg checkpoint (.pt).")],
+    checkpoint: Annotated[
+        Path, typer.Argument(help="A medimg checkpoint (.pt), or an ONNX or TorchScript file from `medimg export`.")
+    ],
     input_path: Annotated[
         Path,
         typer.Argument(
@@ -87,8 +119,9 @@ def predict(
         ),
     ],
     output_dir: Annotated[
-        Path, typer.Argument(help="Where to write <case_id>.nii.gz (or .seg.dcm) and predictions.csv "
-                             "(a classifier: predictions.csv).")
+        Path,
+        typer.Argument(help="Where to write <case_id>.nii.gz (or .seg.dcm), labels.json and predict_log.csv "
+                       "(a classifier: predictions.csv and predict_log.csv)."),
     ],
     device: Annotated[
         str, typer.Option(callback=_check_device, help="auto (CUDA if available), cpu, cuda, cuda:1, mps.")
@@ -101,6 +134,11 @@ def predict(
         typer.Option("--tta/--no-tta", help="Mirror test-time augmentation over all spatial axes (default: checkpoint's)."),
     ] = None,
     sw_batch_size: Annotated[Optional[int], typer.Option(min=1, help="Tiles per forward pass.")] = None,
+    backend: Annotated[
+        Backend | None,
+        typer.Option(help="Where the network runs: torch, or onnxruntime (an ONNX model, or the checkpoint exported "
+                     "to ONNX on the fly). Default: onnxruntime for an .onnx file, else torch."),
+    ] = None,
     channel: Annotated[
         list[str] | None,
         typer.Option(
@@ -118,46 +156,124 @@ def predict(
             "series (DICOM inputs only; a non-DICOM case fails).",
         ),
     ] = "nifti",
+    overwrite: OverwriteOpt = False,
+    save_probabilities: SaveProbabilitiesOpt = False,
+    shard: ShardOpt = None,
+    keep_largest: KeepLargestOpt = None,
+    min_size: MinSizeOpt = None,
 ) -> None:
-    """Predict label maps for every case; exit 1 if any case failed (all are attempted)."""
+    """Predict every case; outputs, predict_log.csv (one row per case and per skipped file); exit 1 if
+    any case failed (all are attempted). A re-run skips the cases already predicted."""
     channels = _parse_channels(channel)
     _check_run_inputs(checkpoint, input_path, device, "give a NIfTI file or a folder of cases")
-    from ..inference import Predictor, predict_folder
+    shard_value = _check_shard(shard)
+    post = _postprocess_option(keep_largest, min_size)
+    from ..inference import predict_folder
 
-    predictor = Predictor.from_checkpoint(checkpoint, device, overlap=overlap, sw_batch_size=sw_batch_size)
+    predictor = _load_predictor(checkpoint, device, overlap, sw_batch_size, tta, channels, post, backend)
+    report = predict_folder(predictor, input_path, output_dir, progress=progress_enabled(), channels=channels,
+                            output_format=output_format, overwrite=overwrite, shard=shard_value,
+                            save_probabilities=save_probabilities)
+    _print_report(report, output_dir)
+    if report.failed:
+        _console(stderr=True).print(
+            f"error: {len(report.failed)} case(s) failed; see {report.log_path}", style="bold red", markup=False
+        )
+        raise typer.Exit(EXIT_FAILURE)
+
+
+def _load_predictor(checkpoint: Path, device: str, overlap, sw_batch_size, tta, channels: dict, post: dict,
+                    backend: str | None = None):
+    """The checkpoint's predictor with the command line's settings (each checked against the model)."""
+    from ..inference.onnx_backend import load_predictor
+
+    predictor = load_predictor(checkpoint, backend, _rank_device(device), overlap=overlap, sw_batch_size=sw_batch_size)
     if tta is not None:
         predictor = predictor.with_options(tta_flips=list(range(len(predictor.roi_size))) if tta else [])
     _check_channels(predictor, channels)
-    report = predict_folder(predictor, input_path, output_dir, progress=progress_enabled(),
-                            channels=channels, output_format=output_format)
-    _print_report(report, output_dir)
+    if post:
+        _check_post_classes(post, predictor.label_names, predictor.num_classes)
+        predictor = predictor.with_options(postprocess={**predictor.spec.postprocess.model_dump(), **post})
+    return predictor
+
+
+def _check_shard(value: str | None) -> tuple[int, int] | None:
+    """``--shard i/N`` as ``(i, N)`` (a bad value is a usage error)."""
+    if value is None:
+        return None
+    from ..core.errors import ConfigError
+    from ..inference.runlog import parse_shard
+
+    try:
+        return parse_shard(value)
+    except ConfigError as exc:
+        raise typer.BadParameter(exc.message.removeprefix(f"--shard {value!r}: "), param_hint="--shard") from None
+
+
+def _postprocess_option(keep_largest: str | None, min_size: str | None) -> dict:
+    """``--keep-largest`` and ``--min-size`` as fields of ``inference.postprocess``."""
+    from ..inference.postprocess import parse_class_list, parse_class_sizes
+
+    post: dict = {}
+    try:
+        if keep_largest is not None:
+            post["keep_largest"] = parse_class_list(keep_largest)
+        if min_size is not None:
+            post["min_size_ml"] = parse_class_sizes(min_size)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return post
+
+
+def _check_post_classes(post: dict, names: list[str] | None, num_classes: int | None) -> None:
+    """A usage error where --keep-largest / --min-size name a class the model does not have."""
+    for option, key in (("--keep-largest", "keep_largest"), ("--min-size", "min_size_ml")):
+        values = list(post.get(key, []))
+        bad = [c for c in values if c < 1 or (num_classes is not None and c >= num_classes)]
+        if bad:
+            classes = f"1..{num_classes - 1}" if num_classes else "1, 2, ..."
+            named = f" ({', '.join(f'{i}={n}' for i, n in enumerate(names) if i)})" if names else ""
+            raise typer.BadParameter(
+                f"class value(s) {bad} are not foreground classes of this model; use {classes}{named}",
+                param_hint=option,
+            )
+
+
+def _rank_device(device: str) -> str:
+    """``--device auto`` under torchrun on a machine with GPUs: this rank's GPU (LOCAL_RANK)."""
+    import os
+
+    local = os.environ.get("LOCAL_RANK")
+    if device != "auto" or local is None or not local.isdigit():
+        return device
+    import torch
+
+    return f"cuda:{local}" if torch.cuda.is_available() and int(local) < torch.cuda.device_count() else device
 
 
 def _print_report(report, output_dir: Path) -> None:
-    """The table of cases (ok with seconds, failed with why); exit 1 if any failed."""
+    """The run's summary table: ok cases (the first 10 of many), failed and skipped ones."""
+    from rich.markup import escape
     from rich.table import Table
 
-    out = _console()
-    table = Table(title=f"predicted {len(report.ok)} of {len(report.ok) + len(report.failed)} cases -> {output_dir}",
-                  title_justify="left")
+    total = len(report.ok) + len(report.failed)
+    title = f"predicted {len(report.ok)} of {total} cases -> {output_dir}"
+    if report.skipped:
+        title += f" ({len(report.skipped)} skipped)"
+    table = Table(title=title, title_justify="left")
     table.add_column("case", style="bold")
     table.add_column("status")
-    table.add_column("seconds / error")
+    table.add_column("seconds / reason")
     shown = report.ok if len(report.ok) <= 20 else report.ok[:10]  # an npz may hold thousands of cases
     for case in shown:
-        table.add_row(case, "[green]ok[/green]", f"{report.seconds.get(case, float('nan')):.2f}")
+        table.add_row(escape(case), "[green]ok[/green]", f"{report.seconds.get(case, float('nan')):.2f}")
     if len(shown) < len(report.ok):
         table.add_row(f"... {len(report.ok) - len(shown)} more", "[green]ok[/green]", "")
     for case, msg in report.failed:
-        from rich.markup import escape
-
-        table.add_row(case, "[red]failed[/red]", escape(msg))
-    out.print(table)
-    if report.failed:
-        _console(stderr=True).print(
-            f"error: {len(report.failed)} case(s) failed; see "
-            f"{Path(output_dir) / ('failures.csv' if (Path(output_dir) / 'failures.csv').exists() else 'predictions.csv')}",
-            style="bold red",
-            markup=False,
-        )
-        raise typer.Exit(EXIT_FAILURE)
+        table.add_row(escape(case), "[red]failed[/red]", escape(msg))
+    skipped = report.skipped if len(report.skipped) <= 20 else report.skipped[:10]
+    for case, msg in skipped:
+        table.add_row(escape(case), "[yellow]skipped[/yellow]", escape(msg))
+    if len(skipped) < len(report.skipped):
+        table.add_row(f"... {len(report.skipped) - len(skipped)} more", "[yellow]skipped[/yellow]", f"see {report.log_path}")
+    _console().print(table)

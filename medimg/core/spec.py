@@ -42,6 +42,7 @@ __all__ = [
     "TrainerSection",
     "InferenceSection",
     "InferenceSpec",
+    "PostprocessSpec",
     "EvaluationSection",
     "ExperimentConfig",
     "TASKS",
@@ -164,6 +165,45 @@ class TrainerSection(Strict):
     num_threads: int | None = Field(None, ge=1)
 
 
+class PostprocessSpec(Strict):
+    """Per-class clean-up of a predicted label map (``inference.postprocess``), applied on
+    the output grid by :func:`medimg.inference.postprocess.postprocess_labels`.
+
+    Attributes:
+        keep_largest: class values (not background 0) of which only the largest connected
+            component is kept; the other voxels of the class become background.
+        min_size_ml: class value -> size in mL; connected components of that class smaller
+            than it become background.
+    """
+
+    keep_largest: list[int] = Field(default_factory=list)
+    min_size_ml: dict[int, float] = Field(default_factory=dict)
+
+    @field_validator("keep_largest")
+    @classmethod
+    def _classes(cls, v: list[int]) -> list[int]:
+        bad = [c for c in v if int(c) < 1]
+        if bad:
+            raise ValueError(f"class values {bad} are not foreground classes (1, 2, ...); background 0 has none")
+        return sorted(set(v))
+
+    @field_validator("min_size_ml")
+    @classmethod
+    def _sizes(cls, v: dict[int, float]) -> dict[int, float]:
+        bad = [c for c in v if int(c) < 1]
+        if bad:
+            raise ValueError(f"class values {bad} are not foreground classes (1, 2, ...); background 0 has none")
+        neg = {c: s for c, s in v.items() if not s >= 0}
+        if neg:
+            raise ValueError(f"sizes {neg} must be volumes in mL >= 0")
+        return v
+
+    @property
+    def classes(self) -> list[int]:
+        """Every class value named by either rule."""
+        return sorted(set(self.keep_largest) | set(self.min_size_ml))
+
+
 class InferenceSection(Strict):
     """Sliding-window settings: the ``inference`` section of a config."""
 
@@ -179,6 +219,8 @@ class InferenceSection(Strict):
     #: SeriesDescription in study folders, e.g. ``{flair: "*FLAIR*", t1: "*T1*"}``
     #: (``medimg predict --channel`` adds to or replaces these).
     channels: dict[str, str] | None = None
+    #: Per-class post-processing of label maps (largest component, minimum size in mL).
+    postprocess: PostprocessSpec = Field(default_factory=PostprocessSpec)
 
     @field_validator("roi_size")
     @classmethod
@@ -208,7 +250,8 @@ class InferenceSpec(InferenceSection):
     :class:`~medimg.inference.Predictor`, which also validates with it during training.
 
     Attributes:
-        roi_size, overlap, sw_batch_size, blend, tta_flips: sliding window and flip TTA
+        roi_size, overlap, sw_batch_size, blend, tta_flips, postprocess: sliding window, flip TTA
+            and per-class post-processing of label maps
             (:class:`InferenceSection`).
         task: ``segmentation`` or ``classification``.
         preprocess: deterministic transforms, replayed on the input and inverted on the
@@ -233,6 +276,18 @@ class InferenceSpec(InferenceSection):
     #: Classification: one independent probability per label (sigmoid), not a softmax.
     multilabel: bool = False
 
+    @model_validator(mode="after")
+    def _postprocess_classes(self) -> InferenceSpec:
+        names = self.label_names
+        if names is not None:
+            bad = [c for c in self.postprocess.classes if c >= len(names)]
+            if bad:
+                raise ValueError(
+                    f"postprocess names class values {bad} but the model has classes 0..{len(names) - 1} "
+                    f"({', '.join(names)})"
+                )
+        return self
+
     def with_updates(self, **updates: Any) -> "InferenceSpec":
         """A validated copy with ``updates`` applied (``None`` values are ignored).
 
@@ -252,10 +307,12 @@ class InferenceSpec(InferenceSection):
             return type(self).model_validate({**self.model_dump(), **updates})
         except ValidationError as exc:
             err = exc.errors()[0]
-            key = ".".join(str(p) for p in err["loc"]) or "inference"
+            msg = err["msg"].removeprefix("Value error, ")
+            if not err["loc"]:  # a check across fields
+                raise ConfigError(f"invalid inference settings: {msg}") from None
+            key = ".".join(str(p) for p in err["loc"])
             raise ConfigError(
-                f"invalid inference setting {key}={updates.get(str(err['loc'][0]), '?')!r}: "
-                f"{err['msg'].removeprefix('Value error, ')}",
+                f"invalid inference setting {key}={updates.get(str(err['loc'][0]), '?')!r}: {msg}",
             ) from None
 
 
@@ -272,6 +329,13 @@ class EvaluationSection(Strict):
     #: After training, score ``best.pt`` on the test split (its labelled cases) into
     #: ``RUN_DIR/test`` (``metrics.csv``, ``summary.json``); false skips it.
     test: bool = True
+    #: Score of dice, jaccard, nsd (and precision, recall, lesion_*) where a class is
+    #: absent from both prediction and reference: 1.0 (both agree), or ``.nan`` to leave
+    #: such cases out of means (as MONAI does by default). Used for the test split.
+    empty_score: float = 1.0
+    #: Surface-distance definitions of hd, hd95, assd and nsd on the test split:
+    #: ``monai`` (default) or ``deepmind`` (the surface-distance package, ``medimg[surface]``).
+    surface_distance: Literal["monai", "deepmind"] = "monai"
 
 
 class ExperimentConfig(Strict):
@@ -329,6 +393,13 @@ class ExperimentConfig(Strict):
                     f"data.label_columns has {len(self.data.label_columns)} columns but data.class_names "
                     f"{len(self.data.class_names)} names; give one class name per label column"
                 )
+        post, names = self.inference.postprocess, self.data.label_names
+        bad = [c for c in post.classes if c >= len(names)]
+        if self.experiment.task == "segmentation" and bad:
+            raise ValueError(
+                f"inference.postprocess names class values {bad} but data.label_names has classes "
+                f"0..{len(names) - 1} ({', '.join(names)}); use class values from 1 to {len(names) - 1}"
+            )
         return self
 
     @model_validator(mode="after")

@@ -54,7 +54,7 @@ def evaluate_segmentation_test(
     """Predict the labelled test ``records`` with ``checkpoint`` and score them.
 
     Writes ``out_dir/predictions`` (label maps, ``labels.json``, ``label_map.json``,
-    ``predictions.csv``), ``out_dir/references``, ``out_dir/metrics.csv``,
+    ``predict_log.csv``), ``out_dir/references``, ``out_dir/metrics.csv``,
     ``out_dir/summary.json`` and the Dice box plot, with ``evaluation.metrics`` and the
     data's label names and label map (recorded in the checkpoint).
 
@@ -71,7 +71,8 @@ def evaluate_segmentation_test(
     _link_references(records, ref_dir)
     evaluate_folders(
         pred_dir, ref_dir, out_dir, metrics=list(cfg.evaluation.metrics),
-        seed=cfg.experiment.seed, missing_pred="empty",
+        seed=cfg.experiment.seed, missing_pred="empty", empty_score=cfg.evaluation.empty_score,
+        surface=cfg.evaluation.surface_distance,
     )
     summary_path = out_dir / "summary.json"
     summary = json.loads(summary_path.read_text())

@@ -1,53 +1,46 @@
 """Batch prediction over files and folders: :func:`predict_folder`.
 
-One bad case is reported and the others go on; every run writes, into the output folder,
-``<case_id>.nii.gz`` label maps, ``labels.json`` (class value -> name, read by
-``medimg evaluate``) and ``predictions.csv`` (case_id, status, error, seconds).
+One bad case is reported and the others go on. Every run writes, into the output folder,
+``<case_id>.nii.gz`` label maps (a classifier: ``predictions.csv``, one row of class
+probabilities per case), ``labels.json`` (class value -> name, read by ``medimg
+evaluate``) and ``predict_log.csv``: one row per case or skipped file, appended as each
+finishes (:mod:`medimg.inference.runlog`). Outputs are written under a temporary name and
+renamed, so a killed run leaves no half-written file; a re-run skips the cases already
+predicted (``overwrite=True`` redoes them). The next case is read and preprocessed while
+the current one computes (:mod:`medimg.inference.caseloop`). ``shard=(i, N)`` predicts
+every N-th case only, so several processes or machines can share one output folder.
 """
 
 from __future__ import annotations
 
-import csv
 import os
-import time
+import shutil
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..core.errors import ConfigError, DataError, exception_reason
+from ..core.errors import ConfigError, DataError
 from ..io.cases import FoundCase
 from ..io.layout import NIFTI_SUFFIXES
 from ..io.studies import find_channel_cases, resolve_channel_patterns
-from ..metrics.labels import write_prediction_labels
-from .outputs import check_output_format, dicom_source, write_prediction
-from .predictor import Predictor
-from .progress import progress_bar
+from ..metrics.labels import LABEL_MAP_FILE, LABELS_FILE, write_prediction_labels
+from .caseloop import BatchReport, CaseEntry, entries_of, run_cases
+from .outputs import check_output_format, dicom_source, output_path, write_prediction
+from .postprocess import postprocess_labels
+from .predictor import Predictor, label_map_of
+from .runlog import (
+    RunLog,
+    atomic_path,
+    done_cases,
+    resolve_shard,
+    run_context,
+    shard_of,
+    temp_prefix,
+)
 
-__all__ = ["BatchReport", "find_cases", "predict_folder", "NIFTI_SUFFIXES"]
-
-
-@dataclass
-class BatchReport:
-    """Outcome of :func:`predict_folder`.
-
-    Attributes:
-        output_dir: where the label maps went.
-        ok: case ids predicted and written.
-        failed: ``(case_id, message)`` for each case that could not be predicted.
-        seconds: wall time per case id.
-    """
-
-    output_dir: Path
-    ok: list[str] = field(default_factory=list)
-    failed: list[tuple[str, str]] = field(default_factory=list)
-    seconds: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def all_ok(self) -> bool:
-        return not self.failed
+__all__ = ["NIFTI_SUFFIXES", "BatchReport", "find_cases", "predict_cases", "predict_folder"]
 
 
 def find_cases(
@@ -55,6 +48,7 @@ def find_cases(
     image_keys: list[str] | None = None,
     in_channels: int = 1,
     channels: Mapping[str, str] | None = None,
+    report_skipped: bool = False,
 ) -> list[FoundCase]:
     """The cases to predict under ``path``, by :func:`medimg.io.cases.find_cases`'s rules.
 
@@ -76,13 +70,17 @@ def find_cases(
     - a 2D picture (PNG, JPEG, BMP, TIFF), or a folder of them: one case per file, id = the
       name without its suffix.
 
+    With ``report_skipped`` (what :func:`predict_folder` uses), every other file and folder
+    comes back too, as a skipped entry with the reason: a text file, a label- or
+    mask-named NIfTI file, a 4D file given to a one-channel model, a folder holding no case.
+
     Args:
         channels: channel name -> pattern (``--channel NAME=PATTERN``); names are the
             model's channel names (``image_keys``, or them without ``.nii.gz``).
 
     Returns:
-        :class:`~medimg.io.cases.FoundCase` items; each unpacks as ``(case_id, paths or
-        the problem to report)``.
+        :class:`~medimg.io.cases.FoundCase` items; each case unpacks as ``(case_id, paths
+        or the problem to report)``.
 
     Raises:
         DataError: ``path`` does not exist or holds no case in any of these layouts.
@@ -91,13 +89,15 @@ def find_cases(
     dicom_ok = True
     keys = list(image_keys or [])
     patterns = resolve_channel_patterns(channels, keys, in_channels)
-    cases = find_channel_cases(path, keys, patterns, in_channels=in_channels)
-    if cases:
-        return cases
+    found = find_channel_cases(path, keys, patterns, in_channels=in_channels, report_skipped=report_skipped)
+    if any(not c.skipped for c in found):
+        return found
     layout = f"case folders holding {keys}" if keys else "case folders"
+    skipped = [f"{c.case_id} ({c.skip})" for c in found[:5]]
     raise DataError(
         f"no cases found in '{path}': expected NIfTI files (.nii/.nii.gz) or {layout}"
-        + (" or DICOM series" if dicom_ok else ""),
+        + (" or DICOM series" if dicom_ok else "")
+        + (f"; skipped: {', '.join(skipped)}" + (" ..." if len(found) > 5 else "") if skipped else ""),
         hint=f"the model takes {in_channels} channel(s)"
         + (f" named {keys}" if keys else "")
         + "; give a split folder such as data/test",
@@ -112,6 +112,10 @@ def predict_folder(
     progress: bool = True,
     channels: Mapping[str, str] | None = None,
     output_format: str = "nifti",
+    *,
+    overwrite: bool = False,
+    shard: tuple[int, int] | str | None = None,
+    save_probabilities: bool = False,
     **overrides: Any,
 ) -> BatchReport:
     """Predict every case under ``source`` and write label maps on each input's own grid
@@ -123,8 +127,10 @@ def predict_folder(
             changed: overrides apply to a copy made with :meth:`Predictor.with_options`).
         source: a NIfTI file, a folder of NIfTI files, or a folder of case folders
             (see :func:`find_cases`).
-        output_dir: created if needed; receives ``<case_id>.nii.gz``, ``labels.json``
-            and ``predictions.csv``.
+        output_dir: created if needed; receives ``<case_id>.nii.gz``, ``labels.json``,
+            ``label_map.json`` and ``predict_log.csv`` (case_id, input, status ``ok`` /
+            ``failed`` / ``skipped``, seconds, error, device, precision,
+            checkpoint_sha256, medimg_version; one row per case and per skipped file).
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``...; None: the
             predictor's own device, or ``"auto"`` for a checkpoint path.
         progress: show a progress bar with ETA.
@@ -133,35 +139,49 @@ def predict_folder(
         output_format: ``"nifti"`` (``<case_id>.nii.gz``) or ``"dicom-seg"``
             (``<case_id>.seg.dcm`` referencing the source series; a non-DICOM case fails),
             see :mod:`medimg.inference.outputs`.
+        overwrite: redo every case; by default a case the folder's log says was predicted,
+            and whose output file exists, is skipped (logged ``skipped``).
+        shard: ``(i, N)`` or ``"i/N"``: predict only case ``k`` of the sorted list with
+            ``k % N == i``, logging to ``predict_log.shard-<i>-of-<N>.csv``; None: all
+            cases, or under ``torchrun`` (``RANK``/``WORLD_SIZE``) this rank's shard.
+        save_probabilities: segmentation: also write ``<case_id>.probabilities.npz``
+            (see :func:`predict_cases`).
         **overrides: settings replacing the checkpoint's or the predictor's
-            (``roi_size``, ``overlap``, ``sw_batch_size``, ``blend``, ``tta_flips``, ``amp``).
+            (``roi_size``, ``overlap``, ``sw_batch_size``, ``blend``, ``tta_flips``,
+            ``postprocess``, ``amp``).
 
     Returns:
-        A :class:`BatchReport`; failures do not raise, they are listed there and in
-        ``predictions.csv``.
+        A :class:`BatchReport`; failures do not raise, they are listed there and in the log.
 
     Raises:
         CheckpointError: the checkpoint cannot be loaded.
-        DataError: ``source`` holds no case.
-        TypeError: an unknown override.
-        ConfigError: an unknown output format or channel name (before anything is written).
+        DataError: ``source`` holds no case, or ``output_dir`` cannot be written.
+        ConfigError: an invalid ``shard``, an unknown output format or channel name
+            (before anything is written).
         MissingDependencyError: ``dicom-seg`` without highdicom.
+        TypeError: an unknown override.
     """
-
     if isinstance(checkpoint, Predictor):
         predictor = checkpoint.with_options(device=device, **overrides)
     else:
         predictor = Predictor.from_checkpoint(checkpoint, device or "auto", **overrides)
+    shard = resolve_shard(shard)
     fmt = check_output_format(output_format)
     if predictor.spec.task == "classification" and fmt != "nifti":
         raise ConfigError(f"output format '{fmt}' is for segmentation models; a classifier writes predictions.csv",
                           hint="leave output_format at its default", cli_hint="leave out --format")
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _writable_folder(Path(output_dir))
+    in_ch = predictor.in_channels or 1
+    patterns = _patterns(predictor, channels)
     if predictor.spec.task == "classification":
-        return _classify_cases(predictor, source, out, progress)
-    cases = find_cases(source, predictor.image_keys, predictor.in_channels or 1, _patterns(predictor, channels))
-    return predict_cases(predictor, cases, out, progress, output_format=fmt)
+        from .classify_batch import classify_cases
+
+        found = None if str(source).endswith(".npz") else find_cases(
+            source, predictor.image_keys, in_ch, _patterns(predictor, None), report_skipped=True)
+        return classify_cases(predictor, source, found, out, progress, overwrite=overwrite, shard=shard)
+    cases = find_cases(source, predictor.image_keys, in_ch, patterns, report_skipped=True)
+    return predict_cases(predictor, cases, out, progress, output_format=fmt, overwrite=overwrite, shard=shard,
+                         save_probabilities=save_probabilities)
 
 
 def _patterns(predictor: Predictor, channels: Mapping[str, str] | None) -> dict[str, str]:
@@ -171,112 +191,100 @@ def _patterns(predictor: Predictor, channels: Mapping[str, str] | None) -> dict[
     return {**stored, **resolve_channel_patterns(channels, keys, in_ch)}
 
 
+def _writable_folder(out: Path) -> Path:
+    """``out``, created if needed, once a file can be written there."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f"{temp_prefix()}write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise DataError(
+            f"output folder '{out}' cannot be written: {exc.strerror or exc}",
+            hint="give an OUTPUT_DIR you can write to",
+        ) from None
+    return out
+
+
+def write_labels_atomic(out: Path, names: Sequence[str], label_map: Any) -> None:
+    """``labels.json`` and ``label_map.json`` (see :func:`write_prediction_labels`), each
+    written beside and renamed into ``out``, so concurrent shards never see a partial one."""
+    tmp = out / f"{temp_prefix()}labels"
+    try:
+        write_prediction_labels(tmp, names, label_map)
+        for name in (LABELS_FILE, LABEL_MAP_FILE):
+            if (tmp / name).exists():
+                os.replace(tmp / name, out / name)
+            elif (out / name).exists():
+                (out / name).unlink()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def predict_cases(
-    predictor: Predictor, cases: Sequence[tuple[str, Any]], out: Path, progress: bool = True,
-    output_format: str = "nifti",
+    predictor: Predictor, cases: Sequence[Any], out: Path, progress: bool = True, output_format: str = "nifti", *,
+    overwrite: bool = False, shard: tuple[int, int] | None = None, save_probabilities: bool = False,
 ) -> BatchReport:
-    """The segmentation half of :func:`predict_folder` on cases already found: each
-    ``(case_id, paths or the problem to report)`` predicted into ``out/<case_id>.nii.gz``
-    (``output_format="dicom-seg"``: ``<case_id>.seg.dcm``), with ``labels.json``,
-    ``label_map.json`` and ``predictions.csv``; a bad case is reported and the others go
-    on. Training scores its test split through it."""
+    """The segmentation half of :func:`predict_folder` on cases already found
+    (:class:`~medimg.io.cases.FoundCase` items, or ``(case_id, paths or the problem to
+    report)`` pairs): each case predicted into ``out/<case_id>.nii.gz`` (``output_format=
+    "dicom-seg"``: ``<case_id>.seg.dcm``; post-processed by the spec's ``postprocess``;
+    written under a temporary name, then renamed), with
+    ``labels.json``, ``label_map.json`` and ``predict_log.csv``; a bad case is reported
+    and the others go on. Training scores its test split through it.
+
+    With ``save_probabilities``, each case also gets ``out/<case_id>.probabilities.npz``:
+    ``probabilities`` (``(K, *spatial)`` float32 on the input's grid, before
+    post-processing), ``affine`` (voxel -> RAS+ mm) and ``label_names``; a NumPy file, so
+    ``medimg evaluate`` on the folder never mistakes it for a label map."""
     out.mkdir(parents=True, exist_ok=True)
     names = predictor.label_names or [f"class_{i}" for i in range(predictor.num_classes or 2)]
     # class names and the training label map travel with the predictions, so `evaluate`
     # scores references in the classes the model was trained on
-    write_prediction_labels(out, names, predictor.spec.label_map)
+    write_labels_atomic(out, names, predictor.spec.label_map)
+    entries = shard_of(entries_of(cases), shard, key=lambda e: e.case_id)
+    finished = set() if overwrite else done_cases(out)
 
-    report = BatchReport(output_dir=out)
-    rows: list[dict[str, Any]] = []
-    with progress_bar(progress) as bar:
-        task = bar.add_task("predict", total=len(cases))
-        for case in cases:
-            case_id, paths = case
-            t0 = time.perf_counter()
-            try:
-                if isinstance(paths, Exception):
-                    raise paths
-                seg_source = dicom_source(case) if output_format == "dicom-seg" else None
-                label = predictor.predict(paths, case_id=case_id)
-                write_prediction(label, case, out, output_format, names, seg_source)
-            except Exception as exc:  # one bad case must not stop the batch
-                msg = exception_reason(exc)
-                report.failed.append((case_id, msg))
-                rows.append({"case_id": case_id, "status": "failed", "error": msg, "seconds": ""})
-            else:
-                dt = time.perf_counter() - t0
-                report.ok.append(case_id)
-                report.seconds[case_id] = dt
-                rows.append({"case_id": case_id, "status": "ok", "error": "", "seconds": f"{dt:.3f}"})
-            bar.update(task, advance=1, description=f"predict {case_id}")
-    with open(out / "predictions.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=["case_id", "status", "error", "seconds"])
-        w.writeheader()
-        w.writerows(rows)
-    return report
+    def outputs(cid: str) -> list[Path]:
+        extra = [out / f"{cid}.probabilities.npz"] if save_probabilities else []
+        return [output_path(out, cid, output_format), *extra]
+
+    def done(e: CaseEntry) -> bool:
+        return e.case_id in finished and all(p.is_file() for p in outputs(e.case_id))
+
+    def prepare(e: CaseEntry) -> tuple[Any, Any]:
+        # a SEG's source series is checked before anything is computed
+        seg_source = dicom_source((e.case_id, e.paths)) if output_format == "dicom-seg" else None
+        return predictor.prepare(e.paths, case_id=e.case_id), seg_source
+
+    def finish(e: CaseEntry, prepared: tuple[Any, Any]) -> None:
+        probs = predictor.predict_probabilities(prepared[0])
+        if save_probabilities:
+            _save_probabilities(probs, outputs(e.case_id)[1], names)
+        label = postprocess_labels(label_map_of(probs), predictor.spec.postprocess)
+        _write_label(label, e, out, output_format, names, prepared[1])
+
+    with RunLog(out, shard, run_context(predictor)) as log:
+        report = BatchReport(output_dir=out, log_path=log.path)
+        return run_cases(entries, log, report, prepare, finish, done=done, progress=progress)
 
 
-def _npz_cases(path: Path) -> tuple[list[str], Any]:
-    """Case ids and images ``(N, C, *spatial)`` of an npz's ``test_images`` (else of every
-    ``<split>_images`` array), ids as in training (``test_0``...)."""
+def _write_label(label: Any, e: CaseEntry, out: Path, output_format: str, names: Sequence[str], seg_source: Any) -> None:
+    """The label map written by :func:`~medimg.inference.outputs.write_prediction` into a
+    hidden temporary folder of ``out``, then renamed into ``out`` once complete."""
+    tmp = out / f"{temp_prefix()}case"
+    tmp.mkdir()
+    try:
+        written = write_prediction(label, (e.case_id, e.paths), tmp, output_format, names, seg_source)
+        os.replace(written, out / written.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _save_probabilities(probs: Any, path: Path, names: Sequence[str]) -> None:
+    """``probabilities``, ``affine`` and ``label_names`` into an npz, written atomically."""
     import numpy as np
 
-    from ..data.classification import npz_images
-
-    npz = np.load(path, allow_pickle=False)
-    keys = ["test_images"] if "test_images" in npz.files else sorted(k for k in npz.files if k.endswith("_images"))
-    if not keys:
-        raise DataError(f"no '<split>_images' array in {path}; found: {', '.join(sorted(npz.files))}")
-    ids: list[str] = []
-    images = []
-    for key in keys:
-        x = npz_images(npz[key], key, path)
-        ids += [f"{key[: -len('_images')]}_{i}" for i in range(len(x))]
-        images.append(x)
-    return ids, torch.cat(images)
-
-
-def _classify_cases(predictor: Predictor, source: str | os.PathLike, out: Path, progress: bool) -> BatchReport:
-    """Class probabilities of every case under ``source`` (files, folders, DICOM series, or
-    an npz) into ``out/predictions.csv``; a failed case goes to ``out/failures.csv`` and
-    the others go on."""
-    import numpy as np
-
-    from .classify import write_class_predictions
-
-    report = BatchReport(output_dir=out)
-    names = predictor.label_names or [f"class_{i}" for i in range(predictor.num_classes or 2)]
-    ids: list[str] = []
-    rows: list[Any] = []
-    if str(source).endswith(".npz"):
-        t0 = time.perf_counter()
-        ids, images = _npz_cases(Path(source))
-        for i in range(0, len(images), 256):
-            rows += list(predictor.classify_batch(predictor.preprocess_batch(images[i : i + 256])).numpy())
-        report.ok = list(ids)
-        report.seconds = dict.fromkeys(ids, (time.perf_counter() - t0) / max(len(ids), 1))
-    else:
-        cases = find_cases(source, predictor.image_keys, predictor.in_channels or 1, _patterns(predictor, None))
-        with progress_bar(progress) as bar:
-            task = bar.add_task("predict", total=len(cases))
-            for case_id, paths in cases:
-                t0 = time.perf_counter()
-                try:
-                    if isinstance(paths, Exception):
-                        raise paths
-                    rows.append(predictor.predict_proba(paths, case_id=case_id).numpy())
-                except Exception as exc:  # one bad case must not stop the batch
-                    report.failed.append((case_id, exception_reason(exc)))
-                else:
-                    ids.append(case_id)
-                    report.ok.append(case_id)
-                    report.seconds[case_id] = time.perf_counter() - t0
-                bar.update(task, advance=1, description=f"predict {case_id}")
-    probs = np.stack(rows) if rows else np.zeros((0, len(names)))
-    write_class_predictions(out / "predictions.csv", ids, probs, names, predictor.spec.threshold, predictor.spec.multilabel)
-    if report.failed:
-        with open(out / "failures.csv", "w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(["case_id", "error"])
-            w.writerows(report.failed)
-    return report
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, probabilities=probs.data.numpy().astype(np.float32), affine=np.asarray(probs.affine),
+                 label_names=np.array(list(names)))

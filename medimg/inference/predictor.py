@@ -15,6 +15,7 @@ import copy
 import itertools
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,9 +29,10 @@ from ..core.spec import InferenceSpec
 from ..transforms import Compose, Transform, invert_history
 from ..transforms.build import build_transforms
 from .checkpoint import build_model, inference_spec, load_checkpoint
+from .runlog import file_sha256
 from .sliding import sliding_window
 
-__all__ = ["Predictor", "resolve_device"]
+__all__ = ["Predictor", "PreparedCase", "label_map_of", "resolve_device"]
 
 InputLike = Image | str | os.PathLike | Sequence[Image | str | os.PathLike]
 
@@ -71,6 +73,15 @@ def _restrict(transforms: Sequence[Transform], available: Sequence[str]) -> Comp
             t.keys = keys
         kept.append(t)
     return Compose(kept)
+
+
+@dataclass(frozen=True)
+class PreparedCase:
+    """A case read and preprocessed by :meth:`Predictor.prepare`, ready for the network."""
+
+    case_id: str | None
+    source: Image
+    sample: Sample
 
 
 class Predictor:
@@ -198,6 +209,7 @@ class Predictor:
             )
         pred = cls(build_model(ckpt), spec, device=device, amp=amp)
         pred.checkpoint = {k: v for k, v in ckpt.items() if k not in ("state_dict", "optimizer_state")}
+        pred.checkpoint["file_sha256"] = file_sha256(path)  # recorded in predict_log.csv
         return pred
 
     # -- inputs -------------------------------------------------------------------------
@@ -298,23 +310,15 @@ class Predictor:
         assert total is not None
         return total / len(combos)
 
-    def predict_probabilities(self, inputs: InputLike | Sample, case_id: str | None = None) -> Image:
-        """Class probabilities on the input's own grid.
+    def prepare(self, inputs: InputLike | Sample, case_id: str | None = None) -> PreparedCase:
+        """Read and preprocess one case (no network): the first half of
+        :meth:`predict_probabilities`, which accepts its result, so a batch runner can
+        prepare the next case in a background thread while the current one computes.
 
-        Args:
-            inputs: a :class:`~medimg.core.Sample` (its ``"image"`` is used), an Image
-                ``(C, *spatial)``, a path, or a list of single-channel Images/paths.
-            case_id: for messages.
-
-        Returns:
-            ``Image(kind="probabilities")``, ``(K, *spatial)`` float32 on CPU, with the
-            input's spatial shape and affine.
+        Raises:
+            GeometryError: wrong channel count, or the case's dimensions do not match
+                ``roi_size``.
         """
-        if self.spec.task == "classification":
-            raise ConfigError(
-                "this is a classification model: it gives class probabilities, not a label map",
-                hint="use Predictor.predict_proba(image) (or `medimg predict`, which writes predictions.csv)",
-            )
         if isinstance(inputs, Sample):
             case_id = case_id or inputs.case_id
             source = self.load_inputs(inputs["image"])
@@ -326,7 +330,29 @@ class Predictor:
                 f"'{case_id or '?'}' is {source.spatial_ndim}D"
             )
         sample = Sample(images={"image": source}, case_id=case_id or "")
-        pre = _restrict(self.preprocess, ["image"])(sample)
+        return PreparedCase(case_id, source, _restrict(self.preprocess, ["image"])(sample))
+
+    def predict_probabilities(self, inputs: InputLike | Sample | PreparedCase, case_id: str | None = None) -> Image:
+        """Class probabilities on the input's own grid.
+
+        Args:
+            inputs: a :class:`~medimg.core.Sample` (its ``"image"`` is used), an Image
+                ``(C, *spatial)``, a path, a list of single-channel Images/paths, or a
+                case already read by :meth:`prepare`.
+            case_id: for messages.
+
+        Returns:
+            ``Image(kind="probabilities")``, ``(K, *spatial)`` float32 on CPU, with the
+            input's spatial shape and affine.
+        """
+        if self.spec.task == "classification":
+            raise ConfigError(
+                "this is a classification model: it gives class probabilities, not a label map",
+                hint="use Predictor.predict_proba(image) (or `medimg predict`, which writes predictions.csv)",
+            )
+        if not isinstance(inputs, PreparedCase):
+            inputs = self.prepare(inputs, case_id)
+        case_id, source, pre = inputs.case_id or case_id, inputs.source, inputs.sample
         x = pre["image"].data.to(self.device, torch.float32)
         with torch.inference_mode():
             probs = self._probabilities_on_preprocessed(x).float().cpu()
@@ -342,16 +368,12 @@ class Predictor:
         meta = {"case_id": case_id, "label_names": self.label_names}
         return Image(back.data.float(), source.affine.copy(), kind="probabilities", meta=meta)
 
-    def predict(self, inputs: InputLike | Sample, case_id: str | None = None) -> Image:
+    def predict(self, inputs: InputLike | Sample | PreparedCase, case_id: str | None = None) -> Image:
         """Label map on the input's own grid: ``(1, *spatial)`` uint8 (int16 over 255 classes).
 
         The returned image has the input's spatial shape and affine exactly.
         """
-        probs = self.predict_probabilities(inputs, case_id)
-        k = probs.num_channels
-        labels = torch.argmax(probs.data, dim=0, keepdim=True)
-        labels = labels.to(torch.uint8 if k <= 256 else torch.int16)
-        return Image(labels, probs.affine.copy(), kind="label", meta=dict(probs.meta))
+        return label_map_of(self.predict_probabilities(inputs, case_id))
 
     # -- classification -----------------------------------------------------------------
     def classify_batch(self, x: torch.Tensor) -> torch.Tensor:
@@ -417,6 +439,15 @@ class Predictor:
         )
 
 
+def label_map_of(probs: Image) -> Image:
+    """The argmax of class probabilities ``(K, *spatial)``: ``(1, *spatial)`` uint8 (int16
+    over 256 classes), same grid and meta."""
+    k = probs.num_channels
+    labels = torch.argmax(probs.data, dim=0, keepdim=True)
+    labels = labels.to(torch.uint8 if k <= 256 else torch.int16)
+    return Image(labels, probs.affine.copy(), kind="label", meta=dict(probs.meta))
+
+
 def _read_input(item: Any) -> Image:
     """An input channel as an Image: itself, a file or folder read by ``read_image``, or a
     DICOM series found by ``medimg.io.dicom.find_series`` (a channel chosen by pattern)."""
@@ -448,3 +479,4 @@ def _model_in_channels(model: nn.Module) -> int | None:
         if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
             return int(m.in_channels)
     return None
+

@@ -26,8 +26,10 @@ so one folder shows the same cases to all of them. Accepted layouts:
   DICOM files is one case (its path is the folder); a folder that holds no case in any
   layout but DICOM files is itself one case.
 
-Files and folders that fit none of these (``labels.json``, notes, plots, hidden names) are
-ignored. A case id found twice (``c1.nii.gz`` beside the folder ``c1/``) is one case with a
+Files and folders that fit none of these (``labels.json``, notes, plots) are ignored, or,
+with ``report_skipped=True`` (prediction), returned as skipped entries with the reason
+(:mod:`medimg.io.accounting`): then a label- or mask-named NIfTI file is never a case, and
+with ``channels=1`` a 4D file is skipped. Hidden names are never listed. A case id found twice (``c1.nii.gz`` beside the folder ``c1/``) is one case with a
 problem naming both. Every case comes back as a :class:`FoundCase`, with its paths or the
 problem, so callers report a bad case and go on with the others.
 """
@@ -37,14 +39,15 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from ..core.errors import DataError
+from .accounting import channel_count, looks_like_label, skipped_entries
 from .layout import PICTURE_SUFFIXES, is_nifti_path, list_folder, nifti_case_id, walk_files
 
-__all__ = ["FoundCase", "find_cases", "Pick"]
+__all__ = ["FoundCase", "Pick", "add_skipped", "find_cases"]
 
 #: How a case folder's single file is chosen when no file names are given.
 Pick = Literal["only", "label"]
@@ -62,6 +65,8 @@ class FoundCase:
             empty when there is a problem.
         problem: one line saying why the case's files could not be determined, or None.
         source: the file or folder the case was found at.
+        skip: for an entry that is not a case (``report_skipped=True``), why it is
+            skipped; its ``case_id`` is then its path relative to the input folder.
 
     It unpacks as ``(case_id, paths or problem)``: ``for case_id, paths in
     find_cases(...)`` gives the list of paths, or, for a case with a problem, the
@@ -72,11 +77,17 @@ class FoundCase:
     paths: tuple[Path, ...] = ()
     problem: str | None = None
     source: Path | None = None
+    skip: str | None = field(default=None, kw_only=True)
 
     @property
     def ok(self) -> bool:
-        """Whether the case's files were found (no problem)."""
-        return self.problem is None
+        """Whether the case's files were found (no problem, not skipped)."""
+        return self.problem is None and self.skip is None
+
+    @property
+    def skipped(self) -> bool:
+        """Whether this entry is not a case but a file or folder skipped for ``skip``."""
+        return self.skip is not None
 
     def error(self) -> DataError:
         """The problem as an error to raise or report for this case."""
@@ -95,6 +106,9 @@ def find_cases(
     dicom: bool = False,
     what: str = "input",
     pictures: bool = False,
+    report_skipped: bool = False,
+    channels: int | None = None,
+    skip_labels: bool | None = None,
 ) -> list[FoundCase]:
     """The cases a file or folder holds, in the layouts of the module docstring.
 
@@ -107,9 +121,16 @@ def find_cases(
         dicom: also accept DICOM files and DICOM series folders.
         what: how messages call ``path`` (``"prediction input"``, ``"reference"``).
         pictures: also accept 2D pictures (PNG, JPEG, BMP, TIFF), one case per file.
+        report_skipped: also return every file and folder under ``path`` that is not a
+            case, as a :class:`FoundCase` with ``skip`` set; label- and mask-named NIfTI
+            files are then skipped rather than taken as cases.
+        channels: the channels a case must hold; with ``report_skipped`` and 1, a
+            single-file case whose NIfTI header holds several volumes (4D) is skipped.
+        skip_labels: label- and mask-named NIfTI files are not cases (default:
+            ``report_skipped``).
 
     Returns:
-        The cases, flat files and case folders in sorted order (possibly none).
+        The cases (and skipped entries), in sorted order (possibly none).
 
     Raises:
         DataError: ``path`` does not exist, or is a file that is not NIfTI (nor DICOM
@@ -126,17 +147,42 @@ def find_cases(
         return [_single_file(root, dicom, what)]
     names = list(files) if files else None
     top_files, subfolders = list_folder(root)
-    found = [FoundCase(nifti_case_id(p) or p.name, (p,), None, p) for p in top_files if is_nifti_path(p)]
+    no_labels = report_skipped if skip_labels is None else skip_labels
+    images = [p for p in top_files if is_nifti_path(p) and not (no_labels and looks_like_label(p))]
+    found = [FoundCase(nifti_case_id(p) or p.name, (p,), None, p) for p in images]
     if pictures:
         found += [FoundCase(p.stem, (p,), None, p) for p in top_files if _is_picture(p)]
     for folder in subfolders:
-        case = _case_folder(folder, names, pick, dicom)
+        case = _case_folder(folder, names, pick, dicom, no_labels)
         if case is not None:
             found.append(case)
     found = _merge_duplicates(found, root)
     if not found and dicom and _holds_dicom(root):
         found = [FoundCase(root.name, (root,), None, root)]
+    if report_skipped:
+        found = add_skipped(root, found, names, dicom=dicom, pictures=pictures, channels=channels)
     return sorted(found, key=lambda c: c.case_id)
+
+
+def add_skipped(
+    root: Path, found: list[FoundCase], names: list[str] | None, *, dicom: bool, pictures: bool,
+    channels: int | None, unmatched: str | None = None,
+) -> list[FoundCase]:
+    """``found`` with 4D files for a one-channel model (``channels=1``) turned into skips,
+    plus a skipped entry for everything under the folder ``root`` that no case accounts
+    for (:func:`medimg.io.accounting.skipped_entries`; ``unmatched``: the reason given to
+    a NIfTI file that is not a case)."""
+    out: list[FoundCase] = []
+    for case in found:
+        n = channel_count(case.paths[0]) if channels == 1 and len(case.paths) == 1 and is_nifti_path(case.paths[0]) else None
+        if n is not None and n > 1:
+            why = f"a 4D file with {n} volumes, but the model takes one channel (give one 3D volume per case)"
+            out.append(FoundCase(case.case_id, (), None, case.source, skip=why))
+        else:
+            out.append(case)
+    used = {p for c in found for p in c.paths} | {c.source for c in found if not c.ok and c.source is not None}
+    skips = skipped_entries(root, used, dicom=dicom, pictures=pictures, names=names, unmatched=unmatched)
+    return out + [FoundCase(rel, (), None, root / rel.rstrip("/"), skip=why) for rel, why in skips]
 
 
 def _is_picture(path: Path) -> bool:
@@ -156,10 +202,13 @@ def _single_file(path: Path, dicom: bool, what: str) -> FoundCase:
     )
 
 
-def _case_folder(folder: Path, names: list[str] | None, pick: Pick, dicom: bool) -> FoundCase | None:
-    """The case a subfolder holds, or None when it is not a case folder."""
+def _case_folder(folder: Path, names: list[str] | None, pick: Pick, dicom: bool, no_labels: bool = False) -> FoundCase | None:
+    """The case a subfolder holds, or None when it is not a case folder (``no_labels``:
+    label- and mask-named files are not candidates for ``pick="only"``)."""
     inner, _ = list_folder(folder)
     nifti = [p for p in inner if is_nifti_path(p)]
+    if no_labels and names is None and any(not looks_like_label(p) for p in nifti):
+        nifti = [p for p in nifti if not looks_like_label(p)]
     cid = folder.name
     if names is not None:
         resolved = {n: _named_file(folder, n) for n in names}

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import ConfigError, DataError
-from .cases import FoundCase, _merge_duplicates, find_cases
+from .cases import FoundCase, _merge_duplicates, add_skipped, find_cases
 from .layout import is_nifti_path, list_folder, nifti_case_id, walk_files
 
 __all__ = [
@@ -62,6 +62,8 @@ class StudyCase(FoundCase):
     """
 
     series: tuple[Any, ...] = ()
+    #: The study's other image series, which no channel pattern chose.
+    unused: tuple[Any, ...] = ()
 
     def __iter__(self) -> Iterator[Any]:
         yield self.case_id
@@ -139,6 +141,7 @@ def find_channel_cases(
     *,
     in_channels: int = 1,
     what: str = "prediction input",
+    report_skipped: bool = False,
 ) -> list[FoundCase]:
     """The cases under ``path`` with one input per channel, by the module's rules.
 
@@ -149,6 +152,10 @@ def find_channel_cases(
         patterns: channel name -> pattern, as returned by :func:`resolve_channel_patterns`.
         in_channels: the model's input channels.
         what: how messages call ``path``.
+        report_skipped: also return every file and folder under ``path`` that no case
+            accounts for, as skipped entries (:func:`medimg.io.cases.add_skipped`):
+            label- and mask-named NIfTI files are then never cases, and a 4D file given
+            to a one-channel model is skipped.
 
     Returns:
         The cases sorted by id; DICOM study cases are :class:`StudyCase` items.
@@ -165,13 +172,18 @@ def find_channel_cases(
     if not root.exists():
         raise DataError(f"{what} not found: '{root}' is not a folder or a file")
     keys = names if multi and not pats else None
-    found = find_cases(root, files=keys, pick="only", dicom=False, what=what, pictures=True)
+    found = find_cases(root, files=keys, pick="only", dicom=False, what=what, pictures=True, skip_labels=report_skipped)
     if pats:
         found = [_with_patterns(c, names, pats, in_channels) for c in found]
         found = [c for c in found if c is not None]
     nifti_folders = {c.source for c in found if c.source is not None and c.source.is_dir()}
     found += _study_cases(root, nifti_folders, names, pats, in_channels)
-    return sorted(_merge_duplicates(found, root), key=lambda c: c.case_id)
+    found = _merge_duplicates(found, root)
+    if report_skipped:
+        unmatched = "a NIfTI file no --channel pattern selects" if pats and not multi else None
+        found = add_skipped(root, found, keys, dicom=True, pictures=True, channels=in_channels, unmatched=unmatched)
+        found += _unused_series(found)
+    return sorted(found, key=lambda c: c.case_id)
 
 
 def find_channel_case(
@@ -331,8 +343,23 @@ def _study_cases(
         if isinstance(chosen, str):
             cases.append(StudyCase(cid, (), chosen, folder))
         else:
-            cases.append(StudyCase(cid, (folder,), None, folder, tuple(chosen)))
+            unused = tuple(s for s in st.series if all(s is not c for c in chosen))
+            cases.append(StudyCase(cid, (folder,), None, folder, tuple(chosen), unused))
     return cases
+
+
+def _unused_series(cases: Sequence[FoundCase]) -> list[FoundCase]:
+    """A skipped entry per image series of a study that no channel pattern chose
+    (``<case_id>/series <number> '<description>'``)."""
+    out: list[FoundCase] = []
+    for case in cases:
+        for s in getattr(case, "unused", ()):
+            number = "" if s.series_number is None else f"{s.series_number} "
+            name = f"{case.case_id}/series {number}'{s.description or ''}'"
+            folder = Path(os.path.commonpath([str(f) for f in s.files])) if s.files else case.source
+            why = f"an image series of study '{case.case_id}' that no channel pattern selects ({len(s.files)} files)"
+            out.append(FoundCase(name, (), None, folder, skip=why))
+    return out
 
 
 def describe_series(series: Sequence[Any]) -> str:

@@ -5,7 +5,9 @@ Functional, fast, numpy or torch in: :func:`dice_per_class` and :func:`confusion
 :func:`assd_per_class`, :func:`nsd_per_class`) with MONAI 1.6.1's definitions. The
 :data:`METRICS` registry names them (``dice``, ``jaccard``, ``precision``, ``recall``,
 ``specificity``, ``hd95``, ``hd``, ``assd``, ``nsd``, ``volume_ml``, ``volume_ref_ml``,
-``volume_diff_ml``); :func:`compute_case_metrics` scores two label :class:`Image`;
+``volume_diff_ml``, and the lesion-wise ``lesion_sensitivity``, ``lesion_precision``,
+``lesion_f1``, ``lesion_dice``, ``lesion_hd95``, ``lesion_fp``, ``lesion_fn`` of
+:mod:`.lesions`); :func:`compute_case_metrics` scores two label :class:`Image`;
 :func:`evaluate_folders` scores folders (or a file pair) and writes ``metrics.csv``,
 ``summary.json`` (bootstrap confidence intervals) and ``dice_boxplot.png``.
 
@@ -23,6 +25,11 @@ confusion matrix for binary, multi-class and multi-label tasks, with class-strat
 bootstrap intervals; :func:`classification_metrics` (all by name), :func:`choose_threshold`
 (binary operating threshold from validation data) and :func:`evaluate_classification`
 (a predictions CSV against a label CSV or manifest).
+
+Paired comparison of two models on the same cases (:mod:`.compare`,
+:mod:`.compare_classification`, :mod:`.delong`): :func:`compare_segmentation`,
+:func:`compare_classification`, :func:`paired_difference` (paired bootstrap interval and
+Wilcoxon signed-rank test) and :func:`delong_test` (two correlated AUCs).
 """
 
 from .bootstrap import bootstrap_ci, summarize
@@ -35,8 +42,12 @@ from .classification import (
     classification_metrics,
     evaluate_classification,
 )
+from .compare import CompareReport, compare_segmentation, paired_difference
+from .compare_classification import compare_classification
+from .delong import delong_test
 from .evaluate import evaluate_folders, find_cases
 from .labels import load_label_names
+from .lesions import LesionMatch, match_lesions  # registers the lesion_* metrics
 from .overlap import ConfusionCounts, confusion_counts, confusion_matrix, dice_per_class, jaccard_per_class
 from .registry import METRICS, SegmentationMetric, compute_metrics, metric_params_defaults
 from .report import CSV_COLUMNS, EvaluationReport, write_metrics_csv
@@ -74,4 +85,11 @@ __all__ = [
     "choose_threshold",
     "classification_metrics",
     "evaluate_classification",
+    "LesionMatch",
+    "match_lesions",
+    "CompareReport",
+    "compare_segmentation",
+    "compare_classification",
+    "paired_difference",
+    "delong_test",
 ]

@@ -130,6 +130,7 @@ def score_arrays(
     metric_params: Mapping[str, Mapping[str, Any]] | None,
     classes: Sequence[int] | None,
     empty_score: float,
+    surface: str = "monai",
 ) -> dict[int, dict[str, float]]:
     """``{class: {metric: value}}`` of one case's label arrays.
 
@@ -140,7 +141,8 @@ def score_arrays(
         present = set(present_labels(p)) | set(present_labels(r))
         classes = sorted((present | set(names)) - {0})
     return compute_metrics(
-        p, r, classes, metrics, spacing=spacing, metric_params=metric_params, empty_score=empty_score
+        p, r, classes, metrics, spacing=spacing, metric_params=metric_params, empty_score=empty_score,
+        surface=surface,
     )
 
 
@@ -155,6 +157,7 @@ def compute_case_metrics(
     label_map: Mapping[int, int] | None = None,
     classes: Sequence[int] | None = None,
     empty_score: float = 1.0,
+    surface: str = "monai",
 ) -> list[dict[str, Any]]:
     """Metrics of one case, one row per (foreground class, metric).
 
@@ -174,6 +177,7 @@ def compute_case_metrics(
             any other label present in ``pred`` or ``ref``.
         empty_score: overlap score where a class is absent from both (see
             :mod:`medimg.metrics.segmentation`).
+        surface: surface-distance definitions, ``"monai"`` (default) or ``"deepmind"``.
 
     Returns:
         Rows ``{"case_id", "label", "metric", "value"}``, classes in increasing order;
@@ -188,7 +192,7 @@ def compute_case_metrics(
     names = names_dict(label_names)
     values = score_arrays(
         p, r, pred.spacing, names, list(DEFAULT_METRICS if metrics is None else metrics),
-        metric_params=metric_params, classes=classes, empty_score=empty_score,
+        metric_params=metric_params, classes=classes, empty_score=empty_score, surface=surface,
     )
     pred_src = source_of(pred, "<pred>")
     cid = case_id or pred.meta.get("case_id") or case_id_from_path(pred_src) or pred_src

@@ -181,6 +181,7 @@ def _score_cases(
     params: Mapping[str, Mapping[str, Any]],
     empty_score: float,
     progress: Callable[[int, int, str], None] | None,
+    surface: str = "monai",
 ) -> _Scored:
     """Read and score every matched case; a bad case is recorded and the others go on.
 
@@ -198,7 +199,7 @@ def _score_cases(
                 classes = sorted((set(pv) | set(rv) | set(check.names)) - {0})
                 out.per_case[cid] = score_arrays(
                     p, r, pred.spacing, check.names, metrics, metric_params=params,
-                    classes=classes, empty_score=empty_score,
+                    classes=classes, empty_score=empty_score, surface=surface,
                 )
                 out.used[cid] = (pred_path, ref_path)
         except Exception as exc:  # noqa: BLE001  one bad case must not stop a study's evaluation
@@ -255,6 +256,7 @@ def _report(
     }
     summary["_settings"] = _settings(metrics, params, check, labels, empty_score, stats["bootstrap"],
                                      stats["ci"], stats["seed"], stats["pred"], stats["ref"])
+    summary["_settings"]["surface_distance"] = stats["surface"]
     notes = []
     if check.label_map:
         notes.append(f"reference labels mapped with {format_label_map(check.label_map)} ({check.map_from})")
@@ -290,6 +292,7 @@ def evaluate_folders(
     reader: Callable[[Path], Image] | None = None,
     progress: Callable[[int, int, str], None] | None = None,
     allow_absent_classes: bool = False,
+    surface: str = "monai",
 ) -> EvaluationReport:
     """Score every prediction in ``pred_dir`` against its reference in ``ref_dir``.
 
@@ -322,6 +325,7 @@ def evaluate_folders(
         progress: called as ``progress(done, total, case_id)`` after each case.
         allow_absent_classes: score named classes that occur in no reference instead
             of stopping.
+        surface: ``"monai"`` (default) or ``"deepmind"``: whose hd/hd95/assd/nsd definitions.
 
     Returns:
         An :class:`EvaluationReport`; ``report.format()`` is a one-screen summary.
@@ -340,11 +344,11 @@ def evaluate_folders(
     pred, ref = Path(pred_dir), Path(ref_dir)
     matching = _match(pred, ref, pred_name, ref_name, missing_pred)
     check = _label_check(pred, label_names, label_map, allow_absent_classes)
-    scored = _score_cases(matching, check, reader or _default_reader, metrics, params, empty_score, progress)
+    scored = _score_cases(matching, check, reader or _default_reader, metrics, params, empty_score, progress, surface)
     error = check.error()
     if error is not None:
         raise error
-    stats = {"bootstrap": bootstrap, "ci": ci, "seed": seed, "missing_pred": missing_pred, "pred": pred, "ref": ref}
+    stats = dict(bootstrap=bootstrap, ci=ci, seed=seed, missing_pred=missing_pred, pred=pred, ref=ref, surface=surface)
     report = _report(matching, scored, check, metrics, params, empty_score, stats)
     if output_dir is not None:
         write_report(report, output_dir, metrics)

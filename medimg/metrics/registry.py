@@ -19,6 +19,7 @@ from ..core.registry import Registry
 from ._inputs import check_same_shape, to_label_array
 from .overlap import ConfusionCounts, confusion_counts
 from .surface import assd_from_distances, hd_from_distances, nsd_from_distances, surface_distances
+from .surface_deepmind import SURFACE_DEFINITIONS, deepmind_distances, deepmind_metric
 
 __all__ = ["METRICS", "SegmentationMetric", "compute_metrics", "metric_params_defaults", "resolve_params"]
 
@@ -33,7 +34,10 @@ class _Case:
         classes: Sequence[int],
         spacing: Sequence[float],
         empty_score: float,
+        surface: str = "monai",
     ) -> None:
+        if surface not in SURFACE_DEFINITIONS:
+            raise ValueError(f"surface must be one of {', '.join(SURFACE_DEFINITIONS)}; got {surface!r}")
         self.pred = pred
         self.ref = ref
         self.classes = [int(c) for c in classes]
@@ -41,6 +45,9 @@ class _Case:
         self.empty_score = float(empty_score)
         self._counts: ConfusionCounts | None = None
         self._dist: dict[int, tuple[np.ndarray, np.ndarray]] | None = None
+        self.surface = surface
+        #: Per-case results other metric modules share between metrics (lesions...).
+        self.cache: dict[Any, Any] = {}
 
     @property
     def voxel_ml(self) -> float:
@@ -58,6 +65,22 @@ class _Case:
         if self._dist is None:
             self._dist = surface_distances(self.pred, self.ref, self.classes, self.spacing)
         return self._dist[c]
+
+    def surface_metric(self, name: str, c: int, tolerance_mm: float = 2.0) -> float:
+        """``hd``, ``hd95``, ``assd`` or ``nsd`` of class ``c`` by the chosen definition."""
+        if self.surface == "deepmind":
+            key = ("deepmind", c)
+            if key not in self.cache:
+                self.cache[key] = deepmind_distances(self.pred == c, self.ref == c, self.spacing)
+            tp, fp, fn, _ = self.counts(c)
+            return deepmind_metric(name, self.cache[key], tp + fp == 0, tp + fn == 0,
+                                   tolerance_mm=tolerance_mm, empty_score=self.empty_score)
+        d = self.distances(c)
+        if name in ("hd", "hd95"):
+            return hd_from_distances(d, None if name == "hd" else 95.0)
+        if name == "assd":
+            return assd_from_distances(d)
+        return nsd_from_distances(d, tolerance_mm, self.empty_score)
 
 
 @dataclass(frozen=True)
@@ -166,20 +189,20 @@ for _metric in (
     SegmentationMetric("recall", _m_recall, description="sensitivity TP/(TP+FN)"),
     SegmentationMetric("specificity", _m_specificity, description="TN/(TN+FP) over the image"),
     SegmentationMetric(
-        "hd", lambda case, c: hd_from_distances(case.distances(c), None), "mm", False,
+        "hd", lambda case, c: case.surface_metric("hd", c), "mm", False,
         description="Hausdorff distance (max of both directed maxima), mm",
     ),
     SegmentationMetric(
-        "hd95", lambda case, c: hd_from_distances(case.distances(c), 95.0), "mm", False,
+        "hd95", lambda case, c: case.surface_metric("hd95", c), "mm", False,
         description="95th-percentile Hausdorff distance (max of the two directed q95), mm",
     ),
     SegmentationMetric(
-        "assd", lambda case, c: assd_from_distances(case.distances(c)), "mm", False,
+        "assd", lambda case, c: case.surface_metric("assd", c), "mm", False,
         description="average symmetric surface distance (mean over both surfaces), mm",
     ),
     SegmentationMetric(
         "nsd",
-        lambda case, c, tolerance_mm=2.0: nsd_from_distances(case.distances(c), tolerance_mm, case.empty_score),
+        lambda case, c, tolerance_mm=2.0: case.surface_metric("nsd", c, tolerance_mm),
         defaults={"tolerance_mm": 2.0},
         description="normalised surface Dice at tolerance_mm (default 2 mm)",
     ),
@@ -225,6 +248,7 @@ def compute_metrics(
     spacing: Sequence[float] | None = None,
     metric_params: Mapping[str, Mapping[str, Any]] | None = None,
     empty_score: float = 1.0,
+    surface: str = "monai",
 ) -> dict[int, dict[str, float]]:
     """Several metrics for several classes of one case, sharing the expensive steps.
 
@@ -239,6 +263,8 @@ def compute_metrics(
         spacing: mm per voxel along each axis (1 if None): distances in mm, volumes in ml.
         metric_params: per-metric parameters, e.g. ``{"nsd": {"tolerance_mm": 1.0}}``.
         empty_score: overlap score where a class is absent from both (module docstring).
+        surface: surface-distance definitions, ``"monai"`` (default) or ``"deepmind"``
+            (the ``surface-distance`` package's, :mod:`medimg.metrics.surface_deepmind`).
 
     Returns:
         ``{class: {metric: value}}`` with NaN / inf as documented for empty masks.
@@ -251,7 +277,7 @@ def compute_metrics(
     if len(sp) != nd:
         raise ValueError(f"spacing must have {nd} values (mm per axis), got {list(sp)}")
     params = resolve_params(metrics, metric_params)
-    case = _Case(p, r, classes, sp, empty_score)
+    case = _Case(p, r, classes, sp, empty_score, surface)
     out: dict[int, dict[str, float]] = {}
     for c in case.classes:
         if c < 0:

@@ -44,7 +44,12 @@ Empty masks (a class absent from ``pred``, ``ref`` or both), documented once her
     ============  ==================  ==================  =====================
 
 ``empty_score`` defaults to 1.0 (both agree that the structure is absent: a perfect
-answer); pass ``float("nan")`` to exclude such cases from averages instead. MONAI's
+answer); pass ``float("nan")`` to exclude such cases from averages instead (command line:
+``medimg evaluate --empty nan``; config: ``evaluation.empty_score``). The lesion-wise
+metrics (:mod:`medimg.metrics.lesions`) follow the same table, and
+``surface="deepmind"`` (``--surface-distance deepmind``) swaps the surface-distance
+definitions for the ``surface-distance`` package's (:mod:`medimg.metrics.surface_deepmind`)
+with the same empty-mask conventions. MONAI's
 ``DiceMetric`` gives 1 there with ``ignore_empty=False`` and NaN with its default
 ``ignore_empty=True``, which also turns a false-positive class (empty reference, non-empty
 prediction) into NaN where medimg says 0. Its surface metrics give NaN for both empty and

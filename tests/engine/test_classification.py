@@ -117,7 +117,15 @@ def test_predict_folder_writes_class_probabilities_and_goes_on_past_a_bad_case(t
     rows = list(csv.DictReader(open(tmp_path / "out" / "predictions.csv")))
     assert [r["case_id"] for r in rows] == ["a"]
     assert abs(float(rows[0]["prob_normal"]) + float(rows[0]["prob_lesion"]) - 1.0) < 1e-4
-    assert (tmp_path / "out" / "failures.csv").read_text().startswith("case_id,error\nflat,")
+    with open(tmp_path / "out" / "predict_log.csv", newline="") as fh:
+        log = {r["case_id"]: r for r in csv.DictReader(fh)}
+    assert log["flat"]["status"] == "failed" and log["flat"]["error"] == report.failed[0][1]
+    assert log["a"]["status"] == "ok" and not (tmp_path / "out" / "failures.csv").exists()
+    # a re-run keeps a's row and does not predict it again
+    again = predict_folder(result.best_checkpoint, folder, tmp_path / "out", progress=False)
+    assert again.ok == [] and again.skipped == [("a", "already predicted; --overwrite to redo")]
+    with open(tmp_path / "out" / "predictions.csv", newline="") as fh:
+        assert [r["case_id"] for r in csv.DictReader(fh)] == ["a"]
     from medimg.core import ConfigError
 
     with pytest.raises(ConfigError, match="classification model: it gives class probabilities"):

@@ -61,9 +61,16 @@ def test_folder_with_a_corrupt_file(tmp_path):
         assert set(np.unique(lab.numpy()).tolist()) <= {0, 1}
     assert not (out / "broken.nii.gz").exists()
     assert json.loads((out / "labels.json").read_text()) == {"0": "background", "1": "lesion"}
-    rows = {r["case_id"]: r for r in csv.DictReader(open(out / "predictions.csv"))}
+    with open(out / "predict_log.csv", newline="") as fh:
+        rows = {r["case_id"]: r for r in csv.DictReader(fh)}
     assert rows["a"]["status"] == "ok" and float(rows["a"]["seconds"]) > 0
-    assert rows["broken"]["status"] == "failed" and rows["broken"]["error"]
+    assert rows["a"]["input"] == str(src / "a.nii.gz") and rows["a"]["device"] == "cpu"
+    assert rows["a"]["precision"] == "fp32" and len(rows["a"]["checkpoint_sha256"]) == 64
+    assert rows["broken"]["status"] == "failed" and rows["broken"]["error"] == why
+    # the text file is accounted for, not silently dropped
+    assert rows["notes.txt"]["status"] == "skipped" and "not an image" in rows["notes.txt"]["error"]
+    assert report.skipped == [("notes.txt", rows["notes.txt"]["error"])]
+    assert not (out / "predictions.csv").exists()
 
 
 def test_the_training_label_map_travels_with_the_predictions(tmp_path):

@@ -47,6 +47,10 @@ def test_multichannel_studies_channels_by_series_description(tmp_path):
     report = predict_folder(_predictor(2, KEYS), root, out, progress=False, channels={"flair": "*flair*", "t1": "t1*"})
     assert sorted(report.ok) == ["p1", "p2"]
     assert [c for c, _ in report.failed] == ["p3"] and "channel 't1' pattern 't1*' matches no series" in report.failed[0][1]
+    # the series no pattern selects are accounted for in the log
+    assert sorted(report.skipped) == [
+        (f"{p}/series 3 'ADC map'", f"an image series of study '{p}' that no channel pattern selects (6 files)")
+        for p in ("p1", "p2")]
     for pat in ("p1", "p2"):
         flair, t1 = read_image(root / pat / "flair"), read_image(root / pat / "t1")
         lab = read_image(out / f"{pat}.nii.gz")

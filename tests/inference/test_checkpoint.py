@@ -145,7 +145,7 @@ def test_public_api():
     assert set(m.__all__) == {
         "Predictor", "InferenceSpec", "predict_folder", "BatchReport", "find_cases", "save_checkpoint",
         "load_checkpoint", "build_model", "resolve_device", "sliding_window", "gaussian_importance",
-        "tile_starts",
+        "tile_starts", "export_checkpoint", "ExportReport", "load_predictor",
     }
     assert medimg.Predictor is m.Predictor and medimg.predict_folder is m.predict_folder
 

@@ -12,6 +12,9 @@ EXPECTED = {
     # classification (medimg.metrics.classification has the per-metric functions)
     "CLASSIFICATION_METRICS", "ClassificationReport", "ThresholdChoice", "choose_threshold",
     "classification_metrics", "evaluate_classification",
+    # lesion-wise metrics and paired comparison
+    "LesionMatch", "match_lesions", "CompareReport", "compare_segmentation", "compare_classification",
+    "paired_difference", "delong_test",
 }
 
 

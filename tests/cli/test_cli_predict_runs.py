@@ -1,0 +1,99 @@
+"""`medimg predict` at scale: --overwrite, --shard, --keep-largest, --min-size, the log."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from medimg.cli import app
+
+ENV = {"COLUMNS": "200", "NO_COLOR": "1"}
+
+
+def run(*args):
+    return CliRunner().invoke(app, [str(a) for a in args], env=ENV)
+
+
+@pytest.fixture
+def setup(tmp_path: Path):
+    import torch
+
+    from medimg.inference import save_checkpoint
+    from medimg.models import create_model
+
+    params = {"in_channels": 1, "out_channels": 3, "spatial_dims": 3, "channels": [4, 8], "strides": [2]}
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(
+        tmp_path / "m.pt", create_model("unet", **params), model_name="unet", model_params=params,
+        label_names=["bg", "a", "b"], preprocess=[], inference={"roi_size": [16, 16, 16], "sw_batch_size": 2},
+    )
+    inp = tmp_path / "in"
+    inp.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        nib.save(nib.Nifti1Image(rng.normal(size=(18, 16, 12)).astype(np.float32), np.eye(4)), str(inp / f"c{i}.nii.gz"))
+    (inp / "notes.txt").write_text("x")
+    return ckpt, inp
+
+
+def _log(path: Path) -> list[dict]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_rerun_skips_and_overwrite_redoes(setup, tmp_path: Path):
+    ckpt, inp = setup
+    out = tmp_path / "out"
+    res = run("predict", ckpt, inp, out, "--device", "cpu")
+    assert res.exit_code == 0, res.output
+    assert "predicted 3 of 3 cases" in res.output and "(1 skipped)" in res.output and "notes.txt" in res.output
+    res = run("predict", ckpt, inp, out, "--device", "cpu")
+    assert res.exit_code == 0 and "predicted 0 of 0 cases" in res.output and "(4 skipped)" in res.output
+    assert "already predicted; --overwrite to redo" in res.output
+    res = run("predict", ckpt, inp, out, "--device", "cpu", "--overwrite")
+    assert res.exit_code == 0 and "predicted 3 of 3 cases" in res.output
+    statuses = [r["status"] for r in _log(out / "predict_log.csv")]
+    assert statuses.count("ok") == 6 and statuses.count("skipped") == 1 + 4 + 1
+
+
+def test_shard_option(setup, tmp_path: Path):
+    ckpt, inp = setup
+    out = tmp_path / "out"
+    res = run("predict", ckpt, inp, out, "--device", "cpu", "--shard", "1/2")
+    assert res.exit_code == 0, res.output
+    rows = _log(out / "predict_log.shard-1-of-2.csv")
+    assert sorted((r["case_id"], r["status"]) for r in rows) == [("c1", "ok"), ("notes.txt", "skipped")]
+    assert not (out / "predict_log.csv").exists() and sorted(p.name for p in out.glob("c*")) == ["c1.nii.gz"]
+    for bad, why in [("2/2", "shard index must be 0..N-1"), ("half", "expected i/N"), ("1/0", "shard index")]:
+        res = run("predict", ckpt, inp, out, "--device", "cpu", "--shard", bad)
+        assert res.exit_code == 2 and "--shard" in res.output and why in res.output, res.output
+        assert "Traceback" not in res.output
+
+
+def test_postprocess_options(setup, tmp_path: Path):
+    ckpt, inp = setup
+    res = run("predict", ckpt, inp, tmp_path / "out", "--device", "cpu", "--keep-largest", "1,2", "--min-size", "1=0.5")
+    assert res.exit_code == 0, res.output
+    from scipy import ndimage
+
+    for i in range(3):
+        lab = np.asarray(nib.load(str(tmp_path / "out" / f"c{i}.nii.gz")).dataobj)
+        for cls in (1, 2):
+            assert ndimage.label(lab == cls)[1] <= 1  # one component per class at most
+    res = run("predict", ckpt, inp, tmp_path / "o2", "--device", "cpu", "--min-size", "1:0.5")
+    assert res.exit_code == 2 and "expected CLASS=ML pairs" in res.output
+    res = run("predict", ckpt, inp, tmp_path / "o3", "--device", "cpu", "--keep-largest", "5")
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert "error: invalid value for --keep-largest: class value(s) [5] are not foreground classes of this model; use 1..2 (1=a, 2=b)" in res.output
+
+
+def test_failed_case_points_to_the_log(setup, tmp_path: Path):
+    ckpt, inp = setup
+    (inp / "c1.nii.gz").write_bytes(b"broken")
+    res = run("predict", ckpt, inp, tmp_path / "out", "--device", "cpu")
+    assert res.exit_code == 1 and "1 case(s) failed; see" in res.output and "predict_log.csv" in res.output
