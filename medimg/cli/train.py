@@ -18,14 +18,31 @@ def train(
         Optional[Path],
         typer.Option("--output-dir", "-o", help="Run folder (default: experiment.output_dir)."),
     ] = None,
+    resume: Annotated[
+        Optional[Path],
+        typer.Option("--resume", metavar="RUN_DIR", help="Continue the run in RUN_DIR from its last.pt, "
+                     "after its last completed epoch (CONFIG must match RUN_DIR/config.resolved.yaml)."),
+    ] = None,
+    allow_config_change: Annotated[
+        bool,
+        typer.Option("--allow-config-change", help="With --resume: continue even where CONFIG differs "
+                     "from the run's config.resolved.yaml in keys that can change the result."),
+    ] = False,
 ) -> None:
-    """Train a model from a config; writes checkpoints, config.resolved.yaml and environment.json."""
+    """Train a model from a config; writes checkpoints, config.resolved.yaml and environment.json.
+
+    A run that died (or ran out of trainer.max_minutes) continues with --resume RUN_DIR."""
     from ..config import load_config
 
     cfg = load_config(config, overrides or ())
     from ..engine import train as run_training
 
-    result = run_training(cfg, output_dir=output_dir, config_path=config)
+    if allow_config_change and resume is None:
+        from ..core.errors import ConfigError
+
+        raise ConfigError("--allow-config-change only applies to a resumed run", hint="add --resume RUN_DIR, or leave it out")
+    result = run_training(cfg, output_dir=output_dir, config_path=config, resume=resume,
+                          allow_config_change=allow_config_change)
     rows = [
         ("run folder", str(getattr(result, "run_dir", ""))),
         ("best checkpoint", str(getattr(result, "best_checkpoint", None))),

@@ -41,6 +41,7 @@ __all__ = [
     "TransformError",
     "CheckpointError",
     "MissingDependencyError",
+    "TrainingError",
 ]
 
 
@@ -156,6 +157,11 @@ class TransformError(MedimgError, ValueError):
 
 class CheckpointError(MedimgError, ValueError):
     """A checkpoint is missing, unreadable or incompatible."""
+
+
+class TrainingError(MedimgError, FloatingPointError):
+    """Training cannot go on: a NaN or infinite loss (the message names the epoch, the step
+    and the batch's cases)."""
 
 
 class MissingDependencyError(MedimgError, ImportError):

@@ -145,7 +145,13 @@ class TrainerSection(Strict):
     batch_size: int = Field(2, ge=1)
     #: ``auto`` picks CUDA when available, else CPU.
     device: str = "auto"
-    amp: bool = False
+    #: Mixed precision: ``true`` (CUDA: bf16 where supported, else fp16 with a gradient
+    #: scaler; CPU: off), ``bf16`` (autocast on CPU or CUDA), ``fp16`` (CUDA only, with a
+    #: gradient scaler), ``false``.
+    amp: bool | Literal["bf16", "fp16"] = False
+    #: Gradient accumulation: the loss is scaled by 1/N and the optimizer steps every N
+    #: batches (an effective batch of ``N * batch_size``).
+    accumulate: int = Field(1, ge=1)
     val_every: int = Field(1, ge=1)
     #: Stop early after this many validations without improvement (None: never).
     patience: int | None = Field(None, ge=1)
@@ -153,6 +159,8 @@ class TrainerSection(Strict):
     #: is cut short), validates the weights it reached and still writes last.pt.
     max_minutes: float | None = Field(None, gt=0)
     grad_clip: float | None = Field(None, gt=0)
+    #: Seeds plus ``torch.use_deterministic_algorithms``: with it a resumed run ends with
+    #: the very weights of an uninterrupted one.
     deterministic: bool = False
     num_threads: int | None = Field(None, ge=1)
 

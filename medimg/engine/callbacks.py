@@ -11,7 +11,13 @@ other concern is a callback, called at fixed points of the loop, in list order:
 ``on_validation_end(state, metrics)``         after validation (rank 0, validation epochs)
 ``on_epoch_end(state)``                       after the epoch's row joined ``state.history``
 ``on_fit_end(state)``                         once, after the last epoch (rank 0 writes)
+``on_resume(state)``                          resumed runs: after the callbacks' states were
+                                              restored, before the first new epoch
 ===========================================  =============================================
+
+A callback that has state worth resuming (best metric, patience counter, minutes used)
+returns it from ``state_dict()`` as plain data; the trainer stores it in every checkpoint
+and gives it back through ``load_state_dict`` when a run is resumed.
 
 A callback ends the run with ``state.request_stop(reason)``: a request made in
 ``on_step_end`` ends the epoch after that step (the epoch is still validated, checkpointed
@@ -127,6 +133,17 @@ class Callback:
     def on_fit_end(self, state: FitState) -> None:
         """Once, after the last epoch."""
 
+    def on_resume(self, state: FitState) -> None:
+        """A resumed run: after :meth:`on_fit_start` and :meth:`load_state_dict`, before
+        the first new epoch (``state.epoch`` is the last completed one); may ask to stop."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint keeps of this callback for an exact resume (plain data)."""
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+
 
 def improves(value: float, best: float | None, mode: Mode = "max") -> bool:
     """Whether ``value`` beats ``best`` (None: nothing to beat); ``mode`` ``"min"`` when
@@ -181,6 +198,12 @@ class BestModelCheckpoint(Callback):
             self.save("best.pt", state.epoch, state.metrics, self.best)
         self.save("last.pt", state.epoch, state.metrics, self.best)
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "best_epoch": self.best_epoch}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.best, self.best_epoch = state.get("best"), state.get("best_epoch")
+
 
 class EarlyStopping(Callback):
     """Stops with ``"patience"`` after ``patience`` validations without improvement of
@@ -204,6 +227,14 @@ class EarlyStopping(Callback):
         if self.since_best >= self.patience:
             state.request_stop("patience")
 
+    on_resume = on_epoch_end  # a run that had run out of patience stays stopped
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "since_best": self.since_best}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.best, self.since_best = state.get("best"), int(state.get("since_best", 0))
+
 
 class TimeBudget(Callback):
     """Stops with ``"max_minutes"`` once ``max_minutes`` of wall time have passed.
@@ -212,6 +243,9 @@ class TimeBudget(Callback):
     (that epoch is cut short). Checked again when an epoch's steps are done: past the
     budget, that epoch is validated and the run stops after it, unless it was the last
     epoch anyway (then the reason stays ``"max_epochs"``).
+
+    A resumed run counts the minutes its earlier sessions used (the budget is the run's,
+    not the session's); raise ``trainer.max_minutes`` to give a resumed run more time.
 
     Args:
         max_minutes: the wall-clock budget, from ``on_fit_start``.
@@ -246,6 +280,17 @@ class TimeBudget(Callback):
 
     def minutes_left(self) -> float:
         return self.max_minutes - self.elapsed_minutes()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"elapsed_minutes": self.elapsed_minutes()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """The minutes used before the resume count against the budget."""
+        self.started = self.clock() - 60 * float(state.get("elapsed_minutes", 0.0))
+
+    def on_resume(self, state: FitState) -> None:
+        if state.epoch < state.max_epochs and self.elapsed_minutes() >= self.max_minutes:
+            state.request_stop("max_minutes")
 
 
 def _to_stderr(text: str) -> None:

@@ -225,8 +225,11 @@ def _batches(cfg: ExperimentConfig, data: ClassificationData, dist: DistInfo, de
 
 
 def fit_classification(cfg: ExperimentConfig, config_path: str | os.PathLike | None, run_dir: Path,
-                       device: torch.device, dist: DistInfo, progress: bool) -> TrainResult:
+                       device: torch.device, dist: DistInfo, progress: bool,
+                       resume: dict[str, Any] | None = None) -> TrainResult:
     """Load the data, build the components, fit, and score the best checkpoint on the test split.
+
+    ``resume``: a loaded ``last.pt`` to continue from (:meth:`Trainer.resume_from`).
 
     Raises:
         DataError: bad data (see :func:`medimg.data.classification.load_classification`),
@@ -242,7 +245,7 @@ def fit_classification(cfg: ExperimentConfig, config_path: str | os.PathLike | N
         model, loss_fn, optimizer, batches, iterations, [], _spec(cfg, data, params["in_channels"]),
         {"name": cfg.model.name, **params}, run_dir, device,
         scheduler=scheduler, max_epochs=tr.max_epochs, val_every=tr.val_every, patience=tr.patience,
-        max_minutes=tr.max_minutes, grad_clip=tr.grad_clip, metrics=cfg.evaluation.metrics,
+        max_minutes=tr.max_minutes, grad_clip=tr.grad_clip, accumulate=tr.accumulate, metrics=cfg.evaluation.metrics,
         select_by=cfg.evaluation.select_by, amp=tr.amp, dist=dist, progress=progress,
         data_info={"source": data.source, "class_names": data.class_names},
         training_info={"experiment": cfg.experiment.name, "seed": cfg.experiment.seed, "max_epochs": tr.max_epochs},
@@ -251,6 +254,8 @@ def fit_classification(cfg: ExperimentConfig, config_path: str | os.PathLike | N
     if dist.is_main and progress:
         sizes = ", ".join(f"{len(s)} {name}" for name, s in data.splits.items())
         trainer.log(f"training {cfg.model.name} on {device}: {sizes} cases, classes {data.class_names} -> {run_dir}")
+    if resume is not None:
+        trainer.resume_from(resume, str(run_dir / "last.pt"))
     result = trainer.fit()
     test = data.splits.get("test")
     checkpoint = result.best_checkpoint or result.last_checkpoint

@@ -29,9 +29,10 @@ from ..models import MODELS
 from ..transforms.build import build_transforms
 from .distributed import DistInfo, cleanup, setup
 from .optim import OPTIMIZERS, build_scheduler
+from .resume import check_resume_config, load_resume_checkpoint
 from .rundir import prepare_run_dir, run_dir_for
 from .testsplit import TEST_DIR, evaluate_segmentation_test, mean_dice
-from .trainer import Trainer, TrainResult
+from .trainer import Trainer, TrainResult, amp_dtype
 
 __all__ = ["train", "seed_everything", "model_params_for"]
 
@@ -167,6 +168,7 @@ def _trainer(cfg: ExperimentConfig, data: _Data, run_dir: Path, device: torch.de
         patience=tr.patience,
         max_minutes=tr.max_minutes,
         grad_clip=tr.grad_clip,
+        accumulate=tr.accumulate,
         metrics=cfg.evaluation.metrics,
         select_by=cfg.evaluation.select_by,
         amp=tr.amp,
@@ -175,6 +177,36 @@ def _trainer(cfg: ExperimentConfig, data: _Data, run_dir: Path, device: torch.de
         data_info={"label": cfg.data.label},
         training_info={"experiment": cfg.experiment.name, "seed": cfg.experiment.seed, "max_epochs": tr.max_epochs},
     )
+
+
+def _log_start(cfg: ExperimentConfig, data: _Data, trainer: Trainer, device: torch.device, run_dir: Path) -> None:
+    tr = cfg.trainer
+    n = sum(p.numel() for p in trainer.model.parameters())
+    trainer.log(
+        f"training {cfg.model.name} ({n / 1e6:.2f} M parameters) on {device}: "
+        f"{len(data.train_records)} train / {len(data.val_records)} validation cases, "
+        f"{data.iterations} x batch {tr.batch_size} per epoch, up to {tr.max_epochs} epochs"
+        + (f" or {tr.max_minutes} min" if tr.max_minutes else "")
+        + f" -> {run_dir}"
+    )
+
+
+def _resume_checks(cfg: ExperimentConfig, resume: Any, output_dir: Any, allow_change: bool) -> dict[str, Any] | None:
+    """For a resumed run: its ``last.pt`` and the config check, before any work (None
+    without ``resume``)."""
+    if resume is None:
+        return None
+    run_dir = Path(resume).expanduser().absolute()
+    if output_dir is not None and Path(output_dir).expanduser().absolute() != run_dir:
+        raise ConfigError(
+            f"resume folder '{run_dir}' and output folder '{output_dir}' differ: a resumed run "
+            "writes into the folder it resumes",
+            hint="leave output_dir out when resuming",
+            cli_hint="leave --output-dir out when resuming (--resume names the run folder)",
+        )
+    ckpt = load_resume_checkpoint(run_dir)
+    check_resume_config(run_dir, cfg, allow_change)
+    return ckpt
 
 
 def _score_test(cfg: ExperimentConfig, test: list[CaseRecord], result: TrainResult, trainer: Trainer,
@@ -215,6 +247,8 @@ def train(
     config_path: str | os.PathLike | None = None,
     *,
     progress: bool = True,
+    resume: str | os.PathLike | None = None,
+    allow_config_change: bool = False,
 ) -> TrainResult:
     """Train a segmentation network (or a classifier: ``experiment.task: classification``,
     :func:`medimg.engine.classify.fit_classification`) as ``config`` describes.
@@ -234,40 +268,50 @@ def train(
         config_path: the YAML file it came from (copied into the run folder; relative data
             paths are resolved against its folder).
         progress: progress bar and per-epoch lines on stderr.
+        resume: a run folder whose ``last.pt`` to continue from, after its last completed
+            epoch (:mod:`medimg.engine.resume`); it is the run folder (``output_dir``, if
+            given, must be the same folder). With ``trainer.deterministic`` the weights
+            end equal to those of an uninterrupted run.
+        allow_config_change: resume even where ``config`` differs from the folder's
+            ``config.resolved.yaml`` in keys that can change the result (without it only
+            ``trainer.max_minutes``, ``trainer.num_threads``, ``data.num_workers`` and
+            ``experiment.output_dir`` may differ).
 
     Returns:
         A :class:`TrainResult`.
 
     Raises:
         DataError: no training cases, or a validation case without a label.
-        ConfigError: a component cannot be built from its spec, or
-            ``evaluation.select_by`` is not a validation metric.
+        ConfigError: a component cannot be built from its spec, ``evaluation.select_by``
+            is not a validation metric, CUDA (``trainer.device: cuda``, ``trainer.amp:
+            fp16``) asked for where there is none, or a resumed run's config differs.
+        CheckpointError: ``resume`` has no readable ``last.pt``.
+        TrainingError: the training loss became NaN or infinite.
     """
     cfg = config
     tr = cfg.trainer
+    device = resolve_device(tr.device)  # before any work: CUDA asked for where there is none
+    amp_dtype(tr.amp, device)
+    ckpt = _resume_checks(cfg, resume, output_dir, allow_config_change)
+    if resume is not None:
+        output_dir = Path(resume)
     seed_everything(cfg.experiment.seed, tr.deterministic)
     threads_before = torch.get_num_threads()
     if tr.num_threads:
         torch.set_num_threads(tr.num_threads)  # restored on return: no lasting global change
-    device = resolve_device(tr.device)
     dist, device = setup(device)
     try:
-        run_dir = prepare_run_dir(cfg, output_dir, config_path) if dist.is_main else run_dir_for(cfg, output_dir)
+        run_dir = prepare_run_dir(cfg, output_dir, config_path, resumed=ckpt is not None) if dist.is_main else run_dir_for(cfg, output_dir)
         if cfg.experiment.task == "classification":
             from .classify import fit_classification
 
-            return fit_classification(cfg, config_path, run_dir, device, dist, progress)
+            return fit_classification(cfg, config_path, run_dir, device, dist, progress, resume=ckpt)
         data = _data(cfg, config_path, dist, device)
         trainer = _trainer(cfg, data, run_dir, device, dist, progress)
+        if ckpt is not None:
+            trainer.resume_from(ckpt, str(run_dir / "last.pt"))
         if dist.is_main and progress:
-            n = sum(p.numel() for p in trainer.model.parameters())
-            trainer.log(
-                f"training {cfg.model.name} ({n / 1e6:.2f} M parameters) on {device}: "
-                f"{len(data.train_records)} train / {len(data.val_records)} validation cases, "
-                f"{data.iterations} x batch {tr.batch_size} per epoch, up to {tr.max_epochs} epochs"
-                + (f" or {tr.max_minutes} min" if tr.max_minutes else "")
-                + f" -> {run_dir}"
-            )
+            _log_start(cfg, data, trainer, device, run_dir)
         result = trainer.fit()
         if dist.is_main:
             result.test_summary = _score_test(cfg, data.test_records, result, trainer, device)

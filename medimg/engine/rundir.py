@@ -36,6 +36,7 @@ __all__ = [
 RESOLVED_CONFIG = "config.resolved.yaml"
 ORIGINAL_CONFIG = "config.original.yaml"
 ENVIRONMENT = "environment.json"
+RESUMED_ENVIRONMENT = "environment.resumed.json"
 
 
 def save_config(cfg: ExperimentConfig, path: str | os.PathLike[str]) -> Path:
@@ -61,6 +62,8 @@ def prepare_run_dir(
     cfg: ExperimentConfig,
     output_dir: str | os.PathLike[str] | None = None,
     config_path: str | os.PathLike[str] | None = None,
+    *,
+    resumed: bool = False,
 ) -> Path:
     """Create the run folder and write the resolved config and the environment into it.
 
@@ -69,6 +72,9 @@ def prepare_run_dir(
         output_dir: the run folder; default: ``cfg.experiment.output_dir`` with
             ``{name}`` replaced.
         config_path: the file the config came from; copied as ``config.original.yaml``.
+        resumed: a resumed run (its config already checked against the folder's):
+            ``environment.json`` is kept and this session's environment goes to
+            ``environment.resumed.json``.
 
     Returns:
         The run folder (absolute). An existing folder is reused; its resolved config
@@ -88,7 +94,7 @@ def prepare_run_dir(
         env = collect_environment()
         env["config_path"] = str(Path(config_path).absolute()) if config_path else None
         env["run_dir"] = str(run_dir)
-        (run_dir / ENVIRONMENT).write_text(json.dumps(env, indent=2) + "\n", encoding="utf-8")
+        (run_dir / (RESUMED_ENVIRONMENT if resumed else ENVIRONMENT)).write_text(json.dumps(env, indent=2) + "\n", encoding="utf-8")
     except OSError as exc:
         raise ConfigError(
             f"cannot create the run folder '{run_dir}': {exc.strerror or exc}",

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,13 +24,12 @@ import torch
 from torch import nn
 
 from ..core.builder import as_spec
-from ..core.errors import ConfigError
+from ..core.errors import CheckpointError, ConfigError, TrainingError
 from ..core.sample import Sample
 from ..core.spec import ComponentSpec, InferenceSpec
-from ..inference.checkpoint import save_checkpoint
+from ..inference.checkpoint import inference_spec, save_checkpoint
 from ..inference.predictor import Predictor
 from ..inference.progress import progress_bar
-from ..metrics import METRICS
 from .callbacks import (
     CURVE_FILE,
     HISTORY_FILE,
@@ -45,9 +43,36 @@ from .callbacks import (
 )
 from .distributed import DistInfo
 from .optim import steps_per_iteration
-from .selection import LOSS, parse_select_by
+from .resume import rng_state, set_rng_state
+from .selection import parse_select_by
+from .validation import validation_metrics
 
-__all__ = ["Trainer", "TrainResult", "validation_metrics", "HISTORY_FILE", "CURVE_FILE"]
+__all__ = ["Trainer", "TrainResult", "amp_dtype", "validation_metrics", "HISTORY_FILE", "CURVE_FILE"]
+
+
+def amp_dtype(amp: bool | str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of ``trainer.amp`` on ``device`` (None: full precision).
+
+    ``True``: CUDA bf16 where supported, else fp16 (with a gradient scaler); off on CPU.
+    ``"bf16"``: bf16 on CPU or CUDA. ``"fp16"``: CUDA only.
+
+    Raises:
+        ConfigError: ``"fp16"`` on a device other than CUDA.
+    """
+    if amp is True:
+        if device.type != "cuda":
+            return None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if amp == "bf16":
+        return torch.bfloat16
+    if amp == "fp16":
+        if device.type != "cuda":
+            raise ConfigError(
+                f"trainer.amp is fp16 but training runs on {device.type}: fp16 autocast needs CUDA",
+                hint="set trainer.amp to bf16 (CPU autocast) or false",
+            )
+        return torch.float16
+    return None
 
 
 @dataclass
@@ -86,77 +111,6 @@ class TrainResult:
         return self.epochs_run
 
 
-def _nanmean(values: np.ndarray, axis: int | None = None) -> np.ndarray | float:
-    """Mean leaving NaN out (inf stays: a class missed entirely is the worst value)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices give NaN, quietly
-        return np.nanmean(values, axis=axis)
-
-
-def validation_metrics(
-    predictor: Predictor,
-    samples: Sequence[Sample],
-    label_names: Sequence[str] | None = None,
-    metrics: Sequence[str] = ("dice", "jaccard"),
-    *,
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-) -> dict[str, float]:
-    """Predict each sample whole and score it against its ``"label"`` on the native grid.
-
-    Each metric comes from :data:`medimg.metrics.METRICS`, computed with the label's voxel
-    spacing (distances in mm, volumes in ml).
-
-    Args:
-        predictor: the predictor (the same code path as ``medimg predict``).
-        samples: whole cases with ``"image"`` and ``"label"`` on their own grid.
-        label_names: class names, background first (default: the predictor's).
-        metrics: registered metric names, and ``"loss"`` for ``loss_fn`` on the predicted
-            probabilities (their log as logits: a softmax loss sees the same probabilities).
-        loss_fn: the training loss, ``loss(logits (B,K,...), label (B,1,...))``.
-
-    Returns:
-        For each metric ``m``: ``m`` (mean over foreground classes of each class's mean
-        over cases) and ``m_<class name>`` per foreground class; ``loss`` (mean over
-        cases) when asked. NaN values (e.g. ``hd95`` where a class is absent from both
-        prediction and reference) are left out of the means; a class absent from both
-        scores Dice 1 (nothing to find, nothing found).
-
-    Raises:
-        ConfigError: ``"loss"`` asked for without ``loss_fn``.
-    """
-    names = [m.lower() for m in dict.fromkeys(metrics)]
-    want_loss = LOSS in names
-    names = [m for m in names if m != LOSS]
-    if want_loss and loss_fn is None:
-        raise ConfigError("the validation loss needs the training loss function (loss_fn)")
-    labels = list(label_names or predictor.label_names or [])
-    if not labels:
-        labels = [f"class_{i}" for i in range(predictor.num_classes or 2)]
-    k = len(labels)
-    per_case: dict[str, list[np.ndarray]] = {m: [] for m in names}
-    losses: list[float] = []
-    for s in samples:
-        probs = predictor.predict_probabilities(s, case_id=s.case_id).data
-        pred = probs.argmax(0)
-        ref_image = s["label"]
-        ref = ref_image.data[0]
-        for m in names:
-            per_case[m].append(METRICS.get(m)(pred, ref, k, spacing=ref_image.spacing)[1:])
-        if want_loss:
-            logits = torch.log(probs.clamp_min(1e-8))[None]
-            with torch.no_grad():
-                losses.append(float(loss_fn(logits, ref[None, None].long())))  # type: ignore[misc]
-    out: dict[str, float] = {}
-    for m in names:
-        per_class = _nanmean(np.stack(per_case[m]), axis=0) if per_case[m] else np.full(k - 1, np.nan)
-        out[m] = float(_nanmean(per_class)) if len(per_class) else math.nan
-        for name, v in zip(labels[1:], per_class):
-            out[f"{m}_{name}"] = float(v)
-    if want_loss:
-        out[LOSS] = float(np.mean(losses)) if losses else math.nan
-    return out
-
-
 class Trainer:
     """Runs epochs of patch-based training with whole-volume validation.
 
@@ -176,14 +130,15 @@ class Trainer:
         run_dir: where checkpoints, ``history.csv`` and ``training_curve.png`` go.
         device: training device.
         scheduler: per-epoch LR scheduler or None.
-        max_epochs, val_every, patience, max_minutes, grad_clip: stopping and stepping
-            rules as in :class:`~medimg.config.schema.TrainerSection`.
+        max_epochs, val_every, patience, max_minutes, grad_clip, accumulate: stopping
+            and stepping rules as in :class:`~medimg.config.schema.TrainerSection`.
         metrics: validation metrics (:data:`medimg.metrics.METRICS` names) computed each
             validation; ``select_by``'s metric is added.
         select_by: validation score that picks ``best.pt``: a metric, ``<metric>_<class
             name>`` or ``loss`` (:mod:`medimg.engine.selection`); its direction comes
             from the metrics registry (``hd95`` and ``loss``: lower is better).
-        amp: mixed precision on CUDA (bf16 where supported, else fp16 with a GradScaler).
+        amp: mixed precision (:func:`amp_dtype`): ``True``, ``"bf16"`` (also on CPU) or
+            ``"fp16"`` (CUDA, with a GradScaler).
         dist: distributed info; only rank 0 validates and writes.
         progress: show a progress bar and per-epoch lines.
         log: where per-epoch lines go (default: rich console on stderr).
@@ -215,9 +170,10 @@ class Trainer:
         patience: int | None = None,
         max_minutes: float | None = None,
         grad_clip: float | None = None,
+        accumulate: int = 1,
         metrics: Sequence[str] = ("dice",),
         select_by: str = "dice",
-        amp: bool = False,
+        amp: bool | str = False,
         dist: DistInfo | None = None,
         progress: bool = True,
         log: Callable[[str], None] | None = None,
@@ -249,6 +205,9 @@ class Trainer:
         self.patience = patience
         self.max_minutes = max_minutes
         self.grad_clip = grad_clip
+        self.accumulate = max(1, int(accumulate))
+        self._accumulated = 0  # batches whose gradients wait for the optimizer step
+        self._resume: dict[str, Any] | None = None
         self.progress = progress and self.dist.is_main
         self._log = log
         self.selection = parse_select_by(select_by, self.label_names, task=spec.task)
@@ -256,9 +215,7 @@ class Trainer:
         self.select_mode = self.selection.mode
         self.metrics = list(dict.fromkeys([*(m.lower() for m in metrics), self.selection.metric]))
         self.amp = amp
-        self.amp_dtype: torch.dtype | None = None
-        if amp and device.type == "cuda":
-            self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        self.amp_dtype = amp_dtype(amp, device)
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
 
     #: ``"max"`` when a higher ``select_by`` is better, ``"min"`` when a lower one is
@@ -309,37 +266,123 @@ class Trainer:
             spec=self.spec,
             data=self.data_info,
             training=training,
-            optimizer_state=self.optimizer.state_dict() if name == "last.pt" else None,
+            optimizer_state=self.optimizer.state_dict(),
+            resume=self._resume_state(epoch),
         )
 
-    def _train_step(self, batch: Mapping[str, Any]) -> float:
+    # -- exact resume ---------------------------------------------------------------------
+    def _callback_keys(self) -> list[tuple[str, Callback]]:
+        keys: list[tuple[str, Callback]] = []
+        for cb in self._callbacks:
+            key = type(cb).__name__
+            keys.append((key if all(k != key for k, _ in keys) else f"{key}#{len(keys)}", cb))
+        return keys
+
+    def _resume_state(self, epoch: int) -> dict[str, Any]:
+        """What ``resume_from`` needs besides the weights and optimizer (rank 0, at save)."""
+        state = getattr(self, "_state", None)
+        return {
+            "epoch": epoch,
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "callbacks": {k: cb.state_dict() for k, cb in self._callback_keys()},
+            "history": list(state.history) if state is not None else [],
+            "rng": rng_state(),
+        }
+
+    def resume_from(self, ckpt: Mapping[str, Any], source: str = "last.pt") -> None:
+        """Load a training checkpoint (``best.pt``/``last.pt`` with ``"resume"`` state):
+        weights, optimizer, scheduler, scaler and prediction spec now; callbacks, history
+        and RNG states when :meth:`fit` starts, which continues after its epoch.
+
+        Raises:
+            CheckpointError: its weights or optimizer state do not fit this run's model.
+        """
+        try:
+            self.model.load_state_dict(ckpt["state_dict"])
+            if ckpt.get("optimizer_state"):
+                self.optimizer.load_state_dict(ckpt["optimizer_state"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise CheckpointError(
+                f"cannot resume from '{source}': its weights or optimizer state do not fit the "
+                f"config's model and optimizer ({str(exc).splitlines()[0][:200]})",
+                hint="resume with the run's own config, or start a new run",
+            ) from None
+        r = ckpt["resume"]
+        if self.scheduler is not None and r.get("scheduler") is not None:
+            self.scheduler.load_state_dict(r["scheduler"])
+        if self.scaler is not None and r.get("scaler") is not None:
+            self.scaler.load_state_dict(r["scaler"])
+        self.spec = inference_spec(ckpt, source)  # e.g. the threshold chosen on validation
+        self._resume = dict(r)
+
+    def _restore(self, state: FitState) -> int:
+        """Apply the pending resume state to the loop; the last completed epoch."""
+        r = self._resume or {}
+        state.epoch = int(r.get("epoch", 0))
+        state.history = [dict(row) for row in r.get("history", [])]
+        stored = r.get("callbacks") or {}
+        for key, cb in self._callback_keys():
+            if key in stored:
+                cb.load_state_dict(stored[key])
+        if r.get("rng") is not None:
+            set_rng_state(r["rng"])
+        self._emit("on_resume", state)
+        self.log(f"resumed after epoch {state.epoch} of {self.max_epochs}")
+        return state.epoch
+
+    def _train_step(self, batch: Mapping[str, Any], update: bool = True) -> float:
+        """Forward and backward one batch (loss scaled by ``1 / accumulate``); with
+        ``update``, the optimizer step over the gradients accumulated so far.
+
+        Raises:
+            FloatingPointError: the loss is NaN or infinite (nothing is stepped).
+        """
         x = batch["image"].to(self.device, non_blocking=True)
         y = batch["label"].to(self.device, non_blocking=True)
-        self.optimizer.zero_grad(set_to_none=True)
+        if self._accumulated == 0:
+            self.optimizer.zero_grad(set_to_none=True)
         if self.amp_dtype is not None:
-            with torch.autocast("cuda", dtype=self.amp_dtype):
+            with torch.autocast(self.device.type, dtype=self.amp_dtype):
                 logits = self.net(x)
             loss = self.loss_fn(logits.float(), y)
         else:
             loss = self.loss_fn(self.net(x), y)
         if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"training loss became {float(loss)}; lower the learning rate (optimizer.lr) or "
-                "clip gradients (trainer.grad_clip, e.g. 1.0)"
-            )
-        if self.scaler is not None:
-            self.scaler.scale(loss).backward()
-            if self.grad_clip:
+            raise FloatingPointError(f"training loss became {float(loss.detach())}")
+        scaled = loss / self.accumulate if self.accumulate > 1 else loss
+        (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
+        self._accumulated += 1
+        if update:
+            self._optimizer_step()
+        return float(loss.detach())
+
+    def _optimizer_step(self) -> None:
+        """Clip, step the optimizer (through the scaler with fp16), then the per-iteration
+        scheduler once per batch accumulated."""
+        if self.grad_clip:
+            if self.scaler is not None:
                 self.scaler.unscale_(self.optimizer)
-                nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        if self.scaler is not None:
             self.scaler.step(self.optimizer)
             self.scaler.update()
         else:
-            loss.backward()
-            if self.grad_clip:
-                nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
             self.optimizer.step()
-        return float(loss.detach())
+        if self.scheduler is not None and steps_per_iteration(self.scheduler):
+            for _ in range(self._accumulated):
+                self.scheduler.step()
+        self._accumulated = 0
+
+    def _non_finite(self, state: FitState, batch: Mapping[str, Any], exc: Exception) -> TrainingError:
+        ids = [str(c) for c in (batch.get("case_id") or [])]
+        cases = ", ".join(ids[:8]) + (f" and {len(ids) - 8} more" if len(ids) > 8 else "")
+        done = f"; last.pt holds epoch {state.epoch - 1}" if state.epoch > 1 and self.dist.is_main else ""
+        return TrainingError(
+            f"{exc} at epoch {state.epoch}, step {state.step + 1} (batch cases: {cases or 'unnamed'}){done}",
+            hint="lower the learning rate (optimizer.lr), clip gradients (trainer.grad_clip: 1.0), turn "
+            "off trainer.amp, or check those cases for NaN or infinite voxels",
+        )
 
     # -- callbacks ------------------------------------------------------------------------
     def default_callbacks(self) -> list[Callback]:
@@ -384,14 +427,20 @@ class Trainer:
         self._callbacks = [*self.default_callbacks(), *callbacks]
         if self.dist.enabled:
             self._callbacks.append(StopAgreement(self.dist, self.device))
-        state = FitState(self.max_epochs, self.iterations_per_epoch)
+        self._state = state = FitState(self.max_epochs, self.iterations_per_epoch)
         t_start = time.perf_counter()
         self._bar = bar = progress_bar(self.progress)
         with bar:
             total = self.max_epochs * self.iterations_per_epoch
             self._task = bar.add_task("train", total=total) if bar.enabled else None
             self._emit("on_fit_start", state)
-            for epoch in range(1, self.max_epochs + 1):
+            start = self._restore(state) if self._resume is not None else 0
+            if self._task is not None and start:
+                bar.update(self._task, completed=start * self.iterations_per_epoch)
+            self._start_epoch = start
+            for epoch in range(start + 1, self.max_epochs + 1):
+                if state.stop_requested:  # a resumed run that had stopped (patience, budget)
+                    break
                 self._run_epoch(state, epoch)
                 if state.stop_requested:
                     break
@@ -442,9 +491,10 @@ class Trainer:
             waited += time.perf_counter() - t0
             if batch is None:
                 break
-            losses.append(self._train_step(batch))
-            if self.scheduler is not None and steps_per_iteration(self.scheduler):
-                self.scheduler.step()
+            try:
+                losses.append(self._train_step(batch, update=(state.step + 1) % self.accumulate == 0))
+            except FloatingPointError as exc:
+                raise self._non_finite(state, batch, exc) from None
             state.step += 1
             state.data_wait = waited / max(time.perf_counter() - t_epoch, 1e-9)
             if self._task is not None:
@@ -453,6 +503,8 @@ class Trainer:
             self._emit("on_step_end", state)
             if state.stop_requested:
                 break
+        if self._accumulated:  # a last, partial accumulation group
+            self._optimizer_step()
         return losses
 
     def _update_eta(self, state: FitState, t_start: float) -> None:
@@ -460,7 +512,7 @@ class Trainer:
         if self._task is None or self.max_minutes is None or state.epoch >= self.max_epochs:
             return
         elapsed = (time.perf_counter() - t_start) / 60
-        per_epoch = elapsed / state.epoch
+        per_epoch = elapsed / max(1, state.epoch - getattr(self, "_start_epoch", 0))
         fit_in_budget = math.ceil((self.max_minutes - elapsed) / max(per_epoch, 1e-9))
         left = max(1, min(self.max_epochs - state.epoch, fit_in_budget))
         self._bar.update(self._task, total=(state.epoch + left) * self.iterations_per_epoch)

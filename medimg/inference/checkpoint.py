@@ -21,6 +21,7 @@ weights_only=True)`` (no pickled classes, so loading a file from elsewhere runs 
       "versions": {"medimg": "0.1.0", "torch": "2.14.1", "monai": "1.6.1"},
       "state_dict": {...tensors...},
       "optimizer_state": {...} | None,
+      "resume": {...} | None,              # training checkpoints: what an exact resume needs
     }
 
 The spec under ``"inference"`` is what :class:`~medimg.inference.Predictor` is rebuilt
@@ -138,6 +139,7 @@ def save_checkpoint(
     data: Mapping[str, Any] | None = None,
     training: Mapping[str, Any] | None = None,
     optimizer_state: Mapping[str, Any] | None = None,
+    resume: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write a checkpoint atomically (temporary file, then rename).
 
@@ -160,6 +162,9 @@ def save_checkpoint(
             under ``"data"``.
         training: epoch, metric and similar facts.
         optimizer_state: ``optimizer.state_dict()`` for resuming (optional).
+        resume: the rest of what an exact resume needs (epoch, scheduler, scaler,
+            callbacks, history, RNG states; :mod:`medimg.engine.resume`), plain data and
+            tensors only.
 
     Returns:
         The path written.
@@ -181,6 +186,7 @@ def save_checkpoint(
     payload = _payload(model, str(model_name), params, spec, data, from_parts)
     payload["training"] = to_plain(dict(training or {}))
     payload["optimizer_state"] = optimizer_state
+    payload["resume"] = dict(resume) if resume is not None else None
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")

@@ -68,7 +68,7 @@ def test_short_train_writes_everything(tiny_data, tmp_path):
     assert raw["data"]["images"] == ["t1.nii.gz", "t2.nii.gz"]
     assert raw["training"]["metric_name"] == "dice"
     assert raw["training"]["metric"] == pytest.approx(result.best_metric)
-    assert raw["optimizer_state"] is None
+    assert raw["optimizer_state"] is not None and raw["resume"]["epoch"] == raw["training"]["epoch"]  # resumable too
     last = load_checkpoint(run / "last.pt")
     assert last["training"]["epoch"] == 2 and last["optimizer_state"] is not None
 
