@@ -159,6 +159,10 @@ class TrainerSection(Strict):
     #: is cut short), validates the weights it reached and still writes last.pt.
     max_minutes: float | None = Field(None, gt=0)
     grad_clip: float | None = Field(None, gt=0)
+    #: Exponential moving average of the weights, updated after every optimizer step with
+    #: this decay (e.g. 0.98: about the last 50 steps weigh most); validation, best.pt and
+    #: last.pt then hold the averaged weights. None: off.
+    ema: float | None = Field(None, gt=0, lt=1)
     #: Seeds plus ``torch.use_deterministic_algorithms``: with it a resumed run ends with
     #: the very weights of an uninterrupted one.
     deterministic: bool = False

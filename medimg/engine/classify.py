@@ -94,7 +94,7 @@ class ClassificationTrainer(Trainer):
     def _validate(self) -> dict[str, float]:
         """Score the current weights on the validation split (rank 0)."""
         assert self.val_split is not None
-        self.model.eval()
+        self.eval_model.eval()
         probs = predict_split(self._predictor(), self.val_split.images)
         y = self.val_split.targets.numpy()
         task = task_of(len(self.label_names), self.spec.multilabel)
@@ -245,7 +245,7 @@ def fit_classification(cfg: ExperimentConfig, config_path: str | os.PathLike | N
         model, loss_fn, optimizer, batches, iterations, [], _spec(cfg, data, params["in_channels"]),
         {"name": cfg.model.name, **params}, run_dir, device,
         scheduler=scheduler, max_epochs=tr.max_epochs, val_every=tr.val_every, patience=tr.patience,
-        max_minutes=tr.max_minutes, grad_clip=tr.grad_clip, accumulate=tr.accumulate, metrics=cfg.evaluation.metrics,
+        max_minutes=tr.max_minutes, grad_clip=tr.grad_clip, accumulate=tr.accumulate, ema=tr.ema, metrics=cfg.evaluation.metrics,
         select_by=cfg.evaluation.select_by, amp=tr.amp, dist=dist, progress=progress,
         data_info={"source": data.source, "class_names": data.class_names},
         training_info={"experiment": cfg.experiment.name, "seed": cfg.experiment.seed, "max_epochs": tr.max_epochs},

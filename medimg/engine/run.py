@@ -168,7 +168,7 @@ def _trainer(cfg: ExperimentConfig, data: _Data, run_dir: Path, device: torch.de
         patience=tr.patience,
         max_minutes=tr.max_minutes,
         grad_clip=tr.grad_clip,
-        accumulate=tr.accumulate,
+        accumulate=tr.accumulate, ema=tr.ema,
         metrics=cfg.evaluation.metrics,
         select_by=cfg.evaluation.select_by,
         amp=tr.amp,

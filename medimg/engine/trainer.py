@@ -50,6 +50,15 @@ from .validation import validation_metrics
 __all__ = ["Trainer", "TrainResult", "amp_dtype", "validation_metrics", "HISTORY_FILE", "CURVE_FILE"]
 
 
+def _ema_model(model: nn.Module, decay: float | None) -> nn.Module | None:
+    """A moving average of ``model``'s weights and buffers (batch-norm statistics too), or None."""
+    if not decay:
+        return None
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(float(decay)), use_buffers=True)
+
+
 def amp_dtype(amp: bool | str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype of ``trainer.amp`` on ``device`` (None: full precision).
 
@@ -130,7 +139,7 @@ class Trainer:
         run_dir: where checkpoints, ``history.csv`` and ``training_curve.png`` go.
         device: training device.
         scheduler: per-epoch LR scheduler or None.
-        max_epochs, val_every, patience, max_minutes, grad_clip, accumulate: stopping
+        max_epochs, val_every, patience, max_minutes, grad_clip, accumulate, ema: stopping
             and stepping rules as in :class:`~medimg.config.schema.TrainerSection`.
         metrics: validation metrics (:data:`medimg.metrics.METRICS` names) computed each
             validation; ``select_by``'s metric is added.
@@ -171,6 +180,7 @@ class Trainer:
         max_minutes: float | None = None,
         grad_clip: float | None = None,
         accumulate: int = 1,
+        ema: float | None = None,
         metrics: Sequence[str] = ("dice",),
         select_by: str = "dice",
         amp: bool | str = False,
@@ -207,6 +217,7 @@ class Trainer:
         self.grad_clip = grad_clip
         self.accumulate = max(1, int(accumulate))
         self._accumulated = 0  # batches whose gradients wait for the optimizer step
+        self.ema = _ema_model(model, ema)
         self._resume: dict[str, Any] | None = None
         self.progress = progress and self.dist.is_main
         self._log = log
@@ -237,12 +248,17 @@ class Trainer:
 
                 Console(stderr=True).print(text, markup=False, highlight=False)
 
+    @property
+    def eval_model(self) -> nn.Module:
+        """The weights validated and saved: the moving average with ``ema``, else the model."""
+        return self.ema.module if self.ema is not None else self.model
+
     def _predictor(self) -> Predictor:
-        return Predictor(self.model, self.spec, device=self.device, amp=self.amp)
+        return Predictor(self.eval_model, self.spec, device=self.device, amp=self.amp)
 
     def _validate(self) -> dict[str, float]:
         """Score the current weights on the validation cases (rank 0)."""
-        self.model.eval()
+        self.eval_model.eval()
         return validation_metrics(
             self._predictor(), self.val_samples, self.label_names, self.metrics, loss_fn=self.loss_fn
         )
@@ -260,7 +276,7 @@ class Trainer:
         )
         return save_checkpoint(
             self.run_dir / name,
-            self.model,
+            self.eval_model,
             model_name=self.model_spec.name,
             model_params=self.model_spec.params,
             spec=self.spec,
@@ -288,6 +304,9 @@ class Trainer:
             "callbacks": {k: cb.state_dict() for k, cb in self._callback_keys()},
             "history": list(state.history) if state is not None else [],
             "rng": rng_state(),
+            # with ema the saved weights are the average: the raw ones continue training
+            "raw_state_dict": self.model.state_dict() if self.ema is not None else None,
+            "ema_state": self.ema.state_dict() if self.ema is not None else None,
         }
 
     def resume_from(self, ckpt: Mapping[str, Any], source: str = "last.pt") -> None:
@@ -298,8 +317,13 @@ class Trainer:
         Raises:
             CheckpointError: its weights or optimizer state do not fit this run's model.
         """
+        r = ckpt["resume"]
         try:
-            self.model.load_state_dict(ckpt["state_dict"])
+            if self.ema is not None and r.get("ema_state") is not None:
+                self.model.load_state_dict(r["raw_state_dict"])
+                self.ema.load_state_dict(r["ema_state"])
+            else:
+                self.model.load_state_dict(ckpt["state_dict"])
             if ckpt.get("optimizer_state"):
                 self.optimizer.load_state_dict(ckpt["optimizer_state"])
         except (RuntimeError, ValueError, KeyError) as exc:
@@ -308,7 +332,6 @@ class Trainer:
                 f"config's model and optimizer ({str(exc).splitlines()[0][:200]})",
                 hint="resume with the run's own config, or start a new run",
             ) from None
-        r = ckpt["resume"]
         if self.scheduler is not None and r.get("scheduler") is not None:
             self.scheduler.load_state_dict(r["scheduler"])
         if self.scaler is not None and r.get("scaler") is not None:
@@ -369,6 +392,8 @@ class Trainer:
             self.scaler.update()
         else:
             self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
         if self.scheduler is not None and steps_per_iteration(self.scheduler):
             for _ in range(self._accumulated):
                 self.scheduler.step()

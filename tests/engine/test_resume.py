@@ -104,12 +104,18 @@ def _assert_same_run(ref: Path, resumed: Path) -> None:
     rows = lambda c: [(r["epoch"], r["train_loss"], r.get("val_loss")) for r in c["resume"]["history"]]  # noqa: E731
     assert rows(a) == rows(b)
     assert a["resume"]["callbacks"] == b["resume"]["callbacks"]  # best metric and epoch, patience
+    if a["resume"].get("raw_state_dict") is not None:  # ema: the saved weights are the average
+        raw_a, raw_b = a["resume"]["raw_state_dict"], b["resume"]["raw_state_dict"]
+        assert all(torch.equal(raw_a[k], raw_b[k]) for k in raw_a)
+        assert not all(torch.equal(raw_a[k], a["state_dict"][k]) for k in raw_a)
     assert (resumed / "history.csv").read_text().count("\n") == 4  # header + 3 epochs
 
 
-def test_classification_killed_mid_epoch_resumes_exactly(tmp_path: Path):
+@pytest.mark.parametrize("ema", [None, 0.9])
+def test_classification_killed_mid_epoch_resumes_exactly(tmp_path: Path, ema):
     npz = make_npz(tmp_path / "toy.npz", n=(32, 16, 8))
     cfg = _cls_config(npz)
+    cfg["trainer"]["ema"] = ema
     ref = train(ExperimentConfig.model_validate(cfg), tmp_path / "ref", progress=False)
     assert ref.epochs_run == 3
     run = tmp_path / "run"
