@@ -96,6 +96,12 @@ KeepLargestOpt = Annotated[
     typer.Option(metavar="CLASSES", help="Keep only the largest connected component of these classes, e.g. 1,2 "
                  "(default: the checkpoint's inference.postprocess)."),
 ]
+MaxMemoryOpt = Annotated[
+    Optional[float],
+    typer.Option("--max-memory", metavar="GB", min=0.01,
+                 help="Memory a case may use, in GB (default: what the device reports free). A case whose "
+                 "estimated peak is larger fails, saying which settings would make it fit; the others go on."),
+]
 MinSizeOpt = Annotated[
     Optional[str],
     typer.Option(metavar="CLASS=ML,...", help="Remove connected components smaller than a size in mL, per class, "
@@ -161,6 +167,7 @@ def predict(
     shard: ShardOpt = None,
     keep_largest: KeepLargestOpt = None,
     min_size: MinSizeOpt = None,
+    max_memory: MaxMemoryOpt = None,
 ) -> None:
     """Predict every case; outputs, predict_log.csv (one row per case and per skipped file); exit 1 if
     any case failed (all are attempted). A re-run skips the cases already predicted."""
@@ -173,7 +180,7 @@ def predict(
     predictor = _load_predictor(checkpoint, device, overlap, sw_batch_size, tta, channels, post, backend)
     report = predict_folder(predictor, input_path, output_dir, progress=progress_enabled(), channels=channels,
                             output_format=output_format, overwrite=overwrite, shard=shard_value,
-                            save_probabilities=save_probabilities)
+                            save_probabilities=save_probabilities, max_memory_gb=max_memory)
     _print_report(report, output_dir)
     if report.failed:
         _console(stderr=True).print(

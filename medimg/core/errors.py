@@ -14,6 +14,7 @@ the nearest builtin, so ``except ValueError`` / ``except OSError`` keep working:
     ├── DataError (ValueError)              a manifest, case or dataset is wrong
     ├── TransformError (ValueError)         a transform cannot be applied or inverted
     ├── CheckpointError (ValueError)        a checkpoint is missing, corrupt or incompatible
+    ├── InsufficientMemoryError (MemoryError) a case would not fit the memory available
     └── MissingDependencyError (ImportError) an optional extra is not installed
 
 Messages follow one pattern: what went wrong, where (file, case, key), what was expected,
@@ -42,6 +43,7 @@ __all__ = [
     "CheckpointError",
     "MissingDependencyError",
     "TrainingError",
+    "InsufficientMemoryError",
 ]
 
 
@@ -162,6 +164,11 @@ class CheckpointError(MedimgError, ValueError):
 class TrainingError(MedimgError, FloatingPointError):
     """Training cannot go on: a NaN or infinite loss (the message names the epoch, the step
     and the batch's cases)."""
+
+
+class InsufficientMemoryError(MedimgError, MemoryError):
+    """A case would not fit the memory available (estimated before it runs); the message
+    gives the estimate, the memory available and the settings that would make it fit."""
 
 
 class MissingDependencyError(MedimgError, ImportError):

@@ -116,6 +116,7 @@ def predict_folder(
     overwrite: bool = False,
     shard: tuple[int, int] | str | None = None,
     save_probabilities: bool = False,
+    max_memory_gb: float | None = None,
     **overrides: Any,
 ) -> BatchReport:
     """Predict every case under ``source`` and write label maps on each input's own grid
@@ -146,6 +147,7 @@ def predict_folder(
             cases, or under ``torchrun`` (``RANK``/``WORLD_SIZE``) this rank's shard.
         save_probabilities: segmentation: also write ``<case_id>.probabilities.npz``
             (see :func:`predict_cases`).
+        max_memory_gb: GB a case may use (None: what is free); see :func:`predict_cases`.
         **overrides: settings replacing the checkpoint's or the predictor's
             (``roi_size``, ``overlap``, ``sw_batch_size``, ``blend``, ``tta_flips``,
             ``postprocess``, ``amp``).
@@ -181,7 +183,7 @@ def predict_folder(
         return classify_cases(predictor, source, found, out, progress, overwrite=overwrite, shard=shard)
     cases = find_cases(source, predictor.image_keys, in_ch, patterns, report_skipped=True)
     return predict_cases(predictor, cases, out, progress, output_format=fmt, overwrite=overwrite, shard=shard,
-                         save_probabilities=save_probabilities)
+                         save_probabilities=save_probabilities, max_memory_gb=max_memory_gb)
 
 
 def _patterns(predictor: Predictor, channels: Mapping[str, str] | None) -> dict[str, str]:
@@ -224,6 +226,7 @@ def write_labels_atomic(out: Path, names: Sequence[str], label_map: Any) -> None
 def predict_cases(
     predictor: Predictor, cases: Sequence[Any], out: Path, progress: bool = True, output_format: str = "nifti", *,
     overwrite: bool = False, shard: tuple[int, int] | None = None, save_probabilities: bool = False,
+    max_memory_gb: float | None = None,
 ) -> BatchReport:
     """The segmentation half of :func:`predict_folder` on cases already found
     (:class:`~medimg.io.cases.FoundCase` items, or ``(case_id, paths or the problem to
@@ -236,7 +239,12 @@ def predict_cases(
     With ``save_probabilities``, each case also gets ``out/<case_id>.probabilities.npz``:
     ``probabilities`` (``(K, *spatial)`` float32 on the input's grid, before
     post-processing), ``affine`` (voxel -> RAS+ mm) and ``label_names``; a NumPy file, so
-    ``medimg evaluate`` on the folder never mistakes it for a label map."""
+    ``medimg evaluate`` on the folder never mistakes it for a label map.
+
+    Before its network runs, each case's peak memory is estimated
+    (:meth:`Predictor.check_memory`); a case that would not fit ``max_memory_gb`` (None:
+    the memory the device reports free) fails with the estimate and the settings that
+    would make it fit, and the others go on."""
     out.mkdir(parents=True, exist_ok=True)
     names = predictor.label_names or [f"class_{i}" for i in range(predictor.num_classes or 2)]
     # class names and the training label map travel with the predictions, so `evaluate`
@@ -258,10 +266,15 @@ def predict_cases(
         return predictor.prepare(e.paths, case_id=e.case_id), seg_source
 
     def finish(e: CaseEntry, prepared: tuple[Any, Any]) -> None:
-        probs = predictor.predict_probabilities(prepared[0])
+        predictor.check_memory(prepared[0], max_memory_gb, save_probabilities)
         if save_probabilities:
+            probs = predictor.predict_probabilities(prepared[0])
             _save_probabilities(probs, outputs(e.case_id)[1], names)
-        label = postprocess_labels(label_map_of(probs), predictor.spec.postprocess)
+            label = label_map_of(probs)
+            del probs
+        else:  # a few classes at a time back to the input's grid: less memory
+            label = predictor.predict(prepared[0])
+        label = postprocess_labels(label, predictor.spec.postprocess)
         _write_label(label, e, out, output_format, names, prepared[1])
 
     with RunLog(out, shard, run_context(predictor)) as log:

@@ -29,8 +29,9 @@ from ..core.spec import InferenceSpec
 from ..transforms import Compose, Transform, invert_history
 from ..transforms.build import build_transforms
 from .checkpoint import build_model, inference_spec, load_checkpoint
+from .memory import INVERT_CLASS_CHUNK, CaseSize, activation_bytes_per_voxel, check_case_memory
 from .runlog import file_sha256
-from .sliding import sliding_window
+from .sliding import add_flipped_, sliding_window, softmax_
 
 __all__ = ["Predictor", "PreparedCase", "label_map_of", "resolve_device"]
 
@@ -303,12 +304,15 @@ class Predictor:
                 sw_batch_size=self.sw_batch_size,
                 blend=self.blend,
             )
-            probs = torch.softmax(logits, dim=0)
-            if dims:
-                probs = torch.flip(probs, dims)
-            total = probs if total is None else total + probs
+            # in place and a slab at a time: one full-size map per pass, plus the sum
+            probs = softmax_(logits)
+            if total is None:
+                total = probs if not dims else torch.flip(probs, dims)
+            else:
+                add_flipped_(total, probs, dims)
+            del logits, probs
         assert total is not None
-        return total / len(combos)
+        return total.div_(len(combos)) if len(combos) > 1 else total
 
     def prepare(self, inputs: InputLike | Sample, case_id: str | None = None) -> PreparedCase:
         """Read and preprocess one case (no network): the first half of
@@ -345,6 +349,13 @@ class Predictor:
             ``Image(kind="probabilities")``, ``(K, *spatial)`` float32 on CPU, with the
             input's spatial shape and affine.
         """
+        case_id, source, pre, prob_img = self._preprocessed_probabilities(inputs, case_id)
+        back = _inverted(prob_img, pre.history, source, case_id)
+        meta = {"case_id": case_id, "label_names": self.label_names}
+        return Image(back.data.float(), source.affine.copy(), kind="probabilities", meta=meta)
+
+    def _preprocessed_probabilities(self, inputs: Any, case_id: str | None) -> tuple[Any, Image, Sample, Image]:
+        """(case id, source, preprocessed sample, probabilities on the preprocessed grid on CPU)."""
         if self.spec.task == "classification":
             raise ConfigError(
                 "this is a classification model: it gives class probabilities, not a label map",
@@ -356,24 +367,44 @@ class Predictor:
         x = pre["image"].data.to(self.device, torch.float32)
         with torch.inference_mode():
             probs = self._probabilities_on_preprocessed(x).float().cpu()
-        prob_img = Image(probs, pre["image"].affine, kind="probabilities")
-        back = invert_history(prob_img, pre.history)
-        if not back.same_grid(source):
-            raise GeometryError(
-                f"case '{case_id or '?'}': inverting the preprocessing gave grid "
-                f"{back.spatial_shape} (affine off by {np.abs(back.affine - source.affine).max():.3g} mm), "
-                f"expected the input's {source.spatial_shape}",
-                hint="a preprocessing transform does not invert exactly; report this as a bug",
-            )
-        meta = {"case_id": case_id, "label_names": self.label_names}
-        return Image(back.data.float(), source.affine.copy(), kind="probabilities", meta=meta)
+        del x
+        return case_id, source, pre, Image(probs, pre["image"].affine, kind="probabilities")
 
     def predict(self, inputs: InputLike | Sample | PreparedCase, case_id: str | None = None) -> Image:
         """Label map on the input's own grid: ``(1, *spatial)`` uint8 (int16 over 255 classes).
 
-        The returned image has the input's spatial shape and affine exactly.
+        The returned image has the input's spatial shape and affine exactly. The same
+        labels as ``label_map_of(predict_probabilities(...))`` (up to float rounding at
+        exact ties) with less memory: the probabilities go back to the input's grid a few
+        classes at a time (:func:`_labels_by_class_chunks`), never all at once.
         """
-        return label_map_of(self.predict_probabilities(inputs, case_id))
+        case_id, source, pre, prob_img = self._preprocessed_probabilities(inputs, case_id)
+        with torch.inference_mode():
+            labels = _labels_by_class_chunks(prob_img, pre.history, source, case_id)
+        labels = labels.clone()  # a plain tensor (not an inference one) that callers may change in place
+        meta = {"case_id": case_id, "label_names": self.label_names}
+        return Image(labels[None], source.affine.copy(), kind="label", meta=meta)
+
+    def memory_case(self, prepared: PreparedCase, save_probabilities: bool = False) -> CaseSize:
+        """What :mod:`medimg.inference.memory` estimates the peak memory of ``prepared`` from."""
+        pre = prepared.sample["image"]
+        k = self.num_classes or _model_out_channels(self.model) or 2
+        if not hasattr(self, "_activation_bytes"):  # measured once per predictor (shapes only)
+            self._activation_bytes = activation_bytes_per_voxel(self.model, pre.num_channels, self.roi_size)
+        return CaseSize(tuple(prepared.source.spatial_shape), tuple(pre.spatial_shape), pre.num_channels, k,
+                        tuple(self.roi_size), self.sw_batch_size, bool(self.tta_flips), self._activation_bytes,
+                        save_probabilities)
+
+    def check_memory(self, prepared: PreparedCase, max_memory_gb: float | None = None,
+                     save_probabilities: bool = False) -> int:
+        """The estimated peak bytes of ``prepared`` (:mod:`medimg.inference.memory`).
+
+        Raises:
+            InsufficientMemoryError: the estimate exceeds the memory available
+                (``max_memory_gb``, else what the system reports free on the device).
+        """
+        case = self.memory_case(prepared, save_probabilities)
+        return check_case_memory(case, self.device, prepared.case_id, max_memory_gb)
 
     # -- classification -----------------------------------------------------------------
     def classify_batch(self, x: torch.Tensor) -> torch.Tensor:
@@ -482,6 +513,66 @@ def _input_name(item: Any) -> str:
     if hasattr(item, "series_instance_uid"):
         return f"DICOM series '{getattr(item, 'description', '') or item.series_instance_uid}'"
     return str(item)
+
+
+def _inverted(image: Image, history: Any, source: Image, case_id: str | None) -> Image:
+    """``image`` taken back through the preprocessing ``history`` onto ``source``'s grid."""
+    back = invert_history(image, history)
+    if not back.same_grid(source):
+        raise GeometryError(
+            f"case '{case_id or '?'}': inverting the preprocessing gave grid "
+            f"{back.spatial_shape} (affine off by {np.abs(back.affine - source.affine).max():.3g} mm), "
+            f"expected the input's {source.spatial_shape}",
+            hint="a preprocessing transform does not invert exactly; report this as a bug",
+        )
+    return back
+
+
+def _labels_by_class_chunks(probs: Image, history: Any, source: Image, case_id: str | None) -> torch.Tensor:
+    """The argmax over classes of ``probs`` taken back to ``source``'s grid, inverted
+    :data:`INVERT_CLASS_CHUNK` classes at a time with a running maximum.
+
+    Inverting probabilities pads with background and renormalises each voxel over all
+    classes (``fill_missing_background``), which couples the classes; the chunks are
+    inverted as plain linear maps (zero padding) instead, the sum of all classes is kept,
+    and the mass missing outside the field of view goes to the background at the end,
+    as ``fill_missing_background`` does. Dividing every class by the same sum does not
+    change the argmax, so it is left out.
+    """
+    k = probs.num_channels
+    best = labels = total = background = None
+    for k0 in range(0, k, INVERT_CLASS_CHUNK):
+        part = Image(probs.data[k0 : k0 + INVERT_CLASS_CHUNK], probs.affine, kind="intensity")
+        back = _inverted(part, history, source, case_id).data.float()
+        total = back.sum(0) if total is None else total.add_(back.sum(0))
+        first = 0
+        if k0 == 0:  # class 0 is decided at the end
+            background, first = back[0].clone(), 1
+            if back.shape[0] == 1:
+                continue
+        idx = torch.argmax(back[first:], dim=0)
+        top = back[first:].gather(0, idx[None])[0]
+        idx += k0 + first
+        del back
+        if best is None or labels is None:
+            best, labels = top, idx.to(torch.uint8 if k <= 256 else torch.int16)
+            continue
+        better = top > best  # ties keep the lower class, as argmax does
+        best[better] = top[better]
+        labels[better] = idx[better].to(labels.dtype)
+        del top, idx, better
+    assert total is not None and background is not None
+    if labels is None or best is None:  # one class only
+        return torch.zeros(background.shape, dtype=torch.uint8)
+    background.add_((1.0 - total).clamp_min_(0.0))
+    labels[background >= best] = 0
+    return labels
+
+
+def _model_out_channels(model: nn.Module) -> int | None:
+    """Output channels of the last convolution, if any (None when unknown)."""
+    convs = [m for m in model.modules() if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose3d))]
+    return int(convs[-1].out_channels) if convs else None
 
 
 def _model_in_channels(model: nn.Module) -> int | None:

@@ -24,7 +24,10 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-__all__ = ["tile_starts", "gaussian_importance", "sliding_window"]
+__all__ = ["tile_starts", "gaussian_importance", "sliding_window", "softmax_", "add_flipped_"]
+
+#: slices of the first spatial axis per step of the in-place whole-volume operations
+SLAB = 8
 
 BLENDS = ("gaussian", "constant")
 
@@ -127,3 +130,25 @@ def sliding_window(
         cval=0.0,
     )
     return torch.as_tensor(out)[0].to(out_dtype)
+
+
+def softmax_(logits: torch.Tensor, slab: int = SLAB) -> torch.Tensor:
+    """Softmax over the class axis of ``(K, *spatial)``, in place, a slab of the first
+    spatial axis at a time: the same values as ``torch.softmax(logits, 0)`` without a
+    second full-size map. Returns ``logits``."""
+    for s in range(0, logits.shape[1], slab):
+        part = logits[:, s : s + slab]
+        part.copy_(torch.softmax(part, dim=0))
+    return logits
+
+
+def add_flipped_(total: torch.Tensor, probs: torch.Tensor, dims: Sequence[int], slab: int = SLAB) -> torch.Tensor:
+    """``total += torch.flip(probs, dims)`` in place, a slab of the first spatial axis
+    (tensor axis 1) at a time: no flipped full-size copy. Returns ``total``."""
+    n = total.shape[1]
+    dims = list(dims)
+    for s in range(0, n, slab):
+        e = min(s + slab, n)
+        src = probs[:, n - e : n - s] if 1 in dims else probs[:, s:e]
+        total[:, s:e] += torch.flip(src, dims) if dims else src
+    return total
