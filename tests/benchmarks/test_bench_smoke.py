@@ -21,6 +21,7 @@ BENCHMARKS = {
     "preprocess.py": {"monai"},
     "metrics_seg.py": {"monai"},
     "inference.py": {"monai", "monai_sw4"},
+    "predict_folder.py": {"monai"},
     "train_cls.py": {"plain torchvision loop"},
 }
 
