@@ -96,6 +96,11 @@ KeepLargestOpt = Annotated[
     typer.Option(metavar="CLASSES", help="Keep only the largest connected component of these classes, e.g. 1,2 "
                  "(default: the checkpoint's inference.postprocess)."),
 ]
+RoiSizeOpt = Annotated[
+    Optional[str],
+    typer.Option(metavar="N[,N,N]", help="Sliding-window tile size in voxels per axis, e.g. 64,64,64, or one "
+                 "value for every axis (default: checkpoint's)."),
+]
 MaxMemoryOpt = Annotated[
     Optional[float],
     typer.Option("--max-memory", metavar="GB", min=0.01,
@@ -140,6 +145,7 @@ def predict(
         typer.Option("--tta/--no-tta", help="Mirror test-time augmentation over all spatial axes (default: checkpoint's)."),
     ] = None,
     sw_batch_size: Annotated[Optional[int], typer.Option(min=1, help="Tiles per forward pass.")] = None,
+    roi_size: RoiSizeOpt = None,
     backend: Annotated[
         Backend | None,
         typer.Option(help="Where the network runs: torch, or onnxruntime (an ONNX model, or the checkpoint exported "
@@ -177,7 +183,7 @@ def predict(
     post = _postprocess_option(keep_largest, min_size)
     from ..inference import predict_folder
 
-    predictor = _load_predictor(checkpoint, device, overlap, sw_batch_size, tta, channels, post, backend)
+    predictor = _load_predictor(checkpoint, device, overlap, sw_batch_size, tta, channels, post, backend, roi_size)
     report = predict_folder(predictor, input_path, output_dir, progress=progress_enabled(), channels=channels,
                             output_format=output_format, overwrite=overwrite, shard=shard_value,
                             save_probabilities=save_probabilities, max_memory_gb=max_memory)
@@ -190,11 +196,13 @@ def predict(
 
 
 def _load_predictor(checkpoint: Path, device: str, overlap, sw_batch_size, tta, channels: dict, post: dict,
-                    backend: str | None = None):
+                    backend: str | None = None, roi_size: str | None = None):
     """The checkpoint's predictor with the command line's settings (each checked against the model)."""
     from ..inference.onnx_backend import load_predictor
 
     predictor = load_predictor(checkpoint, backend, _rank_device(device), overlap=overlap, sw_batch_size=sw_batch_size)
+    if roi_size is not None:
+        predictor = predictor.with_options(roi_size=_roi_option(roi_size, len(predictor.roi_size)))
     if tta is not None:
         predictor = predictor.with_options(tta_flips=list(range(len(predictor.roi_size))) if tta else [])
     _check_channels(predictor, channels)
@@ -202,6 +210,21 @@ def _load_predictor(checkpoint: Path, device: str, overlap, sw_batch_size, tta, 
         _check_post_classes(post, predictor.label_names, predictor.num_classes)
         predictor = predictor.with_options(postprocess={**predictor.spec.postprocess.model_dump(), **post})
     return predictor
+
+
+def _roi_option(value: str, ndim: int) -> list[int]:
+    """``--roi-size 64,64,64`` (or ``64`` for every axis) as a list of ``ndim`` sizes (a bad
+    value is a usage error)."""
+    try:
+        sizes = [int(v) for v in value.replace("x", ",").split(",") if v.strip()]
+    except ValueError:
+        sizes = []
+    if len(sizes) == 1:
+        sizes = sizes * ndim
+    if len(sizes) != ndim or min(sizes) < 1:
+        raise typer.BadParameter(f"{value!r}: give {ndim} positive sizes such as {','.join(['64'] * ndim)}, "
+                                 "or one for every axis", param_hint="--roi-size")
+    return sizes
 
 
 def _check_shard(value: str | None) -> tuple[int, int] | None:

@@ -178,9 +178,10 @@ def _fixes(case: CaseSize, device: torch.device) -> list[str]:
         fixes.append(f"no --save-probabilities ({_gb(estimate_peak_bytes(replace(case, save_probabilities=False), dev))})")
     half = tuple(max(16, (r // 2) // 16 * 16) for r in case.roi)
     if half != case.roi:
-        smaller = estimate_peak_bytes(replace(case, roi=half, sw_batch_size=1, tta=False), dev)
-        fixes.append(f"a smaller roi, e.g. {'x'.join(map(str, half))} with the two above ({_gb(smaller)}; "
-                     "the checkpoint's inference.roi_size)")
+        fixes.append(f"--roi-size {','.join(map(str, half))} ({_gb(estimate_peak_bytes(replace(case, roi=half), dev))})")
+    if len(fixes) > 1:
+        least = replace(case, roi=half, sw_batch_size=1, tta=False, save_probabilities=False)
+        fixes.append(f"all of these ({_gb(estimate_peak_bytes(least, dev))})")
     if dev == "cuda":
         import psutil
 

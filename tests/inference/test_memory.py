@@ -152,7 +152,7 @@ def test_cannot_fit_message_gives_estimate_available_and_fixes():
     assert "\n" not in msg
     need = estimate_peak_bytes(c) / GB
     for part in ("ct_007", f"{need:.1f} GB", "0.5 GB", "--max-memory", "--sw-batch-size 1", "--no-tta",
-                 "smaller roi", "inference.roi_size"):
+                 "--roi-size 48,48,48", "all of these"):
         assert part in msg, (part, msg)
     assert check_case_memory(c, torch.device("cpu"), "ct_007", max_memory_gb=100) == estimate_peak_bytes(c)
 
@@ -213,7 +213,16 @@ def test_cli_max_memory(tmp_path):
     assert "b_big" in res.output and "needs about" in res.output and "Traceback" not in res.output
     assert (tmp_path / "out" / "a_small.nii.gz").is_file() and not (tmp_path / "out" / "b_big.nii.gz").exists()
     help_text = CliRunner().invoke(app, ["predict", "--help"], env=env).output
-    assert "--max-memory" in help_text
+    assert "--max-memory" in help_text and "--roi-size" in help_text
+    # the fix it suggests: a smaller roi on the command line
+    res = CliRunner().invoke(app, ["predict", str(ckpt), str(folder), str(tmp_path / "out2"), "--device", "cpu",
+                                   "--roi-size", "32", "--overwrite"], env=env)
+    assert res.exit_code == 0, res.output
+    with open(tmp_path / "out2" / "predict_log.csv", newline="") as fh:
+        assert {r["status"] for r in csv.DictReader(fh)} == {"ok"}
+    bad = CliRunner().invoke(app, ["predict", str(ckpt), str(folder), str(tmp_path / "out3"), "--roi-size", "32,32"],
+                             env=env)
+    assert bad.exit_code == 2 and "--roi-size" in bad.output
 
 
 _MEASURE = textwrap.dedent(
