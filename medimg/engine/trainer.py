@@ -423,8 +423,13 @@ class Trainer:
         if self.max_minutes is not None:
             callbacks.append(TimeBudget(self.max_minutes))
         if self.dist.is_main:
-            callbacks.append(History(self.run_dir, self.select_by, self.log))
+            callbacks.append(History(self.run_dir, self.select_by, self.log, title=self._title()))
         return callbacks
+
+    def _title(self) -> str | None:
+        """The curve's title: the experiment's name (and the fold, in cross-validation)."""
+        name, fold = self.training_info.get("experiment"), self.training_info.get("fold")
+        return None if name is None else f"{name}" + (f" (fold {fold})" if fold is not None else "")
 
     def _emit(self, hook: str, state: FitState, *args: Any) -> None:
         """Call ``hook`` on every callback, in order (a callback may lack the hook)."""
@@ -520,7 +525,7 @@ class Trainer:
                 losses.append(self._train_step(batch, update=(state.step + 1) % self.accumulate == 0))
             except FloatingPointError as exc:
                 raise self._non_finite(state, batch, exc) from None
-            state.step += 1
+            state.step, state.loss = state.step + 1, losses[-1]
             state.data_wait = waited / max(time.perf_counter() - t_epoch, 1e-9)
             if self._task is not None:
                 text = f"epoch {state.epoch}/{self.max_epochs} loss {np.mean(losses):.4f}"
