@@ -291,6 +291,10 @@ def train(
     ``evaluation.test`` is false) score ``best.pt`` on the labelled test cases into
     ``RUN_DIR/test`` (:func:`medimg.engine.testsplit.evaluate_segmentation_test`).
 
+    With ``data.split_file`` and ``data.fold: k`` the training and validation cases are
+    pooled and fold ``k`` validates, the other folds train (:mod:`medimg.data.folds`);
+    ``trainer.tensorboard`` adds TensorBoard event files (:mod:`medimg.engine.tracking`).
+
     Args:
         config: the validated experiment config.
         output_dir: run folder (default: ``experiment.output_dir``).
@@ -303,14 +307,15 @@ def train(
             end equal to those of an uninterrupted run.
         allow_config_change: resume even where ``config`` differs from the folder's
             ``config.resolved.yaml`` in keys that can change the result (without it only
-            ``trainer.max_minutes``, ``trainer.num_threads``, ``data.num_workers`` and
-            ``experiment.output_dir`` may differ).
+            ``trainer.max_minutes``, ``trainer.num_threads``, ``data.num_workers``,
+            ``trainer.tensorboard`` and ``experiment.output_dir`` may differ).
 
     Returns:
         A :class:`TrainResult`.
 
     Raises:
-        DataError: no training cases, or a validation case without a label.
+        DataError: no training cases, a validation case without a label, or a split file
+            that does not fit the data (fold out of range, unknown cases).
         ConfigError: a component cannot be built from its spec, ``evaluation.select_by``
             is not a validation metric, CUDA (``trainer.device: cuda``, ``trainer.amp:
             fp16``) asked for where there is none, or a resumed run's config differs.
