@@ -330,6 +330,12 @@ class History(Callback):
         plot_history(state.history, self.monitor, self.run_dir / CURVE_FILE, title=self.title)
 
 
+def curve_title(training_info: Mapping[str, Any]) -> str | None:
+    """The curve's title: the experiment's name (and the fold, in cross-validation)."""
+    name, fold = training_info.get("experiment"), training_info.get("fold")
+    return None if name is None else f"{name}" + (f" (fold {fold})" if fold is not None else "")
+
+
 def write_history(history: list[dict[str, Any]], path: Path) -> None:
     """One CSV row per epoch; columns in order of first appearance, ``seconds`` last."""
     fields: list[str] = []

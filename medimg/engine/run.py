@@ -289,11 +289,9 @@ def train(
     epoch; fit with whole-volume validation; write ``best.pt``, ``last.pt``,
     ``history.csv`` and ``training_curve.png``; then (rank 0, unless
     ``evaluation.test`` is false) score ``best.pt`` on the labelled test cases into
-    ``RUN_DIR/test`` (:func:`medimg.engine.testsplit.evaluate_segmentation_test`).
-
-    With ``data.split_file`` and ``data.fold: k`` the training and validation cases are
-    pooled and fold ``k`` validates, the other folds train (:mod:`medimg.data.folds`);
-    ``trainer.tensorboard`` adds TensorBoard event files (:mod:`medimg.engine.tracking`).
+    ``RUN_DIR/test`` (:func:`medimg.engine.testsplit.evaluate_segmentation_test`). Folds:
+    ``data.split_file`` + ``data.fold`` (:mod:`medimg.data.folds`); TensorBoard:
+    ``trainer.tensorboard`` (:mod:`medimg.engine.tracking`).
 
     Args:
         config: the validated experiment config.
@@ -314,8 +312,7 @@ def train(
         A :class:`TrainResult`.
 
     Raises:
-        DataError: no training cases, a validation case without a label, or a split file
-            that does not fit the data (fold out of range, unknown cases).
+        DataError: no training cases, a validation case without a label, a bad split file.
         ConfigError: a component cannot be built from its spec, ``evaluation.select_by``
             is not a validation metric, CUDA (``trainer.device: cuda``, ``trainer.amp:
             fp16``) asked for where there is none, or a resumed run's config differs.

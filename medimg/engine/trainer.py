@@ -40,6 +40,7 @@ from .callbacks import (
     History,
     StopAgreement,
     TimeBudget,
+    curve_title,
 )
 from .distributed import DistInfo
 from .optim import steps_per_iteration
@@ -155,10 +156,9 @@ class Trainer:
         dist: distributed info; only rank 0 validates and writes.
         progress: show a progress bar and per-epoch lines.
         log: where per-epoch lines go (default: rich console on stderr).
-        data_info: extra plain data for the checkpoint's ``data`` entry (e.g. the label
-            file name).
+        data_info: extra plain data for the checkpoint's ``data`` entry (the label file name...).
         training_info: plain data for the checkpoint's ``training`` entry (experiment
-            name, seed...).
+            name, seed, fold...); its experiment name titles the training curve.
 
     Raises:
         ConfigError: ``select_by`` is not a validation score of these classes.
@@ -446,13 +446,8 @@ class Trainer:
         if self.max_minutes is not None:
             callbacks.append(TimeBudget(self.max_minutes))
         if self.dist.is_main:
-            callbacks.append(History(self.run_dir, self.select_by, self.log, title=self._title()))
+            callbacks.append(History(self.run_dir, self.select_by, self.log, title=curve_title(self.training_info)))
         return callbacks
-
-    def _title(self) -> str | None:
-        """The curve's title: the experiment's name (and the fold, in cross-validation)."""
-        name, fold = self.training_info.get("experiment"), self.training_info.get("fold")
-        return None if name is None else f"{name}" + (f" (fold {fold})" if fold is not None else "")
 
     def _emit(self, hook: str, state: FitState, *args: Any) -> None:
         """Call ``hook`` on every callback, in order (a callback may lack the hook)."""
