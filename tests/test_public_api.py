@@ -27,7 +27,7 @@ PUBLIC_API: dict[str, set[str]] = {
         "Image", "KINDS", "Sample", "TransformRecord", "Registry",
         "MedimgError", "ConfigError", "UnknownComponentError", "ImageReadError", "ImageWriteError",
         "DicomError", "DicomSeriesError", "GeometryError", "DataError", "TransformError",
-        "CheckpointError", "MissingDependencyError",
+        "CheckpointError", "MissingDependencyError", "PacsError",
         "GRID_ATOL_MM", "affines_close", "axcodes_from_affine", "direction_from_affine", "lps_to_ras",
         "make_affine", "orientation_transform", "origin_from_affine", "ras_to_lps",
         "reoriented_affine", "scaled_affine", "spacing_from_affine",

@@ -14,6 +14,7 @@ the nearest builtin, so ``except ValueError`` / ``except OSError`` keep working:
     ├── DataError (ValueError)              a manifest, case or dataset is wrong
     ├── TransformError (ValueError)         a transform cannot be applied or inverted
     ├── CheckpointError (ValueError)        a checkpoint is missing, corrupt or incompatible
+    ├── PacsError (OSError)                 a PACS cannot be reached, refuses us or lacks a study
     └── MissingDependencyError (ImportError) an optional extra is not installed
 
 Messages follow one pattern: what went wrong, where (file, case, key), what was expected,
@@ -42,6 +43,7 @@ __all__ = [
     "CheckpointError",
     "MissingDependencyError",
     "TrainingError",
+    "PacsError",
 ]
 
 
@@ -162,6 +164,11 @@ class CheckpointError(MedimgError, ValueError):
 class TrainingError(MedimgError, FloatingPointError):
     """Training cannot go on: a NaN or infinite loss (the message names the epoch, the step
     and the batch's cases)."""
+
+
+class PacsError(MedimgError, OSError):
+    """A PACS cannot be reached (host, port), refuses the credentials or the association, or
+    lacks the study or series asked for; the message names the server and the study."""
 
 
 class MissingDependencyError(MedimgError, ImportError):
