@@ -22,6 +22,8 @@ from .server import PacsServer
 __all__ = ["PacsClient", "connect"]
 
 T = TypeVar("T")
+#: HTTP answers that mean "try again later" (too many requests, unavailable, gateway timeout).
+_BUSY = (429, 503, 504)
 
 
 def _import_dicomweb():
@@ -48,6 +50,8 @@ class PacsClient:
             session.auth = (server.username, server.password or "")
         self._session = session
         self.web = DICOMwebClient(server.url, session=session)
+        # one retry policy, ours (server.retries, back-off from server.backoff_s), not two nested
+        self.web.set_http_retry_params(retry=False)
         # dicomweb-client takes no timeout; requests honours one per call on the session
         _set_timeout(session, server.timeout)
 
@@ -76,6 +80,11 @@ class PacsClient:
                 time.sleep(wait)
                 wait *= 2
             except requests.HTTPError as exc:
+                status = exc.response.status_code if exc.response is not None else None
+                if status in _BUSY and attempt < server.retries:  # busy: try again later
+                    time.sleep(wait)
+                    wait *= 2
+                    continue
                 error = self.http_error(exc, what)
                 error.status = exc.response.status_code if exc.response is not None else None
                 raise error from None
