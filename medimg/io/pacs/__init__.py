@@ -11,7 +11,7 @@ Built on ``dicomweb-client`` (``pip install 'medimg[pacs]'``)::
 The modules, by verb: :mod:`~medimg.io.pacs.server` (where the PACS is, credentials),
 :mod:`~medimg.io.pacs.client` (connection, retries with back-off, one-line errors),
 :mod:`~medimg.io.pacs.query` (QIDO-RS), :mod:`~medimg.io.pacs.transfer` (WADO-RS pull,
-STOW-RS push), :mod:`~medimg.io.pacs.orthanc` (a private Orthanc on loopback for tests and
+STOW-RS push), :mod:`~medimg.io.pacs.uri` (``dicomweb://`` addresses), :mod:`~medimg.io.pacs.orthanc` (a private Orthanc on loopback for tests and
 trials). Credentials are never printed or logged: messages name the URL and the user only.
 """
 
@@ -21,8 +21,10 @@ from .client import PacsClient, connect
 from .query import SERIES_FIELDS, STUDY_FIELDS, query_series, query_studies
 from .server import PacsServer, load_server
 from .transfer import PullReport, PushReport, pull, push
+from .uri import DicomwebSource, is_dicomweb_uri, parse_dicomweb_uri
 
 __all__ = [
+    "DicomwebSource",
     "PacsClient",
     "PacsServer",
     "PullReport",
@@ -30,7 +32,9 @@ __all__ = [
     "SERIES_FIELDS",
     "STUDY_FIELDS",
     "connect",
+    "is_dicomweb_uri",
     "load_server",
+    "parse_dicomweb_uri",
     "pull",
     "push",
     "query_series",
