@@ -133,12 +133,18 @@ def push(
     username: UserOption = None,
     password_env: PasswordEnvOption = None,
     retries: RetriesOption = None,
+    dimse: Annotated[bool, typer.Option("--dimse", help="Send with DIMSE C-STORE to the server file's host, "
+                                        "dicom_port and called_ae_title instead of STOW-RS.")] = False,
 ) -> None:
-    """Store DICOM files on the PACS (STOW-RS); exit 1 if any file was not stored."""
+    """Store DICOM files on the PACS (STOW-RS, or C-STORE with --dimse); exit 1 if any file was not stored."""
+    from ..io.pacs import load_server, store_dimse
     from ..io.pacs import push as push_files
 
-    client = _client(server, url, username, password_env, retries)
-    report = push_files(client, paths)
+    if dimse:
+        report = store_dimse(load_server(server, url=url, username=username, password_env=password_env,
+                                         retries=retries), paths)
+    else:
+        report = push_files(_client(server, url, username, password_env, retries), paths)
     err = _console(stderr=True)
     for path, reason in report.failures[:20]:
         err.print(f"failed: {path}: {reason}", markup=False)

@@ -94,3 +94,13 @@ def test_missing_url_is_a_usage_error():
     result = run("pacs", "query")
     assert result.exit_code == 2
     assert "gives no PACS url" in result.output and "--url or --server FILE" in result.output
+
+
+def test_push_dimse(orthanc, tmp_path):
+    uid = f"1.2.826.0.1.3680043.10.{uuid.uuid4().int % 10**12}"
+    write_dicom_series(tmp_path / "s", "by C-STORE", study_uid=uid, number=5, shape=(4, 4, 2))
+    result = run("pacs", "push", tmp_path / "s", "--server", orthanc.server_file, "--dimse")
+    assert result.exit_code == 0, result.output
+    assert "stored 2 instance(s) of 1 study(ies); 0 failed" in result.output
+    result = run("pacs", "query", "--server", orthanc.server_file, "--study", uid)
+    assert "by C-STORE" in result.output

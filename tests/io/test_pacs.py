@@ -170,3 +170,36 @@ def test_full_chest_ct_round_trip(orthanc, tmp_path):
     a, b = read_image(src), read_image(series_dir)
     assert np.array_equal(a.data.numpy(), b.data.numpy())
     assert np.allclose(np.asarray(a.affine), np.asarray(b.affine), atol=0)
+
+
+def test_dimse_c_store_then_qido_finds_it(orthanc, tmp_path):
+    import uuid
+
+    from medimg.io.pacs import store_dimse
+    from tests.io.dicom_study import write_dicom_series
+
+    study_uid = f"1.2.826.0.1.3680043.10.{uuid.uuid4().int % 10**12}"
+    write_dicom_series(tmp_path / "s", "DIMSE series", study_uid=study_uid, number=4, shape=(6, 5, 3))
+    server = load_server(orthanc.server_file)
+    report = store_dimse(server, [tmp_path / "s"])
+    assert report.n_failed == 0 and report.n_stored == 3 and report.studies == {study_uid}
+    (row,) = query_series(connect(server), study_uid)
+    assert row["SeriesDescription"] == "DIMSE series" and row["NumberOfSeriesRelatedInstances"] == "3"
+
+
+def test_dimse_rejected_association_names_host_port_and_ae(orthanc, tmp_path):
+    from medimg.io.pacs import store_dimse
+    from tests.io.dicom_study import write_dicom_series
+
+    write_dicom_series(tmp_path / "s", "x", study_uid="1.2.826.0.1.3680043.10.77", number=1, shape=(4, 4, 2))
+    server = load_server(orthanc.server_file, called_ae_title="NOT_ORTHANC", retries=1)
+    with pytest.raises(PacsError, match=rf"PACS at 127\.0\.0\.1:{orthanc.dicom_port} \(AE NOT_ORTHANC, "
+                                        r"calling AE MEDIMG\) rejected the association"):
+        store_dimse(server, [tmp_path / "s"])
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = load_server(orthanc.server_file, dicom_port=port, retries=2, backoff_s=0.01)
+    with pytest.raises(PacsError, match=rf"cannot open a DICOM association with the PACS at 127\.0\.0\.1:{port} "
+                                        r".*after 2 attempt"):
+        store_dimse(server, [tmp_path / "s"])

@@ -11,13 +11,14 @@ Built on ``dicomweb-client`` (``pip install 'medimg[pacs]'``)::
 The modules, by verb: :mod:`~medimg.io.pacs.server` (where the PACS is, credentials),
 :mod:`~medimg.io.pacs.client` (connection, retries with back-off, one-line errors),
 :mod:`~medimg.io.pacs.query` (QIDO-RS), :mod:`~medimg.io.pacs.transfer` (WADO-RS pull,
-STOW-RS push), :mod:`~medimg.io.pacs.uri` (``dicomweb://`` addresses), :mod:`~medimg.io.pacs.orthanc` (a private Orthanc on loopback for tests and
+STOW-RS push), :mod:`~medimg.io.pacs.dimse` (C-STORE push with pynetdicom), :mod:`~medimg.io.pacs.uri` (``dicomweb://`` addresses), :mod:`~medimg.io.pacs.orthanc` (a private Orthanc on loopback for tests and
 trials). Credentials are never printed or logged: messages name the URL and the user only.
 """
 
 from __future__ import annotations
 
 from .client import PacsClient, connect
+from .dimse import store_dimse
 from .query import SERIES_FIELDS, STUDY_FIELDS, query_series, query_studies
 from .server import PacsServer, load_server
 from .transfer import PullReport, PushReport, pull, push
@@ -39,4 +40,5 @@ __all__ = [
     "push",
     "query_series",
     "query_studies",
+    "store_dimse",
 ]

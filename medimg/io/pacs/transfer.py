@@ -142,7 +142,8 @@ def pull(
     return report
 
 
-def _dicom_files(paths: Iterable[str | Path]) -> list[Path]:
+def input_files(paths: Iterable[str | Path]) -> list[Path]:
+    """The files given and every file under the folders given (a missing path is an error)."""
     from ..layout import walk_files
 
     files: list[Path] = []
@@ -194,7 +195,7 @@ def push(client: PacsClient, paths: Iterable[str | Path], *, batch_size: int = 3
                     report.studies.add(str(ds.StudyInstanceUID))
         batch.clear()
 
-    for path in _dicom_files(paths):
+    for path in input_files(paths):
         try:
             ds = pydicom.dcmread(path)
             ds.SOPInstanceUID  # noqa: B018 - a storable instance has one
