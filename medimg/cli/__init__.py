@@ -19,6 +19,7 @@ from . import (  # noqa: F401  (register commands)
     listing,
     pacs,
     predict,
+    serve,
     train,
 )
 from .app import app, main
