@@ -138,3 +138,23 @@ def test_node_survives_kill_9_and_processes_every_study_once(orthanc, tmp_path):
         assert len(segs) == 1, (study, segs)  # exactly once
         result = json.loads((state / "done" / study / "result.json").read_text())
         assert result["seg_series_uid"] == segs[0]["SeriesInstanceUID"]
+
+
+def test_serve_status_lists_states_and_reasons(tmp_path):
+    from typer.testing import CliRunner
+
+    from medimg.cli import app
+
+    state = tmp_path / "state"
+    (state / "failed" / "1.2.3").mkdir(parents=True)
+    (state / "failed" / "1.2.3" / "error.txt").write_text("study 1.2.3: channel 't1' pattern 't1*' matches no series\n")
+    (state / "done" / "1.2.4").mkdir(parents=True)
+    config = tmp_path / "node.yaml"
+    config.write_text("allowed_ae_titles: [ORTHANC]\nstate_dir: state\ndestination: pacs.yaml\n")
+    result = CliRunner().invoke(app, ["serve-status", "--config", str(config)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "incoming 0  queued 0  running 0  done 1  failed 1" in result.output
+    assert "failed    1.2.3  study 1.2.3: channel 't1' pattern 't1*' matches no series" in result.output
+    config.write_text("allowed_ae_titles: []\nstate_dir: state\ndestination: pacs.yaml\nport: 0\n")
+    result = CliRunner().invoke(app, ["serve-status", "--config", str(config)], env={"COLUMNS": "200"})
+    assert result.exit_code == 2 and "node file" in result.output and "allowed_ae_titles" in result.output
