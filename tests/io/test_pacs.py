@@ -203,3 +203,15 @@ def test_dimse_rejected_association_names_host_port_and_ae(orthanc, tmp_path):
     with pytest.raises(PacsError, match=rf"cannot open a DICOM association with the PACS at 127\.0\.0\.1:{port} "
                                         r".*after 2 attempt"):
         store_dimse(server, [tmp_path / "s"])
+
+
+def test_no_log_record_holds_the_password(pushed, orthanc, caplog, tmp_path):
+    import logging
+
+    client, study = pushed
+    with caplog.at_level(logging.DEBUG):
+        query_studies(client, patient_id="123456")
+        pull(client, study, tmp_path / "p")
+        push(client, [tmp_path / "p"])
+    assert caplog.records  # dicomweb-client and urllib3 do log at DEBUG
+    assert _password(orthanc) not in caplog.text
