@@ -26,3 +26,16 @@ def shared_path(*parts: str) -> Path:
     if not p.exists():
         pytest.skip(f"real data file not found: {p}")
     return p
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """The headless Chromium executable (Debian package ``chromium``) for tests that open a
+    report in a browser: installed with apt-get when missing and the tests run as root,
+    otherwise those tests skip with the reason."""
+    from tests.browser import ensure_chromium
+
+    exe, why = ensure_chromium()
+    if exe is None:
+        pytest.skip(why)
+    return exe

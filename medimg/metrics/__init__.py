@@ -56,10 +56,22 @@ from .delong import delong_test
 from .evaluate import evaluate_folders, find_cases
 from .labels import load_label_names
 from .lesions import LesionMatch, match_lesions  # registers the lesion_* metrics
-from .overlap import ConfusionCounts, confusion_counts, confusion_matrix, dice_per_class, jaccard_per_class
+from .overlap import (
+    ConfusionCounts,
+    confusion_counts,
+    confusion_matrix,
+    dice_per_class,
+    jaccard_per_class,
+)
 from .registry import METRICS, SegmentationMetric, compute_metrics, metric_params_defaults
 from .report import CSV_COLUMNS, EvaluationReport, write_metrics_csv
-from .surface import assd_per_class, hausdorff_per_class, nsd_per_class, surface_distances, surface_points
+from .surface import (
+    assd_per_class,
+    hausdorff_per_class,
+    nsd_per_class,
+    surface_distances,
+    surface_points,
+)
 
 __all__ = [
     "METRICS",

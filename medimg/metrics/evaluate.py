@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..core.errors import exception_reason
+from ..core.errors import DataError, exception_reason
 from ..core.image import Image
 from ..io.cases import FoundCase
 from ..io.cases import find_cases as find_cases_on_disk
@@ -51,8 +51,10 @@ from .labels import (
     present_labels,
     read_prediction_labels,
 )
+from .overlays import worst_case_overlays
 from .registry import METRICS, compute_metrics, resolve_params
 from .report import EvaluationReport, case_rows, natural_key, summarize_rows, write_report
+from .report_page import write_segmentation_pages
 
 __all__ = ["evaluate_folders", "find_cases"]
 
@@ -293,6 +295,9 @@ def evaluate_folders(
     progress: Callable[[int, int, str], None] | None = None,
     allow_absent_classes: bool = False,
     surface: str = "monai",
+    images: str | Path | None = None,
+    worst_cases: int = 3,
+    image_name: str | None = None,
 ) -> EvaluationReport:
     """Score every prediction in ``pred_dir`` against its reference in ``ref_dir``.
 
@@ -306,8 +311,10 @@ def evaluate_folders(
         pred_dir: predictions, a folder or a file (``labels.json`` and ``label_map.json``
             in the folder, or beside the file, say what the classes are).
         ref_dir: references, a folder or a file.
-        output_dir: where to write ``metrics.csv``, ``summary.json`` and (with
-            matplotlib) ``dice_boxplot.png``; nothing is written if None.
+        output_dir: where to write ``metrics.csv``, ``summary.json``, (with
+            matplotlib) ``dice_boxplot.png``, and the report people read,
+            ``report.html`` (self-contained) and ``report.md`` (:mod:`.report_page`);
+            nothing is written if None.
         metrics: metric names; default :data:`DEFAULT_METRICS`.
         label_names: class names (background first, or ``{index: name}``); default
             ``labels.json`` in the prediction folder, else ``label_1``, ``label_2``...
@@ -326,6 +333,12 @@ def evaluate_folders(
         allow_absent_classes: score named classes that occur in no reference instead
             of stopping.
         surface: ``"monai"`` (default) or ``"deepmind"``: whose hd/hd95/assd/nsd definitions.
+        images: the scans (a folder, cases matched by case id like the references): with
+            ``output_dir``, the ``worst_cases`` lowest-Dice cases are drawn on them
+            (:mod:`.overlays`) and shown in ``report.html`` / ``report.md``.
+        worst_cases: how many worst cases to draw.
+        image_name: the scan's file name inside case folders of ``images`` (default:
+            the only NIfTI file there not named like a label map).
 
     Returns:
         An :class:`EvaluationReport`; ``report.format()`` is a one-screen summary.
@@ -342,6 +355,9 @@ def evaluate_folders(
     metrics = [METRICS.get(m).name for m in (DEFAULT_METRICS if metrics is None else metrics)]
     params = resolve_params(metrics, metric_params)  # fail early on bad names/params
     pred, ref = Path(pred_dir), Path(ref_dir)
+    if images is not None and not Path(images).exists():
+        raise DataError(f"images folder '{images}' does not exist",
+                        hint="give the folder of the scans the references were drawn on")
     matching = _match(pred, ref, pred_name, ref_name, missing_pred)
     check = _label_check(pred, label_names, label_map, allow_absent_classes)
     scored = _score_cases(matching, check, reader or _default_reader, metrics, params, empty_score, progress, surface)
@@ -352,5 +368,9 @@ def evaluate_folders(
     report = _report(matching, scored, check, metrics, params, empty_score, stats)
     if output_dir is not None:
         write_report(report, output_dir, metrics)
+        overlays = []
+        if images is not None and worst_cases > 0:
+            overlays = worst_case_overlays(report, images, output_dir, worst_cases, image_name=image_name)
+        write_segmentation_pages(report, output_dir, overlays, images)
     return report
 
