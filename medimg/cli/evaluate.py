@@ -121,24 +121,19 @@ def evaluate(
 ) -> None:
     """Score predictions against references: per case, per class, with confidence intervals.
 
-    Two CSV files (a classifier's predictions, the labels) are scored as a classification. With
-    --output-dir, report.html (self-contained, figures embedded) and report.md are written beside
-    metrics.csv and summary.json. Exit 1 if any case failed or lacks its prediction or reference
-    (all are attempted)."""
+    Two CSV files (a classifier's predictions, the labels) are scored as a classification. --output-dir
+    also gets report.html (self-contained) and report.md. Exit 1 if any case failed or lacks its
+    prediction or reference (all are attempted)."""
     if _is_csv(pred_dir) or _is_csv(ref_dir):
-        seg_only = {"--label-names": label_names, "--ref-name": ref_name, "--label-map": label_map,
-                    "--allow-absent-classes": allow_absent_classes or None, "--images": images,
-                    "--image-name": image_name}
+        seg_only = {"--label-names": label_names, "--ref-name": ref_name, "--label-map": label_map, "--images": images,
+                    "--allow-absent-classes": allow_absent_classes or None, "--image-name": image_name}
         return _evaluate_classification(pred_dir, ref_dir, output_dir, metrics, bootstrap, label_column, split,
                                         threshold, seed, seg_only, (metadata, _split_list(subgroup)))
     classification_only = {"--label-column": label_column, "--split": split, "--threshold": threshold}
     _reject_options({**classification_only, "--metadata": metadata, "--subgroup": subgroup}, _CLASSIFICATION)
-    if images is not None and output_dir is None:
-        raise typer.BadParameter("--images draws the worst cases into the report: give --output-dir too",
-                                 param_hint="--images")
     metric_names = _split_list(metrics)
     _check_names("--metrics", metric_names, "metrics")  # a misspelt name: usage error, before any work
-    _require_paths(pred_dir, ref_dir)
+    _require_paths(pred_dir, ref_dir, images, output_dir)
     from ..metrics import evaluate_folders
 
     with _EvaluateProgress(progress_enabled()) as step:
@@ -155,7 +150,11 @@ def evaluate(
         raise typer.Exit(EXIT_FAILURE)
 
 
-def _require_paths(pred_dir: Path, ref_dir: Path) -> None:
+def _require_paths(pred_dir: Path, ref_dir: Path, images: Optional[Path] = None,
+                   output_dir: Optional[Path] = None) -> None:
+    if images is not None and output_dir is None:
+        raise typer.BadParameter("--images draws the worst cases into the report: give --output-dir too",
+                                 param_hint="--images")
     for what, p in (("prediction", pred_dir), ("reference", ref_dir)):
         if not p.exists():
             kind = "file" if p.suffix else "folder"
