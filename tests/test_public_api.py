@@ -77,7 +77,7 @@ PUBLIC_API: dict[str, set[str]] = {
         "BestModelCheckpoint", "Callback", "EarlyStopping", "FitState", "History", "StopAgreement",
         "TimeBudget", "DistInfo", "OPTIMIZERS", "SCHEDULERS", "TrainResult", "Trainer", "build_model",
         "load_checkpoint", "model_params_for", "save_checkpoint", "seed_everything", "train",
-        "validation_metrics", "CalibrationResult", "calibrate_run",
+        "validation_metrics", "CalibrationResult", "calibrate_run", "model_card",
     },
     "medimg.inference": {
         "BatchReport", "InferenceSpec", "Predictor", "build_model", "export_checkpoint", "ExportReport",

@@ -1,7 +1,8 @@
 """Training: the :class:`Trainer` (a loop plus callbacks), ``train(config)``,
 optimizers/schedulers registries, checkpoints (format defined in
 :mod:`medimg.inference.checkpoint`), torchrun/DDP, and :func:`calibrate_run` (temperature
-scaling of a trained classifier, ``medimg calibrate``)."""
+scaling of a trained classifier, ``medimg calibrate``) and :func:`model_card` (``MODEL_CARD.md``
+from a run folder, ``medimg card``)."""
 
 from ..inference.checkpoint import build_model, load_checkpoint, save_checkpoint
 from .calibrate import CalibrationResult, calibrate_run
@@ -14,6 +15,7 @@ from .callbacks import (
     StopAgreement,
     TimeBudget,
 )
+from .card import model_card
 from .distributed import DistInfo
 from .optim import OPTIMIZERS, SCHEDULERS
 from .run import model_params_for, seed_everything, train
@@ -41,4 +43,5 @@ __all__ = [
     "StopAgreement",
     "CalibrationResult",
     "calibrate_run",
+    "model_card",
 ]
