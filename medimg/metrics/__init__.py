@@ -15,7 +15,9 @@ Modules, by what they do: :mod:`.overlap` (confusion counts, Dice, Jaccard),
 :mod:`.surface` (surface distances), :mod:`.registry` (the metrics by name),
 :mod:`.case` (one case), :mod:`.labels` (class names and label maps of a prediction
 folder, and the check that references match them), :mod:`.evaluate` (folders),
-:mod:`.report` and :mod:`.plots` (outputs), :mod:`.bootstrap` (confidence intervals).
+:mod:`.report` and :mod:`.plots` (outputs), :mod:`.bootstrap` (confidence intervals),
+:mod:`.html_report`, :mod:`.report_page` and :mod:`.overlays` (``report.html`` /
+``report.md``, with the worst cases drawn on their scans).
 Definitions, units and the empty-mask conventions are in
 :mod:`medimg.metrics.segmentation`.
 
