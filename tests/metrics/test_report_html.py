@@ -185,3 +185,51 @@ def test_report_opens_from_a_copied_folder(seg_report, tmp_path: Path):
     lone.parent.mkdir()
     shutil.copy(out / "report.html", lone)
     assert len(_embedded_pngs(lone.read_text())) == 4
+
+
+@pytest.mark.slow
+def test_worst_case_overlay_on_real_brats_scans(tmp_path: Path, shared_data: Path):
+    """BraTS 2013 (LPS, 240x240x155): the prediction is the reference shifted 4 voxels in
+    one case; the scans are the case folders' FLAIR, picked by --image-name."""
+    root = shared_data / "seg" / "brats6" / "test"
+    cases = sorted(p for p in root.iterdir() if p.is_dir())
+    if not cases:
+        pytest.skip(f"no BraTS cases under {root}")
+    pred_dir = tmp_path / "pred"
+    pred_dir.mkdir()
+    for k, case in enumerate(cases):
+        ref = nib.load(str(case / "OTMultiClass.nii.gz"))
+        arr = np.asanyarray(ref.dataobj).astype(np.uint8)
+        pred = np.roll(arr, 4 * (k + 1), axis=0)
+        nib.save(nib.Nifti1Image(pred, ref.affine), str(pred_dir / f"{case.name}.nii.gz"))
+    out = tmp_path / "out"
+    report = evaluate_folders(pred_dir, root, out, metrics=["dice"], bootstrap=20, ref_name="OTMultiClass.nii.gz",
+                              images=root, image_name="Flair_subtrMeanDivStd.nii.gz", worst_cases=2)
+    assert report.all_ok
+    html = (out / "report.html").read_text()
+    assert len(_embedded_pngs(html)) == 3 and "not drawn" not in html
+    worst = worst_cases(report, 1)[0][0]
+    assert worst == cases[-1].name  # the larger shift
+    assert (out / "overlays" / f"worst_1_{worst}.png").is_file()
+
+
+def test_multiclass_summary_has_a_column_per_class(tmp_path: Path):
+    rng = np.random.default_rng(0)
+    n, names = 30, ["a", "b", "c"]
+    y = np.arange(n) % 3
+    logits = rng.normal(0, 1, (n, 3))
+    logits[np.arange(n), y] += 2.0
+    p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    with (tmp_path / "p.csv").open("w", newline="") as f:
+        csv.writer(f).writerows([["case_id", *(f"prob_{c}" for c in names)], *([f"c{i}", *p[i]] for i in range(n))])
+    with (tmp_path / "l.csv").open("w", newline="") as f:
+        csv.writer(f).writerows([["case_id", "label"], *([f"c{i}", names[y[i]]] for i in range(n))])
+    report = evaluate_classification(tmp_path / "p.csv", tmp_path / "l.csv", tmp_path / "out", bootstrap=20)
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "| metric | overall | a | b | c |" in md
+    auc_a = report.values[("auc", "a")]
+    row = next(line for line in md.splitlines() if line.startswith("| auc |"))
+    assert f"{auc_a:.4f}" in row.split("|")[3]
+    # sensitivity of class a is a fraction of its 10 cases: not flagged; 10 is the threshold
+    assert "(n=10)" in next(line for line in md.splitlines() if line.startswith("| sensitivity |"))
+    assert "dot is the operating point" not in md

@@ -55,6 +55,32 @@ def _about(r: ClassificationReport) -> list[str]:
 
 
 def _summary_table(r: ClassificationReport) -> Table:
+    """Binary: one row per metric. Otherwise one row per metric and one column per class
+    (``overall``: the macro mean, or multi-class accuracy), each cell ``value [CI] (n)``."""
+    if r.task == "binary":
+        return _binary_table(r)
+    pct = round(100 * float(r.settings.get("ci", 0.95)))
+    metrics = list(dict.fromkeys(m for m, _ in r.values))
+    columns: list[str | None] = [None, *r.classes]
+    rows: list[list[str | Cell]] = []
+    for metric in metrics:
+        row: list[str | Cell] = [metric]
+        for cls in columns:
+            if (metric, cls) not in r.values:
+                row.append("")
+                continue
+            v, n = r.values[(metric, cls)], r.n[(metric, cls)]
+            lo, hi = r.intervals.get((metric, cls), (math.nan, math.nan))
+            ci = ci_cell(lo, hi, n) if math.isfinite(v) else Cell("")
+            text = f"{fmt(v)} {ci.text}".strip() + ("" if ci.warn else f" (n={n})")
+            row.append(Cell(text, ci.warn))
+        rows.append(row)
+    return Table(["metric", "overall", *r.classes], rows,
+                 caption=f"value [{pct}% CI] (n: the cases it is a fraction of); overall: the task's value (the mean "
+                 "over classes; multi-class accuracy: the fraction correct, ece: the top label)")
+
+
+def _binary_table(r: ClassificationReport) -> Table:
     pct = round(100 * float(r.settings.get("ci", 0.95)))
     rows: list[list[str | Cell]] = []
     for (metric, cls), v in r.values.items():
@@ -121,7 +147,8 @@ def classification_document(r: ClassificationReport) -> Document:
     doc = Document("Classification evaluation", _about(r))
     doc.sections.append(Section("Summary").add(_summary_table(r)))
     figs = figures([
-        (r.paths.get("roc_curve"), "ROC curve: AUC with its interval in the legend; the dot is the operating point"),
+        (r.paths.get("roc_curve"), "ROC curve: AUC with its interval in the legend"
+                                   + ("; the dot is the operating point" if r.task == "binary" else "")),
         (r.paths.get("reliability_png"), "Reliability diagram: observed frequency against predicted probability "
                                          "(the diagonal is perfect calibration), with the ECE"),
         (r.paths.get("confusion_png"), "Confusion matrix: counts, and each true class's cases split by prediction"),
