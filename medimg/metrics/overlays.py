@@ -130,6 +130,8 @@ def worst_case_overlays(
     scans = _find_scans(Path(images), image_name)
     lmap = {int(k): int(v) for k, v in report.summary.get("_settings", {}).get("label_map", {}).items()} or None
     folder = Path(out_dir) / "overlays"
+    for old in folder.glob("worst_*.png"):  # an earlier run's pictures would mislead
+        old.unlink()
     out = []
     for rank, (cid, dice, per_class) in enumerate(worst_cases(report, n), start=1):
         ov = Overlay(cid, dice, per_class)
