@@ -113,3 +113,34 @@ def test_card_errors(tmp_path: Path):
     assert res.exit_code == 1 and "best.pt" in res.output
     res = run("card", tmp_path / "empty", "--evaluation", tmp_path)
     assert res.exit_code == 1 and "--evaluation" in res.output and "summary.json" in res.output
+
+
+def test_card_of_a_segmentation_run(tmp_path: Path):
+    """A segmentation run folder (best.pt's plain-data entries, the resolved config, the test
+    split scored by evaluate): its per-class metrics and the case left out reach the card."""
+    import torch
+    import yaml
+
+    from medimg.metrics import evaluate_folders
+    from tests.metrics.report_fixtures import make_study
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    torch.save({"format": "medimg-checkpoint", "model": {"name": "unet", "params": {"channels": [8, 16]}},
+                "inference": {"task": "segmentation", "label_names": ["background", "organ", "lesion"],
+                              "roi_size": [32, 32, 16], "preprocess": [{"name": "orient"}]},
+                "data": {"split_counts": {"train": 20, "validation": 4, "test": 5}},
+                "training": {"experiment": "organs", "epoch": 7, "max_epochs": 10, "metric_name": "dice", "metric": 0.8},
+                "state_dict": {}}, run_dir / "best.pt")
+    (run_dir / "config.resolved.yaml").write_text(yaml.safe_dump({"data": {"root": "/data/organs", "label_map": {1: 1, 2: 2}}}))
+    d = make_study(tmp_path / "study", n=5, missing_pred=3)
+    evaluate_folders(d["pred"], d["ref"], run_dir / "test", metrics=["dice"], bootstrap=20)
+    res = run("card", run_dir)
+    assert res.exit_code == 0, res.output
+    text = (run_dir / "MODEL_CARD.md").read_text()
+    assert text.startswith("# Model card: organs")
+    assert "| train | 20 |" in text and "root: `/data/organs`" in text
+    assert re.search(r"\| organ \| dice \| [0-9.]+ \| ⚠ \[.*unreliable \(n=4\) \| 4 \|", text)
+    assert "missing_pred: 1 (case3)" in text
+    assert "Not applicable (segmentation" in text
+    assert "No history.csv recorded." in text and "not recorded" in text  # no environment.json either
