@@ -142,6 +142,7 @@ main{max-width:1040px;margin:0 auto;padding:24px 32px 48px;background:#fff;min-h
 h1{font-size:1.6em;margin:0 0 .4em;border-bottom:3px solid #2c5d8f;padding-bottom:.3em}
 h2{font-size:1.25em;margin:1.8em 0 .6em;color:#2c5d8f;border-bottom:1px solid #d5dbe3;padding-bottom:.2em}
 .about{color:#4a5568;font-size:.92em;margin:.1em 0}
+.alert{background:#fdecea;border-left:4px solid #c0392b;color:#7b1d12;padding:6px 10px;margin:.3em 0 .6em;font-weight:600}
 table{border-collapse:collapse;margin:.6em 0 .4em;font-size:.88em}
 th,td{border:1px solid #d5dbe3;padding:4px 9px;text-align:left;vertical-align:top}
 th{background:#eef2f7;font-weight:600}
@@ -211,7 +212,7 @@ def render_html(doc: Document, footer: str = "") -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{html.escape(doc.title)}</title><style>{_CSS}</style></head><body><main>",
         f"<h1>{html.escape(doc.title)}</h1>",
-        *(f'<p class="about">{html.escape(line)}</p>' for line in doc.about),
+        *(f'<p class="{"alert" if line.startswith("⚠") else "about"}">{html.escape(line)}</p>' for line in doc.about),
     ]
     for s in doc.sections:
         parts.append(f"<section><h2>{html.escape(s.title)}</h2>")

@@ -62,9 +62,20 @@ def _summary_table(report: EvaluationReport) -> Table:
         name = "mean over classes" if label == _CLASS_MEAN else label
         for metric, st in per_metric.items():
             excluded = f" ({st['n_excluded']} excluded: nan/inf)" if st.get("n_excluded") else ""
-            rows.append([name, metric, fmt(st["mean"]), ci_cell(st["ci_low"], st["ci_high"], int(st["n"])),
+            rows.append([name, metric + _unit(metric), fmt(st["mean"]), ci_cell(st["ci_low"], st["ci_high"], int(st["n"])),
                          fmt(st["median"]), fmt(st["std"]), f"{st['n']}{excluded}"])
     return Table(["class", "metric", "mean", f"{pct}% CI of the mean", "median", "std", "n"], rows)
+
+
+def _unit(metric: str) -> str:
+    """`` (mm)`` / `` (ml)`` after a metric with a unit, from the metrics registry."""
+    from .registry import METRICS
+
+    try:
+        unit = METRICS.get(metric).unit
+    except Exception:  # noqa: BLE001  a name the registry does not know: no unit shown
+        return ""
+    return f" ({unit})" if unit else ""
 
 
 def _left_out(report: EvaluationReport, overlays: Sequence[Overlay]) -> Section:

@@ -59,7 +59,7 @@ def test_segmentation_markdown_links_the_pngs_relatively(seg_report):
     assert links == ["dice_boxplot.png", *(f"overlays/{p.name}" for p in sorted(
         (report.paths[k] for k in report.paths if k.startswith("overlay_")), key=lambda p: p.name))]
     assert all((out / link).is_file() for link in links)
-    assert "| organ | dice |" in md and "⚠" in md
+    assert "| organ | dice |" in md and "| organ | hd95 (mm) |" in md and "⚠" in md
 
 
 def test_worst_cases_are_the_lowest_dice(seg_report):
