@@ -108,7 +108,8 @@ def worst_case_overlays(
     Args:
         report: an evaluation with the ``dice`` metric (its ``files`` say where each
             case's prediction and reference are; its settings hold the label map).
-        images: the scans: a folder, matched to the cases by case id.
+        images: the scans: a folder, matched to the cases by case id (or, for an
+            evaluation of one pair, one scan file).
         out_dir: the PNGs go to ``out_dir/overlays/worst_<rank>_<case_id>.png``.
         n: how many cases.
         image_name: in one-folder-per-case layouts, the scan's file name (default: the
@@ -128,6 +129,8 @@ def worst_case_overlays(
     if reader is None:
         from ..io import read_image as reader
     scans = _find_scans(Path(images), image_name)
+    if Path(images).is_file() and len(report.cases) == 1 and len(scans) == 1:  # one pair, one scan: whatever the names
+        scans = {report.cases[0]: next(iter(scans.values()))}
     lmap = {int(k): int(v) for k, v in report.summary.get("_settings", {}).get("label_map", {}).items()} or None
     folder = Path(out_dir) / "overlays"
     for old in folder.glob("worst_*.png"):  # an earlier run's pictures would mislead

@@ -233,3 +233,10 @@ def test_multiclass_summary_has_a_column_per_class(tmp_path: Path):
     # sensitivity of class a is a fraction of its 10 cases: not flagged; 10 is the threshold
     assert "(n=10)" in next(line for line in md.splitlines() if line.startswith("| sensitivity |"))
     assert "dot is the operating point" not in md
+
+
+def test_one_pair_with_one_scan_file(tmp_path: Path):
+    d = make_study(tmp_path, n=2)
+    report = evaluate_folders(d["pred"] / "case2.nii.gz", d["ref"] / "case2.nii.gz", tmp_path / "out",
+                              metrics=["dice"], bootstrap=0, images=d["images"] / "case1.nii.gz", worst_cases=3)
+    assert "overlay_1" in report.paths and "not drawn" not in (tmp_path / "out" / "report.html").read_text()
