@@ -5,7 +5,22 @@ Importing this package imports neither torch nor any other heavy dependency; eac
 command imports what it needs when it runs.
 """
 
-from . import calibrate, compare, config, convert, deid, demo, evaluate, explain, export, info, listing, predict, train  # noqa: F401  (register commands)
+from . import (  # noqa: F401  (register commands)
+    calibrate,
+    compare,
+    config,
+    convert,
+    deid,
+    demo,
+    evaluate,
+    explain,
+    export,
+    info,
+    listing,
+    plan,
+    predict,
+    train,
+)
 from .app import app, main
 
 __all__ = ["app", "main"]
