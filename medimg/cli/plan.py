@@ -45,8 +45,9 @@ def _fmt(values: Any) -> str:
     return "x".join(f"{float(v):.4g}" for v in values)
 
 
-def summary_lines(fp: dict[str, Any]) -> list[str]:
-    """The fingerprint in a few lines for a person."""
+def summary_lines(fp: dict[str, Any], warnings: bool = True) -> list[str]:
+    """The fingerprint in a few lines for a person (its warnings and errors too, unless
+    ``warnings`` is False)."""
     lines = [f"data set: {fp['source']} ({fp['task']}, {fp.get('num_cases', '?')} cases)"]
     if fp.get("errors") and "spatial_dims" not in fp:
         return lines + [f"error: {e}" for e in fp["errors"]]
@@ -65,8 +66,9 @@ def summary_lines(fp: dict[str, Any]) -> list[str]:
     for c, st in enumerate(fp["intensity"]):
         lines.append(f"  channel {c} intensity: p0.5 {st['p0_5']:.4g}, median {st['p50']:.4g}, p99.5 {st['p99_5']:.4g}, "
                      f"mean {st['mean']:.4g}, std {st['std']:.4g}")
-    lines += [f"warning: {w}" for w in fp.get("warnings", [])]
-    lines += [f"error: {e}" for e in fp.get("errors", [])]
+    if warnings:
+        lines += [f"warning: {w}" for w in fp.get("warnings", [])]
+        lines += [f"error: {e}" for e in fp.get("errors", [])]
     return lines
 
 
@@ -125,7 +127,7 @@ def render_yaml(cfg: dict[str, Any], decisions: list[Any], header: list[str]) ->
 def _relative_data(cfg: dict[str, Any], output: Path) -> None:
     for key in ("root", "manifest", "npz"):
         if cfg["data"].get(key):
-            cfg["data"][key] = os.path.relpath(Path(cfg["data"][key]).resolve(), output.resolve().parent)
+            cfg["data"][key] = os.path.relpath(os.path.abspath(cfg["data"][key]), os.path.abspath(output.parent))
 
 
 def _header(fp: dict[str, Any], plan: Any, data: Path, output: Path, opts: Any) -> list[str]:
@@ -174,12 +176,12 @@ def plan_cmd(
     load_config(output)  # the plan is an ordinary config: refuse to leave an invalid one unnoticed
     console = _console()
     if explain:
-        for line in summary_lines(fp):
+        for line in summary_lines(fp, warnings=False):
             console.print(line, markup=False)
         console.print("decisions:", markup=False)
         for d in plan.decisions:
             console.print(f"  {d.key} = {_flow(d.value)}: {d.rule}", markup=False)
-    for w in plan.warnings if not explain else []:
+    for w in plan.warnings:
         console.print(f"warning: {w}", markup=False)
     console.print(f"wrote {output} (train with: medimg train {output})", markup=False)
 

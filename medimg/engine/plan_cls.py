@@ -118,6 +118,8 @@ def build_classification(fp: dict[str, Any], data: dict[str, Any], opts: PlanOpt
     else:
         probe = ProbeResult(0.05, 0, None)
     plan.probe = probe
+    if probe.contention():
+        plan.warnings.append(probe.contention())
     plan.decide("probe", round(probe.seconds_per_step, 4), f"{probe.seconds_per_step:.3f} s per step over {probe.steps} timed steps on {opts.device}"
                 if probe.steps else "probe skipped (--probe-steps 0): 0.05 s per step assumed")
     cfg["trainer"].update(_epochs(plan, fp, opts, probe, batch))

@@ -114,6 +114,8 @@ def build_segmentation(fp: dict[str, Any], data: dict[str, Any], opts: PlanOptio
             continue
         break
     plan.probe = probe
+    if probe.contention():
+        plan.warnings.append(probe.contention())
     mem = memory_gb(batch, patch, base, depth, cuda)
     plan.decide("inference.roi_size", patch, f"largest patch of the median {'cropped ' if len(pre) > 2 else ''}case's "
                 f"aspect {[round(s) for s in shape]} under {'96^3 voxels (CPU) and ' if not cuda else ''}{budget:g} GB: "

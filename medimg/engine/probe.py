@@ -34,12 +34,29 @@ class ProbeResult:
         steps: timed steps.
         peak_memory_gb: CUDA peak allocated memory of a step; None on other devices.
         fits: False when the step ran out of device memory.
+        cpu_seconds_per_step: CPU time of this process per step, all threads together.
+        threads: torch's intra-op threads during the probe.
     """
 
     seconds_per_step: float
     steps: int
     peak_memory_gb: float | None
     fits: bool = True
+    cpu_seconds_per_step: float | None = None
+    threads: int = 1
+
+    def contention(self) -> str | None:
+        """A warning when, on CPU, the step got under half the CPU time its threads could
+        use (other processes were running): the measured time, and the plan, are then
+        conservative."""
+        if not self.steps or self.cpu_seconds_per_step is None:
+            return None
+        share = self.cpu_seconds_per_step / (self.seconds_per_step * self.threads)
+        if share >= 0.5:
+            return None
+        return (f"the CPU was busy during the probe: a step got {share:.0%} of {self.threads} thread(s) "
+                f"({self.seconds_per_step:.2f} s wall, {self.cpu_seconds_per_step:.2f} s CPU); the plan fits "
+                "the machine as it was, re-plan when it is quiet for a longer schedule")
 
 
 def _sync(device: torch.device) -> None:
@@ -70,11 +87,11 @@ def probe_step(model: dict[str, Any], loss: dict[str, Any], optimizer: dict[str,
     y = torch.randint(0, out_channels, shape, generator=gen).to(dev)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
-    times = []
+    times, cpu = [], []
     try:
         for i in range(warmup + max(1, steps)):
             _sync(dev)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             opt.zero_grad(set_to_none=True)
             with torch.autocast(dev.type, dtype=dtype, enabled=dtype is not None):
                 logits = net(x)
@@ -84,8 +101,10 @@ def probe_step(model: dict[str, Any], loss: dict[str, Any], optimizer: dict[str,
             _sync(dev)
             if i >= warmup:
                 times.append(time.perf_counter() - t0)
+                cpu.append(time.process_time() - c0)
     except torch.cuda.OutOfMemoryError:
         torch.cuda.empty_cache()
         return ProbeResult(float("nan"), 0, None, fits=False)
     peak = torch.cuda.max_memory_allocated(dev) / 2**30 if dev.type == "cuda" else None
-    return ProbeResult(statistics.median(times), len(times), peak)
+    cpu_s = statistics.median(cpu) if dev.type == "cpu" else None
+    return ProbeResult(statistics.median(times), len(times), peak, True, cpu_s, torch.get_num_threads())

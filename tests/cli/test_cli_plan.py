@@ -108,3 +108,21 @@ def test_rules():
     assert "10th percentile" in rule
     assert memory_gb(2, [96, 96, 96], 16, 3) > memory_gb(2, [64, 64, 64], 16, 3) * 3
     assert memory_gb(4, [64, 64, 64], 16, 3) == 2 * memory_gb(2, [64, 64, 64], 16, 3)
+
+
+def test_probe_reports_a_busy_cpu():
+    from medimg.engine.probe import ProbeResult
+
+    busy = ProbeResult(2.0, 3, None, True, cpu_seconds_per_step=0.5, threads=2)
+    assert "the CPU was busy during the probe: a step got 12% of 2 thread(s)" in busy.contention()
+    assert ProbeResult(1.0, 3, None, True, cpu_seconds_per_step=1.8, threads=2).contention() is None
+
+
+def test_committed_planned_configs_load():
+    from tests.conftest import REPO
+
+    planned = sorted((REPO / "configs" / "planned").glob("*.yaml"))
+    assert [p.name for p in planned] == ["adrenalmnist3d_plan.yaml", "brats6_plan.yaml", "pneumoniamnist_plan.yaml"]
+    for path in planned:
+        cfg = load_config(path, check_paths=False)
+        assert cfg.trainer.max_minutes is not None and cfg.experiment.name.endswith("_plan")
