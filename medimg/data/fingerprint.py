@@ -207,9 +207,9 @@ def _outliers(ok: list[dict[str, Any]], median_spacing: list[float]) -> list[str
     for c in ok:
         if c["axcodes"] != axcodes:
             warns.append(f"case {c['case_id']}: orientation {c['axcodes']}, most cases {axcodes} (warned; plans reorient)")
-        ratio = [s / m for s, m in zip(c["spacing"], median_spacing) if m > 0]
+        ratio = [s / m for s, m in zip(c["ras_spacing"], median_spacing) if m > 0]
         if any(r > SPACING_OUTLIER or r < 1 / SPACING_OUTLIER for r in ratio):
-            warns.append(f"case {c['case_id']}: spacing {c['spacing']} is over {SPACING_OUTLIER:g}x off the median "
+            warns.append(f"case {c['case_id']}: spacing {c['ras_spacing']} (RAS order) is over {SPACING_OUTLIER:g}x off the median "
                          f"{[round(m, 3) for m in median_spacing]} (warned; it is resampled like the others)")
         if "label" in c and not c["label"]["components"]:
             warns.append(f"case {c['case_id']}: its label has no foreground (warned; kept, patches come from anywhere)")
@@ -236,7 +236,7 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
     if len(ok) == 1:
         warnings.append(f"a single usable case ({ok[0]['case_id']}): statistics and plan rest on it alone (warned)")
     same_dim = [c for c in ok if len(c["shape"]) == len(ok[0]["shape"])]
-    median_spacing = _median([c["spacing"] for c in same_dim])
+    median_spacing = _median([c["ras_spacing"] for c in same_dim])
     if not errors:
         warnings += _outliers(ok, median_spacing)
     out.update(_dataset(ok, same_dim, median_spacing))
@@ -268,9 +268,9 @@ def _dataset(ok: list[dict[str, Any]], same_dim: list[dict[str, Any]], median_sp
         "spatial_dims": len(same_dim[0]["shape"]),
         "channels": n_ch,
         "median_spacing": median_spacing,
-        "spacings": [c["spacing"] for c in same_dim],
-        "median_shape": _median([c["shape"] for c in same_dim]),
-        "median_body_shape": _median([c["body_shape"] for c in same_dim]),
+        "spacings": [c["ras_spacing"] for c in same_dim],
+        "median_shape": _median([c["ras_shape"] for c in same_dim]),
+        "median_body_shape": _median([c["ras_body_shape"] for c in same_dim]),
         "anisotropy": float(max(median_spacing) / lo),
         "modality": modalities[0] if len(modalities) == 1 else ("CT" if ct else "MR-like"),
         "ct_like": bool(ct),

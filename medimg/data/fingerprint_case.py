@@ -19,6 +19,8 @@ Rules (the numbers are module constants):
 - **Body box**: the bounding box of the body (CT) or of the voxels that differ from the
   background (others; nonzero when there is no constant background), the region
   ``crop_foreground`` keeps.
+- **RAS order**: ``ras_shape``, ``ras_spacing``, ``ras_body_shape`` list the grid's axes as
+  they are after reorienting to RAS; the data set's medians are taken over these.
 - **Label**: voxels per raw label value and connected components per foreground value
   (face connectivity, ``scipy.ndimage.label``).
 """
@@ -70,6 +72,24 @@ def _read(paths: list[Path]) -> tuple[np.ndarray, Any, str | None]:
 
 def _round(values: Any) -> list[float]:
     return [round(float(v), 3) for v in values]
+
+
+def _ras(out: dict[str, Any], affine: np.ndarray, body: list[int]) -> None:
+    """``ras_shape``, ``ras_spacing``, ``ras_body_shape``: the case's grid with its axes in
+    RAS order (as after ``orient: RAS``), so that cases stored in different orientations
+    are compared axis by axis; 2D images keep their order."""
+    out["body_shape"] = body
+    if len(out["shape"]) != 3:
+        out.update(ras_shape=out["shape"], ras_spacing=out["spacing"], ras_body_shape=body)
+        return
+    import nibabel as nib
+
+    axis = [int(a) for a in nib.orientations.io_orientation(np.asarray(affine, dtype=np.float64))[:, 0]]
+    for key, values in (("ras_shape", out["shape"]), ("ras_spacing", out["spacing"]), ("ras_body_shape", body)):
+        ordered = [0] * 3
+        for i, v in enumerate(values):
+            ordered[axis[i]] = v
+        out[key] = ordered
 
 
 def _background(data: np.ndarray) -> np.ndarray | None:
@@ -151,8 +171,8 @@ def case_fingerprint(case_id: str, split: str, image_paths: list[str], label_pat
         ref = np.zeros(data.shape[0]) if background is None else background
         body = np.any(data != ref.reshape((-1,) + (1,) * (data.ndim - 1)), axis=0)
     out["background"] = None if background is None else float(background[0])
+    _ras(out, first.affine, _box_shape(body))
     out["nonzero_fraction"] = float(body.mean())
-    out["body_shape"] = _box_shape(body)
     out["foreground_fraction"] = float(mask.mean())
     if lab is not None:
         out["label_fraction"] = float((lab > 0).mean())

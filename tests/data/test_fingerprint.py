@@ -87,7 +87,7 @@ def test_odd_cases_are_warned_and_grid_mismatch_skipped(tmp_path):
     fp = fingerprint(root, workers=2)
     text = "\n".join(fp["warnings"])
     assert "case bad_grid (train): image and label grids disagree" in text and "(skipped)" in text
-    assert "case odd_spacing: spacing [4.0, 4.0, 8.0] is over 3x off the median" in text
+    assert "case odd_spacing: spacing [4.0, 4.0, 8.0] (RAS order) is over 3x off the median" in text
     assert "case odd_orient: orientation LAS, most cases RAS" in text
     assert fp["num_usable"] == fp["num_cases"] - 1
 
@@ -144,3 +144,35 @@ def test_unknown_layout_is_a_clear_error(tmp_path):
         discover(tmp_path / "x")
     with pytest.raises(DataError, match="not found"):
         discover(tmp_path / "missing")
+
+
+def test_axes_are_compared_in_ras_order(tmp_path):
+    """A case stored slices-first (axes z, y, x) is the same grid as the others once
+    reoriented: its spacing is not an outlier, its orientation is."""
+    root = seg_set(tmp_path / "ds")
+    folder = write_case(root, "train", "zyx")
+    for f in folder.glob("*.nii.gz"):
+        img = nib.load(str(f))
+        data = np.asarray(img.dataobj).transpose(2, 1, 0)
+        affine = np.zeros((4, 4))
+        affine[2, 0], affine[1, 1], affine[0, 2], affine[3, 3] = 2.0, 1.0, 1.0, 1.0
+        nib.save(nib.Nifti1Image(data, affine), str(f))
+    fp = fingerprint(root, workers=1)
+    case = next(c for c in fp["cases"] if c["case_id"] == "zyx")
+    assert case["shape"] == [16, 18, 20] and case["ras_shape"] == [20, 18, 16] and case["ras_spacing"] == [1.0, 1.0, 2.0]
+    assert fp["median_spacing"] == [1.0, 1.0, 2.0] and fp["median_shape"] == [20.0, 18.0, 16.0]
+    assert [w for w in fp["warnings"] if "zyx" in w] == ["case zyx: orientation SAR, most cases RAS (warned; plans reorient)"]
+
+
+def test_segmentation_manifest(tmp_path):
+    root = seg_set(tmp_path / "ds")
+    rows = ["case_id,t1,t2,label,split,patient_id"]
+    for split, folder in (("train", "train"), ("validation", "validation")):
+        for case in sorted((root / folder).iterdir()):
+            rel = case.relative_to(root)
+            rows.append(f"{case.name},{rel}/t1.nii.gz,{rel}/t2.nii.gz,{rel}/seg.nii.gz,{split},p{case.name}")
+    (root / "cases.csv").write_text("\n".join(rows) + "\n")
+    task, data = discover(root / "cases.csv")
+    assert task == "segmentation" and data["images"] == ["t1", "t2"] and data["label"] == "label"
+    fp = fingerprint(root / "cases.csv", workers=1)
+    assert fp["num_usable"] == 4 and fp["splits"] == {"train": 3, "validation": 1}
