@@ -126,3 +126,29 @@ def test_committed_planned_configs_load():
     for path in planned:
         cfg = load_config(path, check_paths=False)
         assert cfg.trainer.max_minutes is not None and cfg.experiment.name.endswith("_plan")
+
+
+def test_planned_configs_train(tmp_path):
+    """The planned config is one `medimg train` runs: one short epoch of each task."""
+    from medimg.engine import train
+
+    root = seg_set(tmp_path / "ds")
+    out = tmp_path / "seg.yaml"
+    assert run("plan", root, "-o", out, "--device", "cpu", "--probe-steps", "0").exit_code == 0
+    cfg = load_config(out, ["trainer.max_epochs=1", "trainer.iterations_per_epoch=1", "evaluation.test=false",
+                            "model.channels=[4, 8]", "model.strides=[2]"])
+    result = train(cfg, tmp_path / "run_seg", progress=False)
+    assert result.best_checkpoint.is_file()
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for split, n in (("train", 16), ("val", 8), ("test", 8)):
+        arrays[f"{split}_images"] = rng.random((n, 8, 8, 8)).astype(np.float32)
+        arrays[f"{split}_labels"] = (np.arange(n) % 2)[:, None]
+    np.savez(tmp_path / "toy3d.npz", **arrays)
+    out = tmp_path / "cls.yaml"
+    r = run("plan", tmp_path / "toy3d.npz", "-o", out, "--device", "cpu", "--probe-steps", "0")
+    assert r.exit_code == 0, r.output
+    cfg = load_config(out, ["trainer.max_epochs=1", "evaluation.test=false"])
+    assert cfg.model.name == "cnn3d" and cfg.inference.tta_flips == [0, 1, 2]
+    result = train(cfg, tmp_path / "run_cls", progress=False)
+    assert result.best_checkpoint.is_file()
