@@ -130,8 +130,9 @@ def _relative_data(cfg: dict[str, Any], output: Path) -> None:
             cfg["data"][key] = os.path.relpath(os.path.abspath(cfg["data"][key]), os.path.abspath(output.parent))
 
 
-def _header(fp: dict[str, Any], plan: Any, data: Path, output: Path, opts: Any) -> list[str]:
-    head = [f"Planned by `medimg plan {data} --output {output} --device {opts.device} --minutes {opts.minutes:g}`",
+def _header(fp: dict[str, Any], plan: Any, data: Path, output: Path, opts: Any, sets: list[str]) -> list[str]:
+    extra = "".join(f" --set '{s}'" for s in sets)
+    head = [f"Planned by `medimg plan {data} --output {output} --device {opts.device} --minutes {opts.minutes:g}{extra}`",
             "from the data set's fingerprint; each planned value says why. Paths are relative to this file.",
             f"Train with: medimg train {output}"]
     head += [f"{d.key}: {_flow(d.value)} ({d.rule})" for d in plan.decisions if "." not in d.key and d.key not in plan.config]
@@ -170,7 +171,7 @@ def plan_cmd(
     _relative_data(plan.config, output)
     _apply_sets(plan, overrides or [])
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(render_yaml(plan.config, plan.decisions, _header(fp, plan, data, output, opts)))
+    output.write_text(render_yaml(plan.config, plan.decisions, _header(fp, plan, data, output, opts, overrides or [])))
     from ..config import load_config
 
     load_config(output)  # the plan is an ordinary config: refuse to leave an invalid one unnoticed
