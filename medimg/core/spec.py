@@ -161,7 +161,8 @@ class TrainerSection(Strict):
     grad_clip: float | None = Field(None, gt=0)
     #: Exponential moving average of the weights, updated after every optimizer step with
     #: this decay (e.g. 0.98: about the last 50 steps weigh most); validation, best.pt and
-    #: last.pt then hold the averaged weights. None: off.
+    #: last.pt then hold the averaged weights, their batch-norm statistics recomputed on
+    #: training batches at the end of each epoch. None: off.
     ema: float | None = Field(None, gt=0, lt=1)
     #: Seeds plus ``torch.use_deterministic_algorithms``: with it a resumed run ends with
     #: the very weights of an uninterrupted one.

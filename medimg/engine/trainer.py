@@ -50,6 +50,10 @@ from .validation import validation_metrics
 __all__ = ["Trainer", "TrainResult", "amp_dtype", "validation_metrics", "HISTORY_FILE", "CURVE_FILE"]
 
 
+#: Training batches over which the averaged model's batch-norm statistics are recomputed.
+EMA_BN_BATCHES = 64
+
+
 def _ema_model(model: nn.Module, decay: float | None) -> nn.Module | None:
     """A moving average of ``model``'s weights and buffers (batch-norm statistics too), or None."""
     if not decay:
@@ -252,6 +256,25 @@ class Trainer:
     def eval_model(self) -> nn.Module:
         """The weights validated and saved: the moving average with ``ema``, else the model."""
         return self.ema.module if self.ema is not None else self.model
+
+    def _refresh_ema_batch_norm(self, epoch: int) -> None:
+        """Recompute the averaged model's batch-norm statistics on training batches.
+
+        Averaged weights and averaged running statistics do not belong together (the
+        statistics trail the weights that produced them); as for SWA, the statistics are
+        recomputed with the averaged weights (``torch.optim.swa_utils.update_bn``) on up to
+        :data:`EMA_BN_BATCHES` batches of this epoch's data, before validation and saving.
+        """
+        if self.ema is None or not self.dist.is_main:
+            return
+        if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.ema.module.modules()):
+            return
+        from itertools import islice
+
+        from torch.optim.swa_utils import update_bn
+
+        images = (b["image"].to(self.device) for b in islice(iter(self.train_batches(epoch - 1)), EMA_BN_BATCHES))
+        update_bn(images, self.ema.module, self.device)
 
     def _predictor(self) -> Predictor:
         return Predictor(self.eval_model, self.spec, device=self.device, amp=self.amp)
@@ -484,6 +507,7 @@ class Trainer:
         state.begin_epoch(epoch)
         t0 = time.perf_counter()
         losses = self._train_epoch(state)
+        self._refresh_ema_batch_norm(epoch)
         if self.scheduler is not None and not steps_per_iteration(self.scheduler):
             self.scheduler.step()
         state.row = {
