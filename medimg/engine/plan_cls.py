@@ -9,7 +9,8 @@ Rules:
   (``B * voxels * 64 maps * 4 bytes * 8`` for the small-input stem) is over ``--memory``.
 - **Augmentation, loss, optimiser, schedule, TTA**: the hand recipes': 2D: random affine
   (10 degrees, scale 0.9-1.1, shift 0.1, every image), label smoothing 0.1, AdamW 2e-3
-  with weight decay 5e-4, one-cycle, flip TTA over columns; 3D: flips over every axis,
+  with weight decay 5e-4, one-cycle, a moving average of the weights (``ema: 0.98``), flip
+  TTA over columns; 3D: flips over every axis,
   AdamW 1e-3, cosine, flip TTA over every axis.
 - **Class balance**: a class-balanced sampler when the largest training class is over 5
   times the smallest.
@@ -54,7 +55,7 @@ def _recipe(fp: dict[str, Any], opts: PlanOptions) -> dict[str, Any]:
         "experiment": {"name": "planned", "task": "classification", "seed": 0, "output_dir": "runs/{name}"},
         "data": {},
         "augment": augment, "model": model, "loss": loss, "optimizer": optimizer, "scheduler": scheduler,
-        "trainer": {"device": opts.device},
+        "trainer": {"device": opts.device, **({"ema": 0.98} if two_d else {})},
         "inference": {"tta_flips": tta},
         "evaluation": {"metrics": ["auc", "accuracy", "balanced_accuracy", "sensitivity", "specificity"], "select_by": "auc"},
     }
@@ -103,6 +104,8 @@ def build_classification(fp: dict[str, Any], data: dict[str, Any], opts: PlanOpt
     two_d = fp["spatial_dims"] == 2
     plan.decide("model", cfg["model"]["name"], (f"2D {fp['shape']} images: ResNet-18" + (", small-input stem (side <= 64)" if cfg["model"].get("small_input") else ""))
                 if two_d else f"3D {fp['shape']} volumes: the compact cnn3d of the hand recipe")
+    if two_d:
+        plan.decide("trainer.ema", 0.98, "a moving average of the weights, as the 2D hand recipe (steadier than the raw weights)")
     plan.decide("augment", cfg["augment"][0]["name"], "the hand recipe's: " + ("random affine on every image" if two_d else "flips over every axis"))
     if fp.get("imbalance", 1.0) > 5:
         cfg["data"]["balanced_sampling"] = plan.decide("data.balanced_sampling", True, f"largest class {fp['imbalance']:.1f}x the smallest (> 5)")

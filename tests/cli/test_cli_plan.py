@@ -94,6 +94,7 @@ def test_plan_classification_npz(tmp_path):
     assert cfg.experiment.task == "classification" and cfg.model.name == "resnet18"
     assert cfg.model.params["small_input"] is True
     assert cfg.augment[0].name == "random_affine" and cfg.inference.tta_flips == [1]
+    assert cfg.trainer.ema == 0.98
     assert cfg.trainer.batch_size < 128  # halved to fit --memory 0.05
     assert 1 <= cfg.trainer.max_epochs <= 40
     raw = yaml.safe_load(out.read_text())
