@@ -153,3 +153,25 @@ def test_planned_configs_train(tmp_path):
     assert cfg.model.name == "cnn3d" and cfg.inference.tta_flips == [0, 1, 2]
     result = train(cfg, tmp_path / "run_cls", progress=False)
     assert result.best_checkpoint.is_file()
+
+
+def test_plan_2d_segmentation(tmp_path):
+    import nibabel as nib
+
+    rng = np.random.default_rng(0)
+    for split, ids in (("train", ["a", "b", "c"]), ("validation", ["d"])):
+        for cid in ids:
+            folder = tmp_path / "ds" / split / cid
+            folder.mkdir(parents=True)
+            lab = np.zeros((40, 36), np.uint8)
+            lab[10:20, 8:16] = 1
+            img = rng.normal(0, 1, (40, 36)).astype(np.float32) + 3 * lab
+            nib.save(nib.Nifti1Image(img, np.diag([0.5, 0.5, 1, 1])), str(folder / "img.nii.gz"))
+            nib.save(nib.Nifti1Image(lab, np.diag([0.5, 0.5, 1, 1])), str(folder / "mask_label.nii.gz"))
+    out = tmp_path / "p.yaml"
+    r = run("plan", tmp_path / "ds", "-o", out, "--device", "cpu", "--probe-steps", "1", "--minutes", "3")
+    assert r.exit_code == 0, r.output
+    cfg = load_config(out)
+    assert len(cfg.inference.roi_size) == 2 and cfg.data.label == "mask_label.nii.gz"
+    assert [p.name for p in cfg.preprocess] == ["normalize_intensity"]
+    assert cfg.augment[1].params["axes"] == [1]
