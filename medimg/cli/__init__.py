@@ -15,6 +15,7 @@ from . import (  # noqa: F401  (register commands)
     evaluate,
     explain,
     export,
+    folds,
     info,
     listing,
     plan,

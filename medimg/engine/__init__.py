@@ -1,7 +1,8 @@
 """Training: the :class:`Trainer` (a loop plus callbacks), ``train(config)``,
 optimizers/schedulers registries, checkpoints (format defined in
 :mod:`medimg.inference.checkpoint`), torchrun/DDP, and :func:`calibrate_run` (temperature
-scaling of a trained classifier, ``medimg calibrate``)."""
+scaling of a trained classifier, ``medimg calibrate``), :func:`cross_validate` (every fold
+of a split file, ``medimg cv``) and TensorBoard tracking (:class:`TensorBoardLogger`)."""
 
 from ..inference.checkpoint import build_model, load_checkpoint, save_checkpoint
 from .calibrate import CalibrationResult, calibrate_run
@@ -14,9 +15,11 @@ from .callbacks import (
     StopAgreement,
     TimeBudget,
 )
+from .cv import CVResult, FoldResult, cross_validate
 from .distributed import DistInfo
 from .optim import OPTIMIZERS, SCHEDULERS
 from .run import model_params_for, seed_everything, train
+from .tracking import TensorBoardLogger
 from .trainer import Trainer, TrainResult, validation_metrics
 
 __all__ = [
@@ -41,4 +44,8 @@ __all__ = [
     "StopAgreement",
     "CalibrationResult",
     "calibrate_run",
+    "cross_validate",
+    "CVResult",
+    "FoldResult",
+    "TensorBoardLogger",
 ]

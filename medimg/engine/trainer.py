@@ -40,6 +40,7 @@ from .callbacks import (
     History,
     StopAgreement,
     TimeBudget,
+    curve_title,
 )
 from .distributed import DistInfo
 from .optim import steps_per_iteration
@@ -155,10 +156,9 @@ class Trainer:
         dist: distributed info; only rank 0 validates and writes.
         progress: show a progress bar and per-epoch lines.
         log: where per-epoch lines go (default: rich console on stderr).
-        data_info: extra plain data for the checkpoint's ``data`` entry (e.g. the label
-            file name).
+        data_info: extra plain data for the checkpoint's ``data`` entry (the label file name...).
         training_info: plain data for the checkpoint's ``training`` entry (experiment
-            name, seed...).
+            name, seed, fold...); its experiment name titles the training curve.
 
     Raises:
         ConfigError: ``select_by`` is not a validation score of these classes.
@@ -446,7 +446,7 @@ class Trainer:
         if self.max_minutes is not None:
             callbacks.append(TimeBudget(self.max_minutes))
         if self.dist.is_main:
-            callbacks.append(History(self.run_dir, self.select_by, self.log))
+            callbacks.append(History(self.run_dir, self.select_by, self.log, title=curve_title(self.training_info)))
         return callbacks
 
     def _emit(self, hook: str, state: FitState, *args: Any) -> None:
@@ -544,7 +544,7 @@ class Trainer:
                 losses.append(self._train_step(batch, update=(state.step + 1) % self.accumulate == 0))
             except FloatingPointError as exc:
                 raise self._non_finite(state, batch, exc) from None
-            state.step += 1
+            state.step, state.loss = state.step + 1, losses[-1]
             state.data_wait = waited / max(time.perf_counter() - t_epoch, 1e-9)
             if self._task is not None:
                 text = f"epoch {state.epoch}/{self.max_epochs} loss {np.mean(losses):.4f}"

@@ -196,7 +196,7 @@ def with_callbacks(monkeypatch):
     """``train`` with extra callbacks given to ``Trainer.fit``."""
     extra: list[Callback] = []
     fit = Trainer.fit
-    monkeypatch.setattr(Trainer, "fit", lambda self: fit(self, callbacks=extra))
+    monkeypatch.setattr(Trainer, "fit", lambda self, callbacks=(): fit(self, callbacks=[*callbacks, *extra]))
     return extra
 
 

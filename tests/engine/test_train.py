@@ -173,7 +173,7 @@ def test_public_api():
         "train", "Trainer", "TrainResult", "OPTIMIZERS", "SCHEDULERS", "save_checkpoint", "load_checkpoint",
         "build_model", "validation_metrics", "seed_everything", "model_params_for", "DistInfo",
         "Callback", "FitState", "BestModelCheckpoint", "EarlyStopping", "TimeBudget", "History", "StopAgreement",
-        "calibrate_run", "CalibrationResult",
+        "calibrate_run", "CalibrationResult", "cross_validate", "CVResult", "FoldResult", "TensorBoardLogger",
     }
     assert {"adamw", "adam", "sgd"} <= set(OPTIMIZERS.list())
     assert {"cosine", "poly", "step", "none"} <= set(SCHEDULERS.list())
