@@ -19,6 +19,7 @@ from . import (  # noqa: F401  (register commands)
     folds,
     info,
     listing,
+    plan,
     predict,
     train,
 )
