@@ -28,6 +28,19 @@ def shared_path(*parts: str) -> Path:
     return p
 
 
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """The headless Chromium executable (Debian package ``chromium``) for tests that open a
+    report in a browser: installed with apt-get when missing and the tests run as root,
+    otherwise those tests skip with the reason."""
+    from tests.browser import ensure_chromium
+
+    exe, why = ensure_chromium()
+    if exe is None:
+        pytest.skip(why)
+    return exe
+
+
 def _install_orthanc() -> str | None:
     """Install the Debian packages orthanc and orthanc-dicomweb where missing and allowed
     (root and apt-get); ``None`` when Orthanc is there, else why it is not."""

@@ -46,7 +46,8 @@ PUBLIC_API: dict[str, set[str]] = {
     "medimg.data": {
         "CaseDataset", "CaseRecord", "PatchDataset", "SPLITS", "check_same_grid", "collate",
         "grouped_split", "load_cases", "load_sample", "make_synthetic_segmentation",
-        "sample_to_dict", "seeded_generator",
+        "sample_to_dict", "seeded_generator", "assign_folds", "apply_fold", "apply_fold_classification",
+        "read_split_file", "write_split_file", "fold_table", "FoldTable",
     },
     "medimg.models": {
         "MODELS", "create_model", "model_summary", "TASKS", "model_task", "WeightsReport", "load_weights",
@@ -77,7 +78,8 @@ PUBLIC_API: dict[str, set[str]] = {
         "BestModelCheckpoint", "Callback", "EarlyStopping", "FitState", "History", "StopAgreement",
         "TimeBudget", "DistInfo", "OPTIMIZERS", "SCHEDULERS", "TrainResult", "Trainer", "build_model",
         "load_checkpoint", "model_params_for", "save_checkpoint", "seed_everything", "train",
-        "validation_metrics", "CalibrationResult", "calibrate_run",
+        "validation_metrics", "CalibrationResult", "calibrate_run", "cross_validate", "CVResult",
+        "FoldResult", "TensorBoardLogger", "model_card",
     },
     "medimg.inference": {
         "BatchReport", "InferenceSpec", "Predictor", "build_model", "export_checkpoint", "ExportReport",

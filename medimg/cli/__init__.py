@@ -7,6 +7,7 @@ command imports what it needs when it runs.
 
 from . import (  # noqa: F401  (register commands)
     calibrate,
+    card,
     compare,
     config,
     convert,
@@ -15,9 +16,11 @@ from . import (  # noqa: F401  (register commands)
     evaluate,
     explain,
     export,
+    folds,
     info,
     listing,
     pacs,
+    plan,
     predict,
     serve,
     train,

@@ -1,7 +1,7 @@
 """The ``medimg`` Typer app: error handling, exit codes, shared options and helpers.
 
 Each command group lives in its own module (``info``, ``config``, ``listing``, ``train``, ``calibrate``,
-``predict``, ``export``, ``evaluate``, ``compare``, ``demo``, ``convert``, ``deid``, ``pacs``), which registers its commands on
+``card``, ``predict``, ``export``, ``evaluate``, ``compare``, ``demo``, ``convert``, ``deid``, ``pacs``, ``serve``), which registers its commands on
 :data:`app` when :mod:`medimg.cli` imports it.
 
 Every command imports what it needs (torch, MONAI, pydicom...) inside its body, so

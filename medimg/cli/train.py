@@ -23,6 +23,11 @@ def train(
         typer.Option("--resume", metavar="RUN_DIR", help="Continue the run in RUN_DIR from its last.pt, "
                      "after its last completed epoch (CONFIG must match RUN_DIR/config.resolved.yaml)."),
     ] = None,
+    fold: Annotated[
+        Optional[int],
+        typer.Option("--fold", min=0, metavar="K", help="Validate on fold K of data.split_file (written by "
+                     "`medimg split`) and train on the other folds; the test split stays test."),
+    ] = None,
     allow_config_change: Annotated[
         bool,
         typer.Option("--allow-config-change", help="With --resume: continue even where CONFIG differs "
@@ -34,6 +39,9 @@ def train(
     A run that died (or ran out of trainer.max_minutes) continues with --resume RUN_DIR."""
     from ..config import load_config
 
+    if fold is not None:
+        _check_split_file(config, overrides, fold)
+        overrides = [*(overrides or ()), f"data.fold={fold}"]
     cfg = load_config(config, overrides or ())
     from ..engine import train as run_training
 
@@ -56,6 +64,19 @@ def train(
         rows.append(("training time", f"{float(result.seconds):.1f} s"))
     rows += _test_rows(getattr(result, "test_summary", None), getattr(result, "run_dir", None))
     _console().print(_summary_table(f"trained {cfg.experiment.name}", rows))
+
+
+def _check_split_file(config: Path, overrides: list[str] | None, fold: int) -> None:
+    """--fold needs data.split_file: say so in command-line terms before anything else."""
+    from ..config import load_config
+
+    cfg = load_config(config, overrides or ())
+    if cfg.data.split_file is None:
+        from ..core.errors import ConfigError
+
+        raise ConfigError(f"--fold {fold} needs data.split_file, which {config} does not set",
+                          hint="write one with `medimg split MANIFEST_OR_ROOT --folds 5 -o splits.csv`, then "
+                          "set data.split_file in the config or add --set data.split_file=splits.csv")
 
 
 def _test_rows(summary: dict | None, run_dir: Path | None) -> list[tuple[str, str]]:

@@ -21,7 +21,7 @@ from .problems import short
 __all__ = ["PATH_KEYS", "validate", "resolve_paths", "check_paths"]
 
 #: Path-valued keys that are resolved against the config file's folder.
-PATH_KEYS: tuple[KeyPath, ...] = (("data", "manifest"), ("data", "root"), ("data", "npz"))
+PATH_KEYS: tuple[KeyPath, ...] = (("data", "manifest"), ("data", "root"), ("data", "npz"), ("data", "split_file"))
 
 
 def _unwrap(annotation: Any) -> Any:
@@ -111,7 +111,7 @@ def validate(data: Any) -> tuple[ExperimentConfig | None, list[tuple[KeyPath, st
 def resolve_paths(
     cfg: ExperimentConfig, base_dir: Path, from_override: set[KeyPath]
 ) -> ExperimentConfig:
-    """Make ``data.manifest``/``data.root``/``data.npz`` absolute (file folder, or cwd for --set)."""
+    """Make ``data.manifest``/``data.root``/``data.npz``/``data.split_file`` absolute (file folder, or cwd for --set)."""
     updates: dict[str, Path] = {}
     for path in PATH_KEYS:
         value = getattr(cfg.data, path[1])
@@ -138,6 +138,8 @@ def check_paths(cfg: ExperimentConfig) -> list[tuple[KeyPath, str]]:
             out.append((("data", "manifest"), f"not a file (a CSV manifest is expected): {cfg.data.manifest}"))
     if cfg.data.npz is not None and not cfg.data.npz.is_file():
         out.append((("data", "npz"), f"file not found: {cfg.data.npz}" if not cfg.data.npz.exists() else f"not a file (a .npz file is expected): {cfg.data.npz}"))
+    if cfg.data.split_file is not None and not cfg.data.split_file.is_file():
+        out.append((("data", "split_file"), f"split file not found: {cfg.data.split_file} (write one with `medimg split`)"))
     if cfg.data.root is not None:
         if not cfg.data.root.exists():
             out.append((("data", "root"), f"folder not found: {cfg.data.root}"))

@@ -125,6 +125,21 @@ class DataSection(Strict):
     #: Classification: draw training cases with probability inversely proportional to
     #: their class's frequency (a class-balanced sampler).
     balanced_sampling: bool = False
+    #: Cross-validation: a split file (``case_id, fold``; written by ``medimg split``) of
+    #: the training and validation cases; relative to the config's folder.
+    split_file: Path | None = None
+    #: The fold (0-based) of ``split_file`` to validate on; the other folds train, the test
+    #: split stays test. ``medimg train --fold k`` sets it; ``medimg cv`` runs every fold.
+    fold: int | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _fold_needs_split_file(self) -> "DataSection":
+        if self.fold is not None and self.split_file is None:
+            raise ValueError(
+                f"fold {self.fold} is given but no split_file: set data.split_file to a split file "
+                "written by `medimg split`"
+            )
+        return self
 
     @model_validator(mode="after")
     def _one_source(self) -> "DataSection":
@@ -161,12 +176,17 @@ class TrainerSection(Strict):
     grad_clip: float | None = Field(None, gt=0)
     #: Exponential moving average of the weights, updated after every optimizer step with
     #: this decay (e.g. 0.98: about the last 50 steps weigh most); validation, best.pt and
-    #: last.pt then hold the averaged weights. None: off.
+    #: last.pt then hold the averaged weights, their batch-norm statistics recomputed on
+    #: training batches at the end of each epoch. None: off.
     ema: float | None = Field(None, gt=0, lt=1)
     #: Seeds plus ``torch.use_deterministic_algorithms``: with it a resumed run ends with
     #: the very weights of an uninterrupted one.
     deterministic: bool = False
     num_threads: int | None = Field(None, ge=1)
+    #: TensorBoard event files in ``RUN_DIR/tensorboard`` (loss, learning rate, validation
+    #: metrics, data-wait fraction; segmentation: validation slices with prediction
+    #: overlays); needs the ``tensorboard`` extra (skipped with a log line without it).
+    tensorboard: bool = False
 
 
 class PostprocessSpec(Strict):

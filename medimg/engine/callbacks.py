@@ -84,6 +84,7 @@ class FitState:
         stop_reason: the first stop asked for, or None.
         data_wait: the fraction of this epoch's training time spent waiting for batches
             (the rest is the steps themselves); ``data_wait`` in ``history.csv``.
+        loss: the last training step's loss (NaN before the first step).
     """
 
     max_epochs: int
@@ -96,6 +97,7 @@ class FitState:
     validate_now: bool = False
     stop_reason: str | None = None
     data_wait: float = 0.0
+    loss: float = float("nan")
 
     def begin_epoch(self, epoch: int) -> None:
         """Reset the per-epoch fields for ``epoch``."""
@@ -304,12 +306,15 @@ class History(Callback):
         run_dir: the run folder.
         monitor: the validation metric drawn beside the training loss.
         log: where a one-line note goes when the plot is skipped.
+        title: the curve's title (the experiment's name; default: the run folder's name).
     """
 
-    def __init__(self, run_dir: Path, monitor: str = "dice", log: Callable[[str], None] | None = None) -> None:
+    def __init__(self, run_dir: Path, monitor: str = "dice", log: Callable[[str], None] | None = None,
+                 title: str | None = None) -> None:
         self.run_dir = Path(run_dir)
         self.monitor = monitor
         self.log = log or _to_stderr
+        self.title = title or self.run_dir.name
 
     def on_epoch_end(self, state: FitState) -> None:
         write_history(state.history, self.run_dir / HISTORY_FILE)
@@ -322,7 +327,13 @@ class History(Callback):
         except ImportError:
             self.log(f"{CURVE_FILE} skipped: matplotlib not installed (pip install 'medimg[plots]')")
             return
-        plot_history(state.history, self.monitor, self.run_dir / CURVE_FILE, title=self.run_dir.name)
+        plot_history(state.history, self.monitor, self.run_dir / CURVE_FILE, title=self.title)
+
+
+def curve_title(training_info: Mapping[str, Any]) -> str | None:
+    """The curve's title: the experiment's name (and the fold, in cross-validation)."""
+    name, fold = training_info.get("experiment"), training_info.get("fold")
+    return None if name is None else f"{name}" + (f" (fold {fold})" if fold is not None else "")
 
 
 def write_history(history: list[dict[str, Any]], path: Path) -> None:

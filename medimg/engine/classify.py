@@ -24,6 +24,7 @@ from ..core.errors import ConfigError, DataError
 from ..core.spec import ExperimentConfig, InferenceSpec
 from ..data.classification import ClassificationData, ClassificationSplit, load_classification
 from ..data.cls_loader import ClassificationDataset, check_two_classes, classification_loader
+from ..data.folds import apply_fold_classification
 from ..inference.classify import task_of, write_class_predictions
 from ..inference.predictor import Predictor
 from ..losses import LOSSES
@@ -37,6 +38,7 @@ from ..transforms.build import build_transforms
 from .distributed import DistInfo
 from .optim import OPTIMIZERS, build_scheduler
 from .selection import LOSS
+from .tracking import tracking_callbacks
 from .trainer import Trainer, TrainResult
 
 __all__ = ["TEST_DIR", "ClassificationTrainer", "evaluate_test_split", "fit_classification", "predict_split"]
@@ -191,11 +193,26 @@ def _load(cfg: ExperimentConfig, config_path: Any) -> ClassificationData:
     base_dir = Path(config_path).absolute().parent if config_path else Path.cwd()
     preprocess = build_transforms(cfg.preprocess, "preprocess", deterministic=True) if cfg.preprocess else None
     data = load_classification(cfg.data, base_dir, preprocess)
+    if cfg.data.split_file is not None:
+        if cfg.data.fold is None:
+            raise ConfigError(
+                f"data.split_file is set ({cfg.data.split_file}) but not data.fold: which fold validates?",
+                hint="set data.fold, or run every fold with medimg.engine.cross_validate",
+                cli_hint="give --fold K, or run every fold with `medimg cv CONFIG`",
+            )
+        split_file = cfg.data.split_file if cfg.data.split_file.is_absolute() else base_dir / cfg.data.split_file
+        data = apply_fold_classification(data, split_file, cfg.data.fold)
     val = data.splits.get("validation")
     wants_auc = "auc" in [*cfg.evaluation.metrics, cfg.evaluation.select_by]
     if val is not None and len(val) and wants_auc:
         check_two_classes(val, data.class_names, data.split_names.get("validation", "validation"), data.source)
     return data
+
+
+def _training_info(cfg: ExperimentConfig) -> dict[str, Any]:
+    """The checkpoint's ``training`` entry (the fold only in cross-validation)."""
+    info = {"experiment": cfg.experiment.name, "seed": cfg.experiment.seed, "max_epochs": cfg.trainer.max_epochs}
+    return info if cfg.data.fold is None else {**info, "fold": cfg.data.fold}
 
 
 def _components(cfg: ExperimentConfig, params: dict[str, Any], device: torch.device, iterations: int) -> tuple[Any, Any, Any, Any]:
@@ -247,8 +264,8 @@ def fit_classification(cfg: ExperimentConfig, config_path: str | os.PathLike | N
         scheduler=scheduler, max_epochs=tr.max_epochs, val_every=tr.val_every, patience=tr.patience,
         max_minutes=tr.max_minutes, grad_clip=tr.grad_clip, accumulate=tr.accumulate, ema=tr.ema, metrics=cfg.evaluation.metrics,
         select_by=cfg.evaluation.select_by, amp=tr.amp, dist=dist, progress=progress,
-        data_info={"source": data.source, "class_names": data.class_names},
-        training_info={"experiment": cfg.experiment.name, "seed": cfg.experiment.seed, "max_epochs": tr.max_epochs},
+        data_info={"source": data.source, "class_names": data.class_names, **_split_counts(data)},
+        training_info=_training_info(cfg),
         val_split=data.splits.get("validation"), target_sensitivity=cfg.evaluation.target_sensitivity,
     )
     if dist.is_main and progress:
@@ -256,7 +273,7 @@ def fit_classification(cfg: ExperimentConfig, config_path: str | os.PathLike | N
         trainer.log(f"training {cfg.model.name} on {device}: {sizes} cases, classes {data.class_names} -> {run_dir}")
     if resume is not None:
         trainer.resume_from(resume, str(run_dir / "last.pt"))
-    result = trainer.fit()
+    result = trainer.fit(tracking_callbacks(trainer, tr.tensorboard))
     test = data.splits.get("test")
     checkpoint = result.best_checkpoint or result.last_checkpoint
     if dist.is_main and cfg.evaluation.test and test is not None and len(test) and checkpoint is not None:
@@ -283,3 +300,18 @@ def _score_test(trainer: Trainer, checkpoint: Path, test: ClassificationSplit, r
             parts.append(f"{name} {value:.4f}")
     trainer.log(f"test ({len(test)} cases, {checkpoint.name}): {', '.join(parts)} -> {run_dir / TEST_DIR}")
     return summary
+
+
+def _split_counts(data: Any) -> dict[str, Any]:
+    """Cases per split, and per class (multi-label: cases holding each label), for the
+    checkpoint's ``data`` entry (what ``medimg card`` reports)."""
+    counts, per_class = {}, {}
+    for name, split in data.splits.items():
+        counts[name] = len(split)
+        t = split.targets
+        if data.multilabel:
+            totals = t.reshape(len(split), -1).sum(0)
+        else:
+            totals = torch.bincount(t.long().flatten(), minlength=len(data.class_names))
+        per_class[name] = {c: int(v) for c, v in zip(data.class_names, totals.tolist())}
+    return {"split_counts": counts, "class_counts": per_class}

@@ -47,10 +47,11 @@ __all__ = [
 LAST = "last.pt"
 
 #: Keys a resumed run may change without ``--allow-config-change``: they decide how long
-#: or how fast the run goes, never what a step computes. (``trainer.max_epochs`` is not
+#: or how fast the run goes, or what is logged, never what a step computes. (``trainer.max_epochs`` is not
 #: one: cosine, poly and one-cycle schedules are stretched over it.)
 RESULT_NEUTRAL_KEYS = frozenset(
-    {"trainer.max_minutes", "trainer.num_threads", "data.num_workers", "experiment.output_dir"}
+    {"trainer.max_minutes", "trainer.num_threads", "data.num_workers", "experiment.output_dir",
+     "trainer.tensorboard"}
 )
 
 

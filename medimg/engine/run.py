@@ -22,7 +22,15 @@ import torch
 from ..core.errors import ConfigError, DataError, exception_reason
 from ..core.sample import Sample
 from ..core.spec import ExperimentConfig
-from ..data import CaseDataset, CaseRecord, PatchDataset, collate, load_cases, load_sample
+from ..data import (
+    CaseDataset,
+    CaseRecord,
+    PatchDataset,
+    apply_fold,
+    collate,
+    load_cases,
+    load_sample,
+)
 from ..inference.predictor import resolve_device
 from ..losses import LOSSES
 from ..models import MODELS
@@ -32,9 +40,10 @@ from .optim import OPTIMIZERS, build_scheduler
 from .resume import check_resume_config, load_resume_checkpoint
 from .rundir import prepare_run_dir, run_dir_for
 from .testsplit import TEST_DIR, evaluate_segmentation_test, mean_dice
+from .tracking import tracking_callbacks
 from .trainer import Trainer, TrainResult, amp_dtype
 
-__all__ = ["train", "seed_everything", "model_params_for"]
+__all__ = ["train", "seed_everything", "model_params_for", "training_info"]
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
@@ -78,6 +87,13 @@ def model_params_for(cfg: ExperimentConfig) -> dict[str, Any]:
     return params
 
 
+def training_info(cfg: ExperimentConfig) -> dict[str, Any]:
+    """The checkpoint's ``training`` entry from the config: experiment name, seed, epochs,
+    and the cross-validation fold (None outside cross-validation)."""
+    info = {"experiment": cfg.experiment.name, "seed": cfg.experiment.seed, "max_epochs": cfg.trainer.max_epochs}
+    return info if cfg.data.fold is None else {**info, "fold": cfg.data.fold}
+
+
 @dataclass
 class _Data:
     """The cases of a run: training patches and whole validation cases."""
@@ -100,9 +116,22 @@ class _Data:
         return make
 
 
+def _resolve(path: Path, base_dir: Path) -> Path:
+    return path if Path(path).is_absolute() else base_dir / path
+
+
 def _find_cases(cfg: ExperimentConfig, config_path: str | os.PathLike | None) -> dict[str, list[CaseRecord]]:
     base_dir = Path(config_path).absolute().parent if config_path else Path.cwd()
     splits = load_cases(cfg.data, base_dir)
+    if cfg.data.split_file is not None:
+        if cfg.data.fold is None:
+            raise ConfigError(
+                f"data.split_file is set ({cfg.data.split_file}) but not data.fold: which fold validates?",
+                hint="set data.fold, or run every fold with medimg.engine.cross_validate",
+                cli_hint="give --fold K, or run every fold with `medimg cv CONFIG`",
+            )
+        source = f"data.{'manifest' if cfg.data.manifest is not None else 'root'} {cfg.data.manifest or cfg.data.root}"
+        splits = apply_fold(splits, _resolve(cfg.data.split_file, base_dir), cfg.data.fold, source)
     if not splits.get("train"):
         raise DataError(
             f"no training cases found (data: {cfg.data.manifest or cfg.data.root}; "
@@ -174,8 +203,9 @@ def _trainer(cfg: ExperimentConfig, data: _Data, run_dir: Path, device: torch.de
         amp=tr.amp,
         dist=dist,
         progress=progress,
-        data_info={"label": cfg.data.label},
-        training_info={"experiment": cfg.experiment.name, "seed": cfg.experiment.seed, "max_epochs": tr.max_epochs},
+        data_info={"label": cfg.data.label, "split_counts": {"train": len(data.train_records),
+                   "validation": len(data.val_records), "test": len(data.test_records)}},
+        training_info=training_info(cfg),
     )
 
 
@@ -260,7 +290,9 @@ def train(
     epoch; fit with whole-volume validation; write ``best.pt``, ``last.pt``,
     ``history.csv`` and ``training_curve.png``; then (rank 0, unless
     ``evaluation.test`` is false) score ``best.pt`` on the labelled test cases into
-    ``RUN_DIR/test`` (:func:`medimg.engine.testsplit.evaluate_segmentation_test`).
+    ``RUN_DIR/test`` (:func:`medimg.engine.testsplit.evaluate_segmentation_test`). Folds:
+    ``data.split_file`` + ``data.fold`` (:mod:`medimg.data.folds`); TensorBoard:
+    ``trainer.tensorboard`` (:mod:`medimg.engine.tracking`).
 
     Args:
         config: the validated experiment config.
@@ -274,14 +306,14 @@ def train(
             end equal to those of an uninterrupted run.
         allow_config_change: resume even where ``config`` differs from the folder's
             ``config.resolved.yaml`` in keys that can change the result (without it only
-            ``trainer.max_minutes``, ``trainer.num_threads``, ``data.num_workers`` and
-            ``experiment.output_dir`` may differ).
+            ``trainer.max_minutes``, ``trainer.num_threads``, ``data.num_workers``,
+            ``trainer.tensorboard`` and ``experiment.output_dir`` may differ).
 
     Returns:
         A :class:`TrainResult`.
 
     Raises:
-        DataError: no training cases, or a validation case without a label.
+        DataError: no training cases, a validation case without a label, a bad split file.
         ConfigError: a component cannot be built from its spec, ``evaluation.select_by``
             is not a validation metric, CUDA (``trainer.device: cuda``, ``trainer.amp:
             fp16``) asked for where there is none, or a resumed run's config differs.
@@ -312,7 +344,7 @@ def train(
             trainer.resume_from(ckpt, str(run_dir / "last.pt"))
         if dist.is_main and progress:
             _log_start(cfg, data, trainer, device, run_dir)
-        result = trainer.fit()
+        result = trainer.fit(tracking_callbacks(trainer, tr.tensorboard, images=True))
         if dist.is_main:
             result.test_summary = _score_test(cfg, data.test_records, result, trainer, device)
         return result

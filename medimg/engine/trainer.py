@@ -40,6 +40,7 @@ from .callbacks import (
     History,
     StopAgreement,
     TimeBudget,
+    curve_title,
 )
 from .distributed import DistInfo
 from .optim import steps_per_iteration
@@ -48,6 +49,10 @@ from .selection import parse_select_by
 from .validation import validation_metrics
 
 __all__ = ["Trainer", "TrainResult", "amp_dtype", "validation_metrics", "HISTORY_FILE", "CURVE_FILE"]
+
+
+#: Training batches over which the averaged model's batch-norm statistics are recomputed.
+EMA_BN_BATCHES = 64
 
 
 def _ema_model(model: nn.Module, decay: float | None) -> nn.Module | None:
@@ -151,10 +156,9 @@ class Trainer:
         dist: distributed info; only rank 0 validates and writes.
         progress: show a progress bar and per-epoch lines.
         log: where per-epoch lines go (default: rich console on stderr).
-        data_info: extra plain data for the checkpoint's ``data`` entry (e.g. the label
-            file name).
+        data_info: extra plain data for the checkpoint's ``data`` entry (the label file name...).
         training_info: plain data for the checkpoint's ``training`` entry (experiment
-            name, seed...).
+            name, seed, fold...); its experiment name titles the training curve.
 
     Raises:
         ConfigError: ``select_by`` is not a validation score of these classes.
@@ -252,6 +256,25 @@ class Trainer:
     def eval_model(self) -> nn.Module:
         """The weights validated and saved: the moving average with ``ema``, else the model."""
         return self.ema.module if self.ema is not None else self.model
+
+    def _refresh_ema_batch_norm(self, epoch: int) -> None:
+        """Recompute the averaged model's batch-norm statistics on training batches.
+
+        Averaged weights and averaged running statistics do not belong together (the
+        statistics trail the weights that produced them); as for SWA, the statistics are
+        recomputed with the averaged weights (``torch.optim.swa_utils.update_bn``) on up to
+        :data:`EMA_BN_BATCHES` batches of this epoch's data, before validation and saving.
+        """
+        if self.ema is None or not self.dist.is_main:
+            return
+        if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.ema.module.modules()):
+            return
+        from itertools import islice
+
+        from torch.optim.swa_utils import update_bn
+
+        images = (b["image"].to(self.device) for b in islice(iter(self.train_batches(epoch - 1)), EMA_BN_BATCHES))
+        update_bn(images, self.ema.module, self.device)
 
     def _predictor(self) -> Predictor:
         return Predictor(self.eval_model, self.spec, device=self.device, amp=self.amp)
@@ -423,7 +446,7 @@ class Trainer:
         if self.max_minutes is not None:
             callbacks.append(TimeBudget(self.max_minutes))
         if self.dist.is_main:
-            callbacks.append(History(self.run_dir, self.select_by, self.log))
+            callbacks.append(History(self.run_dir, self.select_by, self.log, title=curve_title(self.training_info)))
         return callbacks
 
     def _emit(self, hook: str, state: FitState, *args: Any) -> None:
@@ -484,6 +507,7 @@ class Trainer:
         state.begin_epoch(epoch)
         t0 = time.perf_counter()
         losses = self._train_epoch(state)
+        self._refresh_ema_batch_norm(epoch)
         if self.scheduler is not None and not steps_per_iteration(self.scheduler):
             self.scheduler.step()
         state.row = {
@@ -520,7 +544,7 @@ class Trainer:
                 losses.append(self._train_step(batch, update=(state.step + 1) % self.accumulate == 0))
             except FloatingPointError as exc:
                 raise self._non_finite(state, batch, exc) from None
-            state.step += 1
+            state.step, state.loss = state.step + 1, losses[-1]
             state.data_wait = waited / max(time.perf_counter() - t_epoch, 1e-9)
             if self._task is not None:
                 text = f"epoch {state.epoch}/{self.max_epochs} loss {np.mean(losses):.4f}"

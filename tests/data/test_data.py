@@ -220,6 +220,7 @@ def test_public_api_pinned():
     assert set(D.__all__) == {
         "CaseRecord", "SPLITS", "load_cases", "load_sample", "check_same_grid", "CaseDataset",
         "PatchDataset", "collate", "sample_to_dict", "seeded_generator", "grouped_split",
-        "make_synthetic_segmentation",
+        "make_synthetic_segmentation", "assign_folds", "apply_fold", "apply_fold_classification",
+        "read_split_file", "write_split_file", "fold_table", "FoldTable",
     }
     assert all(hasattr(D, n) for n in D.__all__)

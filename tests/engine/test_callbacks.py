@@ -196,7 +196,7 @@ def with_callbacks(monkeypatch):
     """``train`` with extra callbacks given to ``Trainer.fit``."""
     extra: list[Callback] = []
     fit = Trainer.fit
-    monkeypatch.setattr(Trainer, "fit", lambda self: fit(self, callbacks=extra))
+    monkeypatch.setattr(Trainer, "fit", lambda self, callbacks=(): fit(self, callbacks=[*callbacks, *extra]))
     return extra
 
 
@@ -240,3 +240,28 @@ def test_time_budget_stops_within_an_epoch(tiny_data, tmp_path, with_callbacks):
     rows = list(csv.DictReader((run / "history.csv").read_text().splitlines()))
     assert [r["epoch"] for r in rows] == ["1"]
     assert (run / "best.pt").is_file() and (run / "training_curve.png").is_file()
+
+
+def test_ema_batch_norm_statistics_are_recomputed_with_the_averaged_weights(tmp_path):
+    """With trainer.ema the saved batch-norm statistics are the plain average over the
+    epoch's batches (recomputed, as for SWA), not an average of running statistics."""
+    import torch
+    from torch import nn
+
+    from medimg.core.spec import InferenceSpec
+    from medimg.engine import Trainer
+
+    g = torch.Generator().manual_seed(0)
+    batches = [{"image": torch.randn(8, 4, generator=g) * 3 + k, "label": torch.randint(0, 2, (8,), generator=g)}
+               for k in range(4)]
+    model = nn.Sequential(nn.BatchNorm1d(4), nn.Linear(4, 2))
+    spec = InferenceSpec(task="classification", roi_size=[4], label_names=["a", "b"], in_channels=4)
+    trainer = Trainer(model, nn.CrossEntropyLoss(), torch.optim.SGD(model.parameters(), lr=0.1), lambda e: batches,
+                      4, [], spec, {"name": "toy", "in_channels": 4, "out_channels": 2}, tmp_path,
+                      torch.device("cpu"), max_epochs=1, ema=0.5, metrics=["auc"], select_by="auc",
+                      progress=False, log=lambda s: None)
+    trainer.fit()
+    saved = torch.load(tmp_path / "last.pt", weights_only=True)["state_dict"]
+    expected = torch.stack([b["image"].mean(0) for b in batches]).mean(0)
+    assert torch.allclose(saved["0.running_mean"], expected, atol=1e-5)
+    assert not torch.allclose(model[0].running_mean, expected, atol=1e-3)  # the raw model's momentum average
