@@ -26,3 +26,59 @@ def shared_path(*parts: str) -> Path:
     if not p.exists():
         pytest.skip(f"real data file not found: {p}")
     return p
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """The headless Chromium executable (Debian package ``chromium``) for tests that open a
+    report in a browser: installed with apt-get when missing and the tests run as root,
+    otherwise those tests skip with the reason."""
+    from tests.browser import ensure_chromium
+
+    exe, why = ensure_chromium()
+    if exe is None:
+        pytest.skip(why)
+    return exe
+
+
+def _install_orthanc() -> str | None:
+    """Install the Debian packages orthanc and orthanc-dicomweb where missing and allowed
+    (root and apt-get); ``None`` when Orthanc is there, else why it is not."""
+    import shutil
+    import subprocess
+
+    from medimg.io.pacs.orthanc import ORTHANC_PACKAGES, find_orthanc
+
+    if find_orthanc() is not None:
+        return None
+    if not hasattr(os, "geteuid") or os.geteuid() != 0 or shutil.which("apt-get") is None:
+        return (f"Orthanc not installed and this machine cannot install it (needs root and apt-get): "
+                f"apt-get install -y {' '.join(ORTHANC_PACKAGES)}")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    install = ["apt-get", "install", "-y", "--no-install-recommends", *ORTHANC_PACKAGES]
+    for cmd in (install, ["apt-get", "update"], install):
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+        if cmd is install and done.returncode == 0:
+            break
+    if find_orthanc() is None:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        return f"installing Orthanc with apt-get failed: {tail[0]}"
+    return None
+
+
+@pytest.fixture(scope="module")
+def orthanc(tmp_path_factory):
+    """A private Orthanc (DICOMweb, loopback ports, generated password) for a test module;
+    the packages are installed first where missing and allowed, else the test skips."""
+    pytest.importorskip("dicomweb_client", reason="needs the pacs extra: pip install 'medimg[pacs]'")
+    reason = _install_orthanc()
+    if reason is not None:
+        pytest.skip(reason)
+    from medimg.io.pacs.orthanc import start_orthanc, stop_orthanc
+
+    state = tmp_path_factory.mktemp("orthanc")
+    instance = start_orthanc(state)
+    try:
+        yield instance
+    finally:
+        stop_orthanc(state)

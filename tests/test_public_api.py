@@ -27,7 +27,7 @@ PUBLIC_API: dict[str, set[str]] = {
         "Image", "KINDS", "Sample", "TransformRecord", "Registry",
         "MedimgError", "ConfigError", "UnknownComponentError", "ImageReadError", "ImageWriteError",
         "DicomError", "DicomSeriesError", "GeometryError", "DataError", "TransformError",
-        "CheckpointError", "MissingDependencyError",
+        "CheckpointError", "MissingDependencyError", "PacsError",
         "GRID_ATOL_MM", "affines_close", "axcodes_from_affine", "direction_from_affine", "lps_to_ras",
         "make_affine", "orientation_transform", "origin_from_affine", "ras_to_lps",
         "reoriented_affine", "scaled_affine", "spacing_from_affine",
@@ -79,7 +79,7 @@ PUBLIC_API: dict[str, set[str]] = {
         "TimeBudget", "DistInfo", "OPTIMIZERS", "SCHEDULERS", "TrainResult", "Trainer", "build_model",
         "load_checkpoint", "model_params_for", "save_checkpoint", "seed_everything", "train",
         "validation_metrics", "CalibrationResult", "calibrate_run", "cross_validate", "CVResult",
-        "FoldResult", "TensorBoardLogger",
+        "FoldResult", "TensorBoardLogger", "model_card",
     },
     "medimg.inference": {
         "BatchReport", "InferenceSpec", "Predictor", "build_model", "export_checkpoint", "ExportReport",

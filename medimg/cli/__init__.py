@@ -7,6 +7,7 @@ command imports what it needs when it runs.
 
 from . import (  # noqa: F401  (register commands)
     calibrate,
+    card,
     compare,
     config,
     convert,
@@ -18,7 +19,10 @@ from . import (  # noqa: F401  (register commands)
     folds,
     info,
     listing,
+    pacs,
+    plan,
     predict,
+    serve,
     train,
 )
 from .app import app, main

@@ -1,7 +1,7 @@
 """The ``medimg`` Typer app: error handling, exit codes, shared options and helpers.
 
 Each command group lives in its own module (``info``, ``config``, ``listing``, ``train``, ``calibrate``,
-``predict``, ``export``, ``evaluate``, ``compare``, ``demo``, ``convert``, ``deid``), which registers its commands on
+``card``, ``predict``, ``export``, ``evaluate``, ``compare``, ``demo``, ``convert``, ``deid``, ``pacs``, ``serve``), which registers its commands on
 :data:`app` when :mod:`medimg.cli` imports it.
 
 Every command imports what it needs (torch, MONAI, pydicom...) inside its body, so
@@ -35,6 +35,7 @@ from ..core.errors import ConfigError, MedimgError, exception_reason
 __all__ = [
     "app",
     "config_app",
+    "pacs_app",
     "main",
     "EXIT_OK",
     "EXIT_FAILURE",
@@ -265,6 +266,11 @@ config_app = typer.Typer(
     help="Check and print experiment configs.", no_args_is_help=True, add_completion=False
 )
 app.add_typer(config_app, name="config")
+pacs_app = typer.Typer(
+    help="Query a PACS, pull studies from it and push files to it (DICOMweb).",
+    no_args_is_help=True, add_completion=False,
+)
+app.add_typer(pacs_app, name="pacs")
 
 
 def _version(value: bool) -> None:

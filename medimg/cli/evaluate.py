@@ -43,7 +43,20 @@ _Subgroup = Annotated[
         "and FPR gaps (equal opportunity, equalised odds); written to subgroups.csv and summary.json."
     ),
 ]
-
+_Images = Annotated[
+    Optional[Path],
+    typer.Option(
+        help="Segmentation: the scans (a folder, cases matched by case id like the references); report.html and "
+        "report.md then show the --worst-cases lowest-Dice cases drawn on them. Needs --output-dir."
+    ),
+]
+_WorstCases = Annotated[
+    int, typer.Option(min=0, help="Segmentation with --images: how many lowest-Dice cases to draw (0: none).")
+]
+_ImageName = Annotated[
+    Optional[str],
+    typer.Option(help="Segmentation with --images: the scan's file name inside each case folder (default: detected)."),
+]
 
 _Metrics = Annotated[
     Optional[str],
@@ -102,21 +115,25 @@ def evaluate(
     surface_distance: SurfaceOption = "monai",
     metadata: _Metadata = None,
     subgroup: _Subgroup = None,
+    images: _Images = None,
+    worst_cases: _WorstCases = 3,
+    image_name: _ImageName = None,
 ) -> None:
     """Score predictions against references: per case, per class, with confidence intervals.
 
-    Two CSV files (a classifier's predictions, the labels) are scored as a classification. Exit 1 if
-    any case failed or lacks its prediction or reference (all are attempted)."""
+    Two CSV files (a classifier's predictions, the labels) are scored as a classification. --output-dir
+    also gets report.html (self-contained) and report.md. Exit 1 if any case failed or lacks its
+    prediction or reference (all are attempted)."""
     if _is_csv(pred_dir) or _is_csv(ref_dir):
-        seg_only = {"--label-names": label_names, "--ref-name": ref_name, "--label-map": label_map,
-                    "--allow-absent-classes": allow_absent_classes or None}
+        seg_only = {"--label-names": label_names, "--ref-name": ref_name, "--label-map": label_map, "--images": images,
+                    "--allow-absent-classes": allow_absent_classes or None, "--image-name": image_name}
         return _evaluate_classification(pred_dir, ref_dir, output_dir, metrics, bootstrap, label_column, split,
                                         threshold, seed, seg_only, (metadata, _split_list(subgroup)))
     classification_only = {"--label-column": label_column, "--split": split, "--threshold": threshold}
     _reject_options({**classification_only, "--metadata": metadata, "--subgroup": subgroup}, _CLASSIFICATION)
     metric_names = _split_list(metrics)
     _check_names("--metrics", metric_names, "metrics")  # a misspelt name: usage error, before any work
-    _require_paths(pred_dir, ref_dir)
+    _require_paths(pred_dir, ref_dir, images, output_dir)
     from ..metrics import evaluate_folders
 
     with _EvaluateProgress(progress_enabled()) as step:
@@ -124,6 +141,7 @@ def evaluate(
             pred_dir, ref_dir, output_dir, metrics=metric_names, label_names=_split_list(label_names),
             bootstrap=bootstrap, ref_name=ref_name, label_map=_parse_label_map(label_map),
             progress=step, allow_absent_classes=allow_absent_classes, seed=seed,
+            images=images, worst_cases=worst_cases, image_name=image_name,
             **segmentation_conventions(empty, surface_distance),
         )
     _console().print(report.format(), markup=False)
@@ -132,7 +150,11 @@ def evaluate(
         raise typer.Exit(EXIT_FAILURE)
 
 
-def _require_paths(pred_dir: Path, ref_dir: Path) -> None:
+def _require_paths(pred_dir: Path, ref_dir: Path, images: Optional[Path] = None,
+                   output_dir: Optional[Path] = None) -> None:
+    if images is not None and output_dir is None:
+        raise typer.BadParameter("--images draws the worst cases into the report: give --output-dir too",
+                                 param_hint="--images")
     for what, p in (("prediction", pred_dir), ("reference", ref_dir)):
         if not p.exists():
             kind = "file" if p.suffix else "folder"

@@ -114,21 +114,41 @@ MinSizeOpt = Annotated[
 ]
 
 
+_INPUT_HELP = (
+    "A NIfTI file or DICOM series folder (one case), a folder of NIfTI files (one case each), "
+    "a folder of case folders (one file per channel, as in training, or chosen by --channel), or a DICOM "
+    "study folder or tree of studies (one case per study, series chosen by --channel); for a classifier "
+    "also an .npz (its test_images). Or studies on a PACS: "
+    "'dicomweb://HOST:PORT/dicom-web?StudyInstanceUID=UID' (or ?PatientID=..., see README), predicted "
+    "into DICOM SEGs (with --push stored back in each study)."
+)
+PushOpt = Annotated[
+    bool, typer.Option("--push", help="INPUT is a dicomweb:// address: store each SEG back in its study.")
+]
+PacsServerOpt = Annotated[
+    Optional[Path],
+    typer.Option("--server", help="INPUT is a dicomweb:// address: YAML server file with the credentials "
+                 "(as `medimg pacs --server`; its url is replaced by the address)."),
+]
+
+
+def _is_pacs_input(input_path: str, push: bool, server: Optional[Path]) -> bool:
+    """Whether INPUT is a ``dicomweb://`` address; --push and --server need one (usage error)."""
+    from ..io.pacs.uri import is_dicomweb_uri
+
+    from_pacs = is_dicomweb_uri(input_path)
+    if (push or server is not None) and not from_pacs:
+        raise typer.BadParameter("--push and --server need INPUT to be a dicomweb://HOST:PORT/PATH?StudyInstanceUID=... "
+                                 "address", param_hint="--push / --server")
+    return from_pacs
+
+
 @app.command()
 def predict(
     checkpoint: Annotated[
         Path, typer.Argument(help="A medimg checkpoint (.pt), or an ONNX or TorchScript file from `medimg export`.")
     ],
-    input_path: Annotated[
-        Path,
-        typer.Argument(
-            metavar="INPUT",
-            help="A NIfTI file or DICOM series folder (one case), a folder of NIfTI files (one case each), "
-            "a folder of case folders (one file per channel, as in training, or chosen by --channel), or a DICOM "
-            "study folder or tree of studies (one case per study, series chosen by --channel); for a classifier "
-            "also an .npz (its test_images).",
-        ),
-    ],
+    input_path: Annotated[str, typer.Argument(metavar="INPUT", help=_INPUT_HELP)],
     output_dir: Annotated[
         Path,
         typer.Argument(help="Where to write <case_id>.nii.gz (or .seg.dcm), labels.json and predict_log.csv "
@@ -173,20 +193,30 @@ def predict(
     shard: ShardOpt = None,
     keep_largest: KeepLargestOpt = None,
     min_size: MinSizeOpt = None,
+    push: PushOpt = False,
+    server: PacsServerOpt = None,
     max_memory: MaxMemoryOpt = None,
 ) -> None:
     """Predict every case; outputs, predict_log.csv (one row per case and per skipped file); exit 1 if
     any case failed (all are attempted). A re-run skips the cases already predicted."""
     channels = _parse_channels(channel)
-    _check_run_inputs(checkpoint, input_path, device, "give a NIfTI file or a folder of cases")
+    from_pacs = _is_pacs_input(input_path, push, server)
+    _check_run_inputs(checkpoint, Path("." if from_pacs else input_path), device,
+                      "give a NIfTI file or a folder of cases")
     shard_value = _check_shard(shard)
     post = _postprocess_option(keep_largest, min_size)
     from ..inference import predict_folder
 
     predictor = _load_predictor(checkpoint, device, overlap, sw_batch_size, tta, channels, post, backend, roi_size)
-    report = predict_folder(predictor, input_path, output_dir, progress=progress_enabled(), channels=channels,
-                            output_format=output_format, overwrite=overwrite, shard=shard_value,
-                            save_probabilities=save_probabilities, max_memory_gb=max_memory)
+    if from_pacs:
+        from ..inference.pacs import predict_pacs
+
+        report = predict_pacs(predictor, input_path, output_dir, server_file=server, push=push,
+                              channels=channels, overwrite=overwrite)
+    else:
+        report = predict_folder(predictor, Path(input_path), output_dir, progress=progress_enabled(),
+                                channels=channels, output_format=output_format, overwrite=overwrite,
+                                shard=shard_value, save_probabilities=save_probabilities, max_memory_gb=max_memory)
     _print_report(report, output_dir)
     if report.failed:
         _console(stderr=True).print(

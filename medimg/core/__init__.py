@@ -21,6 +21,7 @@ from .errors import (
     ImageWriteError,
     MedimgError,
     MissingDependencyError,
+    PacsError,
     TransformError,
     UnknownComponentError,
 )
@@ -69,6 +70,7 @@ __all__ = [
     "TransformError",
     "CheckpointError",
     "MissingDependencyError",
+    "PacsError",
     "affines_close",
     "GRID_ATOL_MM",
     "axcodes_from_affine",

@@ -15,6 +15,7 @@ the nearest builtin, so ``except ValueError`` / ``except OSError`` keep working:
     ├── TransformError (ValueError)         a transform cannot be applied or inverted
     ├── CheckpointError (ValueError)        a checkpoint is missing, corrupt or incompatible
     ├── InsufficientMemoryError (MemoryError) a case would not fit the memory available
+    ├── PacsError (OSError)                 a PACS cannot be reached, refuses us or lacks a study
     └── MissingDependencyError (ImportError) an optional extra is not installed
 
 Messages follow one pattern: what went wrong, where (file, case, key), what was expected,
@@ -44,6 +45,7 @@ __all__ = [
     "MissingDependencyError",
     "TrainingError",
     "InsufficientMemoryError",
+    "PacsError",
 ]
 
 
@@ -169,6 +171,11 @@ class TrainingError(MedimgError, FloatingPointError):
 class InsufficientMemoryError(MedimgError, MemoryError):
     """A case would not fit the memory available (estimated before it runs); the message
     gives the estimate, the memory available and the settings that would make it fit."""
+
+
+class PacsError(MedimgError, OSError):
+    """A PACS cannot be reached (host, port), refuses the credentials or the association, or
+    lacks the study or series asked for; the message names the server and the study."""
 
 
 class MissingDependencyError(MedimgError, ImportError):

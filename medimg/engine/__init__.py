@@ -2,7 +2,8 @@
 optimizers/schedulers registries, checkpoints (format defined in
 :mod:`medimg.inference.checkpoint`), torchrun/DDP, and :func:`calibrate_run` (temperature
 scaling of a trained classifier, ``medimg calibrate``), :func:`cross_validate` (every fold
-of a split file, ``medimg cv``) and TensorBoard tracking (:class:`TensorBoardLogger`)."""
+of a split file, ``medimg cv``), TensorBoard tracking (:class:`TensorBoardLogger`) and
+:func:`model_card` (``MODEL_CARD.md`` from a run folder, ``medimg card``)."""
 
 from ..inference.checkpoint import build_model, load_checkpoint, save_checkpoint
 from .calibrate import CalibrationResult, calibrate_run
@@ -15,6 +16,7 @@ from .callbacks import (
     StopAgreement,
     TimeBudget,
 )
+from .card import model_card
 from .cv import CVResult, FoldResult, cross_validate
 from .distributed import DistInfo
 from .optim import OPTIMIZERS, SCHEDULERS
@@ -48,4 +50,5 @@ __all__ = [
     "CVResult",
     "FoldResult",
     "TensorBoardLogger",
+    "model_card",
 ]

@@ -264,7 +264,7 @@ def fit_classification(cfg: ExperimentConfig, config_path: str | os.PathLike | N
         scheduler=scheduler, max_epochs=tr.max_epochs, val_every=tr.val_every, patience=tr.patience,
         max_minutes=tr.max_minutes, grad_clip=tr.grad_clip, accumulate=tr.accumulate, ema=tr.ema, metrics=cfg.evaluation.metrics,
         select_by=cfg.evaluation.select_by, amp=tr.amp, dist=dist, progress=progress,
-        data_info={"source": data.source, "class_names": data.class_names},
+        data_info={"source": data.source, "class_names": data.class_names, **_split_counts(data)},
         training_info=_training_info(cfg),
         val_split=data.splits.get("validation"), target_sensitivity=cfg.evaluation.target_sensitivity,
     )
@@ -300,3 +300,18 @@ def _score_test(trainer: Trainer, checkpoint: Path, test: ClassificationSplit, r
             parts.append(f"{name} {value:.4f}")
     trainer.log(f"test ({len(test)} cases, {checkpoint.name}): {', '.join(parts)} -> {run_dir / TEST_DIR}")
     return summary
+
+
+def _split_counts(data: Any) -> dict[str, Any]:
+    """Cases per split, and per class (multi-label: cases holding each label), for the
+    checkpoint's ``data`` entry (what ``medimg card`` reports)."""
+    counts, per_class = {}, {}
+    for name, split in data.splits.items():
+        counts[name] = len(split)
+        t = split.targets
+        if data.multilabel:
+            totals = t.reshape(len(split), -1).sum(0)
+        else:
+            totals = torch.bincount(t.long().flatten(), minlength=len(data.class_names))
+        per_class[name] = {c: int(v) for c, v in zip(data.class_names, totals.tolist())}
+    return {"split_counts": counts, "class_counts": per_class}

@@ -203,7 +203,8 @@ def _trainer(cfg: ExperimentConfig, data: _Data, run_dir: Path, device: torch.de
         amp=tr.amp,
         dist=dist,
         progress=progress,
-        data_info={"label": cfg.data.label},
+        data_info={"label": cfg.data.label, "split_counts": {"train": len(data.train_records),
+                   "validation": len(data.val_records), "test": len(data.test_records)}},
         training_info=training_info(cfg),
     )
 

@@ -15,7 +15,9 @@ Modules, by what they do: :mod:`.overlap` (confusion counts, Dice, Jaccard),
 :mod:`.surface` (surface distances), :mod:`.registry` (the metrics by name),
 :mod:`.case` (one case), :mod:`.labels` (class names and label maps of a prediction
 folder, and the check that references match them), :mod:`.evaluate` (folders),
-:mod:`.report` and :mod:`.plots` (outputs), :mod:`.bootstrap` (confidence intervals).
+:mod:`.report` and :mod:`.plots` (outputs), :mod:`.bootstrap` (confidence intervals),
+:mod:`.html_report`, :mod:`.report_page` and :mod:`.overlays` (``report.html`` /
+``report.md``, with the worst cases drawn on their scans).
 Definitions, units and the empty-mask conventions are in
 :mod:`medimg.metrics.segmentation`.
 
@@ -56,10 +58,22 @@ from .delong import delong_test
 from .evaluate import evaluate_folders, find_cases
 from .labels import load_label_names
 from .lesions import LesionMatch, match_lesions  # registers the lesion_* metrics
-from .overlap import ConfusionCounts, confusion_counts, confusion_matrix, dice_per_class, jaccard_per_class
+from .overlap import (
+    ConfusionCounts,
+    confusion_counts,
+    confusion_matrix,
+    dice_per_class,
+    jaccard_per_class,
+)
 from .registry import METRICS, SegmentationMetric, compute_metrics, metric_params_defaults
 from .report import CSV_COLUMNS, EvaluationReport, write_metrics_csv
-from .surface import assd_per_class, hausdorff_per_class, nsd_per_class, surface_distances, surface_points
+from .surface import (
+    assd_per_class,
+    hausdorff_per_class,
+    nsd_per_class,
+    surface_distances,
+    surface_points,
+)
 
 __all__ = [
     "METRICS",

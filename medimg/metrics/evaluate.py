@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..core.errors import exception_reason
+from ..core.errors import DataError, exception_reason
 from ..core.image import Image
 from ..io.cases import FoundCase
 from ..io.cases import find_cases as find_cases_on_disk
@@ -51,8 +51,10 @@ from .labels import (
     present_labels,
     read_prediction_labels,
 )
+from .overlays import worst_case_overlays
 from .registry import METRICS, compute_metrics, resolve_params
 from .report import EvaluationReport, case_rows, natural_key, summarize_rows, write_report
+from .report_page import write_segmentation_pages
 
 __all__ = ["evaluate_folders", "find_cases"]
 
@@ -293,21 +295,21 @@ def evaluate_folders(
     progress: Callable[[int, int, str], None] | None = None,
     allow_absent_classes: bool = False,
     surface: str = "monai",
+    images: str | Path | None = None,
+    worst_cases: int = 3,
+    image_name: str | None = None,
 ) -> EvaluationReport:
     """Score every prediction in ``pred_dir`` against its reference in ``ref_dir``.
 
-    Cases are matched by case id (layouts in the module docstring); ``pred_dir`` and
-    ``ref_dir`` may also be two NIfTI files, scored as one pair. Each case is read,
-    checked for a common grid and scored per class; a case that fails (unreadable file,
-    grid mismatch...) is reported in ``failed`` and the others are still evaluated.
-    ``report.all_ok`` is False when any case failed or is missing on either side.
+    Cases are matched by case id (module docstring), or two NIfTI files are one pair. A case
+    that fails (unreadable file, grid mismatch...) is reported in ``failed`` and the others
+    are still scored; ``report.all_ok`` is False when any failed or is missing on a side.
 
     Args:
-        pred_dir: predictions, a folder or a file (``labels.json`` and ``label_map.json``
-            in the folder, or beside the file, say what the classes are).
+        pred_dir: predictions, a folder or a file (its ``labels.json``, ``label_map.json``).
         ref_dir: references, a folder or a file.
-        output_dir: where to write ``metrics.csv``, ``summary.json`` and (with
-            matplotlib) ``dice_boxplot.png``; nothing is written if None.
+        output_dir: where ``metrics.csv``, ``summary.json``, ``dice_boxplot.png`` and the
+            report, ``report.html`` and ``report.md`` (:mod:`.report_page`), go (None: none).
         metrics: metric names; default :data:`DEFAULT_METRICS`.
         label_names: class names (background first, or ``{index: name}``); default
             ``labels.json`` in the prediction folder, else ``label_1``, ``label_2``...
@@ -323,25 +325,25 @@ def evaluate_folders(
             them as empty predictions: Dice 0, distances inf).
         reader: path -> Image; default :func:`medimg.io.read_image`.
         progress: called as ``progress(done, total, case_id)`` after each case.
-        allow_absent_classes: score named classes that occur in no reference instead
-            of stopping.
+        allow_absent_classes: score named classes found in no reference instead of stopping.
         surface: ``"monai"`` (default) or ``"deepmind"``: whose hd/hd95/assd/nsd definitions.
+        images, worst_cases, image_name: scans (matched by case id; ``image_name`` in case
+            folders) on which the ``worst_cases`` lowest-Dice cases are drawn (:mod:`.overlays`).
 
     Returns:
         An :class:`EvaluationReport`; ``report.format()`` is a one-screen summary.
 
     Raises:
-        LabelMismatchError: with class names known (given or ``labels.json``), the
-            references hold values that are no prediction class, the predictions hold
-            values that are not named, or a named class occurs in no reference; the
-            message lists both sets and the label map that would fix it.
-        DataError: ``pred_dir`` or ``ref_dir`` does not exist, or a label file is unreadable.
+        LabelMismatchError: with class names known, reference or prediction values that are
+            not named classes, or a class in no reference; with the label map that fixes it.
+        DataError: ``pred_dir``, ``ref_dir`` or ``images`` does not exist.
     """
     if missing_pred not in ("report", "empty"):
         raise ValueError(f"missing_pred must be 'report' or 'empty', got {missing_pred!r}")
     metrics = [METRICS.get(m).name for m in (DEFAULT_METRICS if metrics is None else metrics)]
     params = resolve_params(metrics, metric_params)  # fail early on bad names/params
     pred, ref = Path(pred_dir), Path(ref_dir)
+    _check_images(images)
     matching = _match(pred, ref, pred_name, ref_name, missing_pred)
     check = _label_check(pred, label_names, label_map, allow_absent_classes)
     scored = _score_cases(matching, check, reader or _default_reader, metrics, params, empty_score, progress, surface)
@@ -351,6 +353,22 @@ def evaluate_folders(
     stats = dict(bootstrap=bootstrap, ci=ci, seed=seed, missing_pred=missing_pred, pred=pred, ref=ref, surface=surface)
     report = _report(matching, scored, check, metrics, params, empty_score, stats)
     if output_dir is not None:
-        write_report(report, output_dir, metrics)
+        _write_outputs(report, Path(output_dir), metrics, images, worst_cases, image_name)
     return report
+
+
+def _check_images(images: str | Path | None) -> None:
+    if images is not None and not Path(images).exists():
+        raise DataError(f"images folder '{images}' does not exist",
+                        hint="give the folder of the scans the references were drawn on")
+
+
+def _write_outputs(report: EvaluationReport, out: Path, metrics: Sequence[str], images: str | Path | None,
+                   worst_cases: int, image_name: str | None) -> None:
+    """metrics.csv, summary.json, the box plot, the worst cases' overlays and the report pages."""
+    write_report(report, out, metrics)
+    overlays = []
+    if images is not None and worst_cases > 0:
+        overlays = worst_case_overlays(report, images, out, worst_cases, image_name=image_name)
+    write_segmentation_pages(report, out, overlays, images)
 

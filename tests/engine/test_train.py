@@ -11,7 +11,14 @@ import torch
 
 from medimg.config.schema import ExperimentConfig
 from medimg.core.errors import ConfigError, DataError
-from medimg.engine import OPTIMIZERS, SCHEDULERS, TrainResult, load_checkpoint, model_params_for, train
+from medimg.engine import (
+    OPTIMIZERS,
+    SCHEDULERS,
+    TrainResult,
+    load_checkpoint,
+    model_params_for,
+    train,
+)
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +180,7 @@ def test_public_api():
         "train", "Trainer", "TrainResult", "OPTIMIZERS", "SCHEDULERS", "save_checkpoint", "load_checkpoint",
         "build_model", "validation_metrics", "seed_everything", "model_params_for", "DistInfo",
         "Callback", "FitState", "BestModelCheckpoint", "EarlyStopping", "TimeBudget", "History", "StopAgreement",
-        "calibrate_run", "CalibrationResult", "cross_validate", "CVResult", "FoldResult", "TensorBoardLogger",
+        "calibrate_run", "CalibrationResult", "cross_validate", "CVResult", "FoldResult", "TensorBoardLogger", "model_card",
     }
     assert {"adamw", "adam", "sgd"} <= set(OPTIMIZERS.list())
     assert {"cosine", "poly", "step", "none"} <= set(SCHEDULERS.list())

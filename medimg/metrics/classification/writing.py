@@ -11,10 +11,12 @@ from typing import Any
 
 import numpy as np
 
+from ..html_report import footer_line
 from .calibration import reliability_columns
 from .plots import confusion_figure, roc_figure
 from .reliability import ece_note, reliability_figure
 from .report import METRICS_CSV_COLUMNS, ClassificationReport
+from .report_page import write_classification_pages
 from .subgroups import SUBGROUPS_CSV_COLUMNS
 
 __all__ = ["write_confusion_csv", "write_metrics_csv", "write_report", "write_subgroups_csv"]
@@ -91,7 +93,8 @@ def write_report(
     report: ClassificationReport, output_dir: str | Path, figures: dict[str, Any] | None = None
 ) -> None:
     """Write ``metrics.csv``, ``summary.json``, ``confusion_matrix.csv`` and, with
-    matplotlib, ``roc_curve.png`` and ``confusion_matrix.png``; record their paths in
+    matplotlib, ``roc_curve.png`` and ``confusion_matrix.png``; then ``report.html`` and
+    ``report.md`` (:mod:`.report_page`) showing them; record their paths in
     ``report.paths``.
 
     Args:
@@ -119,6 +122,7 @@ def write_report(
         png = _reliability(report, figures["prep"], out / "reliability_diagram.png")
         if png is not None:
             report.paths["reliability_png"] = png
+    write_classification_pages(report, out, footer_line())
 
 
 def _reliability(report: ClassificationReport, prep: Any, path: Path) -> Path | None:
