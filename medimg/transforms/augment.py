@@ -185,6 +185,22 @@ def _uniform_n(n: int, lo: float, hi: float, g: torch.Generator | None) -> torch
     return lo + (hi - lo) * torch.rand(n, generator=g, dtype=torch.float64)
 
 
+def _rotation_matrices(angles: torch.Tensor) -> torch.Tensor:
+    """:func:`rotation_matrix` for a batch: angles ``(n, 1)`` (2D) or ``(n, 3)`` (3D) in
+    radians -> ``(n, nd, nd)`` float64."""
+    c, s = torch.cos(angles), torch.sin(angles)
+    n = angles.shape[0]
+    if angles.shape[1] == 1:
+        return torch.stack([torch.stack([c[:, 0], -s[:, 0]], 1), torch.stack([s[:, 0], c[:, 0]], 1)], 1)
+    r = torch.eye(3, dtype=angles.dtype).repeat(n, 1, 1)
+    for ax in range(3):
+        i, j = [d for d in range(3) if d != ax]
+        m = torch.eye(3, dtype=angles.dtype).repeat(n, 1, 1)
+        m[:, i, i], m[:, i, j], m[:, j, i], m[:, j, j] = c[:, ax], -s[:, ax], s[:, ax], c[:, ax]
+        r = m @ r
+    return r
+
+
 def rotation_matrix(angles: Sequence[float]) -> np.ndarray:
     """Rotation matrix in voxel-axis order; 3D: about axis 0, then 1, then 2 (radians)."""
     if len(angles) == 1:
@@ -300,17 +316,12 @@ class RandomAffine(Transform):
         angles = torch.stack([_uniform_n(n, -d, d, g) for d in degs], 1)
         scales = _uniform_n(n, self.scale[0], self.scale[1], g)
         shifts = torch.stack([_uniform_n(n, -self.translate, self.translate, g) for _ in range(nd)], 1) * 2.0
-        half = np.array([s * sp / 2.0 for s, sp in zip(shape, spacing)], dtype=np.float64)
-        thetas = np.zeros((n, nd, nd + 1))
-        for i in range(n):
-            if not bool(applied[i]):
-                thetas[i, :, :nd] = np.eye(nd)
-                continue
-            a = rotation_matrix([math.radians(float(v)) for v in angles[i]]) * float(scales[i])
-            m = np.diag(1.0 / half) @ np.linalg.inv(a) @ np.diag(half)
-            thetas[i, :, :nd] = m
-            thetas[i, :, nd] = -(m @ shifts[i].numpy())
-        return torch.from_numpy(thetas)
+        half = torch.tensor([s * sp / 2.0 for s, sp in zip(shape, spacing)], dtype=torch.float64)
+        rot = _rotation_matrices(torch.deg2rad(angles))  # (n, nd, nd), orthogonal: inverse = transpose
+        m = rot.transpose(1, 2) / scales[:, None, None] * half[None, None, :] / half[None, :, None]
+        m = torch.where(applied[:, None, None], m, torch.eye(nd, dtype=torch.float64))
+        t = -(m @ shifts[:, :, None])[:, :, 0] * applied[:, None]
+        return torch.cat([m, t[:, :, None]], dim=2)
 
     def apply_batch(self, x: torch.Tensor, generator: torch.Generator | None = None,
                     spacing: Sequence[float] | None = None) -> torch.Tensor:
