@@ -179,7 +179,7 @@ def predict_folder(
         from .classify_batch import classify_cases
 
         found = None if str(source).endswith(".npz") else find_cases(
-            source, predictor.image_keys, in_ch, _patterns(predictor, None), report_skipped=True)
+            source, predictor.image_keys, in_ch, patterns, report_skipped=True)
         return classify_cases(predictor, source, found, out, progress, overwrite=overwrite, shard=shard)
     cases = find_cases(source, predictor.image_keys, in_ch, patterns, report_skipped=True)
     return predict_cases(predictor, cases, out, progress, output_format=fmt, overwrite=overwrite, shard=shard,
