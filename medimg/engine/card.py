@@ -26,7 +26,6 @@ Nothing is invented: a value the run did not record is written as "not recorded"
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import math
 from datetime import datetime, timezone
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import CheckpointError
+from ..inference.runlog import file_sha256
 from .rundir import ENVIRONMENT, RESOLVED_CONFIG
 
 __all__ = ["MODEL_CARD", "model_card", "model_card_text"]
@@ -51,14 +51,6 @@ _AUTHOR = {
     "Caveats and recommendations": "how outputs should be reviewed, what monitoring after deployment is "
                                    "planned, and when the model must be re-validated.",
 }
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _json(path: Path) -> dict[str, Any] | None:
@@ -112,8 +104,8 @@ def _load(run_dir: Path, evaluation: Path | None) -> dict[str, Any]:
     eval_dir = evaluation if evaluation is not None else run_dir / "test"
     return {
         "run_dir": run_dir, "best": best, "ckpt": {k: v for k, v in ckpt.items() if k not in ("state_dict", "optimizer_state", "resume")},
-        "best_sha": _sha256(best), "config": cfg if isinstance(cfg, dict) else None,
-        "config_sha": _sha256(cfg_path) if cfg_path.is_file() else None, "config_path": cfg_path,
+        "best_sha": file_sha256(best), "config": cfg if isinstance(cfg, dict) else None,
+        "config_sha": file_sha256(cfg_path) if cfg_path.is_file() else None, "config_path": cfg_path,
         "environment": _json(run_dir / ENVIRONMENT), "eval_dir": eval_dir,
         "test": _json(eval_dir / "summary.json"), "calibration": _json(run_dir / "calibration" / "calibration.json"),
         "history": _history(run_dir / "history.csv"),

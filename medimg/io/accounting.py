@@ -72,6 +72,8 @@ def skipped_entries(
     if root in used:  # the folder itself is one (DICOM) case
         return []
     out: list[tuple[str, str]] = []
+    from .dicom import is_dicom_file  # lazy: pydicom is heavy
+
     files, folders = list_folder(root)
     for f in files:
         if f in used:
@@ -80,7 +82,7 @@ def skipped_entries(
             out.append((_rel(f, root), "named like a label map or mask, not an image to predict"))
         elif is_nifti_path(f):
             out.append((_rel(f, root), unmatched or "a NIfTI file that is not a case here"))
-        elif dicom and _is_dicom(f):
+        elif dicom and is_dicom_file(f):
             out.append((_rel(f, root), "a DICOM file beside other cases; put each series in its own folder"))
         else:
             out.append((_rel(f, root), _what_file(f, dicom, pictures)))
@@ -114,7 +116,3 @@ def skipped_entries(
     return out
 
 
-def _is_dicom(path: Path) -> bool:
-    from .dicom import is_dicom_file
-
-    return is_dicom_file(path)

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from ..core.errors import DataError
+from .bootstrap import bootstrap_ci
 from .evaluate import evaluate_folders
 from .registry import METRICS
 from .report import natural_key
@@ -61,12 +62,7 @@ def paired_bootstrap_ci(
     d = np.asarray(b, np.float64) - np.asarray(a, np.float64)
     if d.size == 0 or n_boot < 1:
         return (math.nan, math.nan)
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, d.size, size=(int(n_boot), d.size))
-    means = d[idx].mean(axis=1)
-    alpha = (1.0 - ci) / 2.0
-    lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
-    return float(lo), float(hi)
+    return bootstrap_ci(d, n_boot, ci, seed)
 
 
 def wilcoxon_p(a: np.ndarray, b: np.ndarray) -> float | None:
