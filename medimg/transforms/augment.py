@@ -203,17 +203,7 @@ def _rotation_matrices(angles: torch.Tensor) -> torch.Tensor:
 
 def rotation_matrix(angles: Sequence[float]) -> np.ndarray:
     """Rotation matrix in voxel-axis order; 3D: about axis 0, then 1, then 2 (radians)."""
-    if len(angles) == 1:
-        c, s = math.cos(angles[0]), math.sin(angles[0])
-        return np.array([[c, -s], [s, c]])
-    r = np.eye(3)
-    for ax, a in enumerate(angles):
-        i, j = [d for d in range(3) if d != ax]
-        m = np.eye(3)
-        c, s = math.cos(a), math.sin(a)
-        m[i, i], m[i, j], m[j, i], m[j, j] = c, -s, s, c
-        r = m @ r
-    return r
+    return _rotation_matrices(torch.tensor([list(angles)], dtype=torch.float64))[0].numpy()
 
 
 @TRANSFORMS.register("random_affine")

@@ -36,20 +36,18 @@ class BatchAugment:
 
     Args:
         transforms: ``random_flip``, ``random_affine`` and ``random_intensity`` instances,
-            applied in order.
-        spacing: the images' voxel spacing in mm (affine warps are physical); 1 per axis
-            by default.
+            applied in order (affine warps take the voxels as 1 mm cubes, as the
+            in-memory classification images are).
     """
 
-    def __init__(self, transforms: Sequence[Any], spacing: Sequence[float] | None = None) -> None:
+    def __init__(self, transforms: Sequence[Any]) -> None:
         if not batch_supported(transforms):
             names = ", ".join(getattr(t, "name", type(t).__name__) for t in transforms)
             raise ValueError(f"batch augmentation supports random_flip, random_affine, random_intensity; got {names}")
         self.transforms = list(transforms)
-        self.spacing = None if spacing is None else [float(s) for s in spacing]
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Augment ``x`` ``(B, C, *spatial)`` float; returns a new tensor of the same shape."""
         for t in self.transforms:
-            x = t.apply_batch(x, generator, self.spacing) if isinstance(t, RandomAffine) else t.apply_batch(x, generator)
+            x = t.apply_batch(x, generator)
         return x
