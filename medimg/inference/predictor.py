@@ -30,7 +30,6 @@ from ..transforms import Compose, Transform, invert_history
 from ..transforms.build import build_transforms
 from .checkpoint import build_model, inference_spec, load_checkpoint
 from .memory import INVERT_CLASS_CHUNK, CaseSize, activation_bytes_per_voxel, check_case_memory
-from .runlog import file_sha256
 from .sliding import add_flipped_, sliding_window, softmax_
 
 __all__ = ["Predictor", "PreparedCase", "label_map_of", "resolve_device"]
@@ -210,7 +209,7 @@ class Predictor:
             )
         pred = cls(build_model(ckpt), spec, device=device, amp=amp)
         pred.checkpoint = {k: v for k, v in ckpt.items() if k not in ("state_dict", "optimizer_state")}
-        pred.checkpoint["file_sha256"] = file_sha256(path)  # recorded in predict_log.csv
+        pred.checkpoint["file_path"] = str(path)  # hashed once, when a run logs it (runlog.run_context)
         return pred
 
     # -- inputs -------------------------------------------------------------------------

@@ -104,12 +104,15 @@ def run_context(predictor: Any) -> dict[str, str]:
     was loaded from; empty for a predictor built in Python) and medimg_version."""
     from .. import __version__
 
+    ckpt = predictor.checkpoint if predictor.checkpoint is not None else {}
+    if "file_sha256" not in ckpt and ckpt.get("file_path"):
+        ckpt["file_sha256"] = file_sha256(ckpt["file_path"])  # only runs that log pay for reading the file again
     amp = predictor.amp if predictor.device.type == "cuda" else False
     precision = "fp32" if not amp else ("bf16" if amp == "bf16" else "fp16")
     return {
         "device": str(predictor.device),
         "precision": precision,
-        "checkpoint_sha256": (predictor.checkpoint or {}).get("file_sha256", ""),
+        "checkpoint_sha256": ckpt.get("file_sha256", ""),
         "medimg_version": __version__,
     }
 
