@@ -66,6 +66,21 @@ _ImageName = Annotated[
     typer.Option(help="Segmentation with --images: the scan's file name inside each case folder (default: detected)."),
 ]
 
+_PredDir = Annotated[
+    Path,
+    typer.Argument(
+        help="Predicted label maps: a folder (flat or one folder per case; NIfTI files, DICOM mask series "
+        "folders or <case_id>.seg.dcm DICOM SEG files), one such file, or a manifest CSV (case_id, label); "
+        "or a classifier's predictions.csv (case_id, prob_<class>..., predicted, threshold)."
+    ),
+]
+_RefDir = Annotated[
+    Path,
+    typer.Argument(
+        help="Reference label maps: as PRED_DIR (a DICOM SEG is placed on the grid of the other side, or of "
+        "--images); or, for predictions.csv, a label CSV or manifest (case_id, label)."
+    ),
+]
 _Metrics = Annotated[
     Optional[str],
     typer.Option(
@@ -77,21 +92,8 @@ _Metrics = Annotated[
 
 @app.command()
 def evaluate(
-    pred_dir: Annotated[
-        Path,
-        typer.Argument(
-            help="Predicted label maps: a folder (flat or one folder per case; NIfTI files, DICOM mask series "
-            "folders or <case_id>.seg.dcm DICOM SEG files), one such file, or a manifest CSV (case_id, label); "
-            "or a classifier's predictions.csv (case_id, prob_<class>..., predicted, threshold)."
-        ),
-    ],
-    ref_dir: Annotated[
-        Path,
-        typer.Argument(
-            help="Reference label maps: as PRED_DIR (a DICOM SEG is placed on the grid of the other side, or of "
-            "--images); or, for predictions.csv, a label CSV or manifest (case_id, label)."
-        ),
-    ],
+    pred_dir: _PredDir,
+    ref_dir: _RefDir,
     output_dir: Annotated[
         Optional[Path], typer.Option("--output-dir", "-o", help="Write metrics.csv, summary.json and plots here.")
     ] = None,

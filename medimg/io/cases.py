@@ -51,7 +51,14 @@ from typing import Any, Literal
 
 from ..core.errors import DataError
 from .accounting import channel_count, looks_like_label, skipped_entries
-from .layout import PICTURE_SUFFIXES, is_nifti_path, list_folder, nifti_case_id, seg_case_id, walk_files
+from .layout import (
+    PICTURE_SUFFIXES,
+    is_nifti_path,
+    list_folder,
+    nifti_case_id,
+    seg_case_id,
+    walk_files,
+)
 
 __all__ = ["FoundCase", "Pick", "add_skipped", "find_cases"]
 

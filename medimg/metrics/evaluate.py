@@ -48,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.errors import DataError, exception_reason
+from ..core.errors import DataError
 from ..core.image import Image
 from ..io.cases import FoundCase
 from ..io.cases import find_cases as find_cases_on_disk
@@ -113,6 +113,14 @@ class _Matching:
     missing_ref: list[str] = field(default_factory=list)
     n_matched: int = 0
     scans: dict[str, FoundCase] = field(default_factory=dict)
+
+    def add_scans(self, images: str | Path | None, image_name: str | None) -> None:
+        """The scans of ``--images`` (none without), matched by case id (one scan file: the one case)."""
+        if images is None:
+            return
+        self.scans = find_scans(Path(images), image_name)
+        if Path(images).is_file() and len(self.todo) == 1:  # one pair, one scan: whatever the names
+            self.scans = {self.todo[0]: next(iter(self.scans.values()))}
 
     def jobs(self) -> list[CaseJob]:
         """What scoring each case to do needs (:mod:`.scoring`)."""
@@ -286,67 +294,53 @@ def evaluate_folders(
     output_dir: str | Path | None = None,
     metrics: Sequence[str] | None = None,
     label_names: Sequence[str] | Mapping[int, str] | None = None,
-    bootstrap: int = 1000,
-    ci: float = 0.95,
-    seed: int = 0,
+    bootstrap: int = 1000, ci: float = 0.95, seed: int = 0,
     *,
-    ref_name: str | None = None,
-    pred_name: str | None = None,
-    label_map: Mapping[int, int] | None = None,
+    ref_name: str | None = None, pred_name: str | None = None, label_map: Mapping[int, int] | None = None,
     metric_params: Mapping[str, Mapping[str, Any]] | None = None,
-    empty_score: float = 1.0,
-    missing_pred: str = "report",
+    empty_score: float = 1.0, missing_pred: str = "report",
     reader: Callable[[Path], Image] | None = None,
     progress: Callable[[int, int, str], None] | None = None,
-    allow_absent_classes: bool = False,
-    surface: str = "monai",
-    images: str | Path | None = None,
-    worst_cases: int = 3,
-    image_name: str | None = None,
-    label_column: str = "label",
-    workers: int | None = 1,
-    metadata: str | Path | None = None,
-    subgroups: Sequence[str] | None = None,
+    allow_absent_classes: bool = False, surface: str = "monai",
+    images: str | Path | None = None, worst_cases: int = 3, image_name: str | None = None,
+    label_column: str = "label", workers: int | None = 1,
+    metadata: str | Path | None = None, subgroups: Sequence[str] | None = None,
 ) -> EvaluationReport:
     """Score every prediction in ``pred_dir`` against its reference in ``ref_dir``.
 
-    Cases are matched by case id (module docstring), or two NIfTI files are one pair. A case
-    that fails (unreadable file, grid mismatch...) is reported in ``failed`` and the others
-    are still scored; ``report.all_ok`` is False when any failed or is missing on a side.
+    Cases are matched by case id (module docstring), or two files are one pair. A case that
+    fails (unreadable, grid mismatch...) is in ``failed`` and the others are still scored;
+    ``report.all_ok`` is False when any failed or is missing on a side.
 
     Args:
-        pred_dir: predictions, a folder or a file (its ``labels.json``, ``label_map.json``).
-        ref_dir: references, a folder or a file.
-        output_dir: where ``metrics.csv``, ``summary.json``, ``dice_boxplot.png`` and the
-            report, ``report.html`` and ``report.md`` (:mod:`.report_page`), go (None: none).
-        metrics: metric names; default :data:`DEFAULT_METRICS`.
-        label_names: class names (background first, or ``{index: name}``); default
+        pred_dir, ref_dir: predictions (a folder or a file; its folder's ``labels.json`` and
+            ``label_map.json``) and references (a folder or a file).
+        output_dir: where ``metrics.csv``, ``summary.json``, ``<metric>_boxplot.png`` and
+            ``report.html`` / ``report.md`` (:mod:`.report_page`) go (None: none).
+        metrics: metric names (default :data:`DEFAULT_METRICS`). label_names: class names (background first, or ``{index: name}``); default
             ``labels.json`` in the prediction folder, else ``label_1``, ``label_2``...
-        bootstrap: bootstrap resamples for the confidence intervals (0: none).
-        ci: interval coverage, e.g. 0.95.
-        seed: bootstrap seed; the same seed gives the same intervals.
+        bootstrap: resamples for the confidence intervals (0: none).
+        ci, seed: interval coverage (e.g. 0.95); bootstrap seed (same seed, same intervals).
         ref_name / pred_name: label file name inside case folders (auto-detected if None).
         label_map: remapping of reference values, e.g. ``{1: 1, 2: 1, 3: 1, 4: 1}``;
             unlisted values become 0. Default: the prediction folder's ``label_map.json``.
-        metric_params: e.g. ``{"nsd": {"tolerance_mm": 1.0}}``.
-        empty_score: overlap score where a class is absent from both pred and ref.
+        metric_params: e.g. ``{"nsd": {"tolerance_mm": 1.0}}``. empty_score: overlap score
+            where a class is absent from both pred and ref.
         missing_pred: ``"report"`` (list missed cases only) or ``"empty"`` (also score
             them as empty predictions: Dice 0, distances inf).
-        reader: path -> Image; default :func:`medimg.io.read_image`.
-        progress: called as ``progress(done, total, case_id)`` after each case.
+        reader, progress: path -> Image (default :func:`medimg.io.read_image`); called as
+            ``progress(done, total, case_id)`` after each case.
         allow_absent_classes: score named classes found in no reference instead of stopping.
         surface: ``"monai"`` (default) or ``"deepmind"``: whose hd/hd95/assd/nsd definitions.
         images, worst_cases, image_name: scans (matched by case id; ``image_name`` in case
             folders) on which the ``worst_cases`` lowest-Dice cases are drawn (:mod:`.overlays`);
             also the grid DICOM SEGs are placed on (:mod:`.scoring`).
-        label_column: where ``pred_dir`` or ``ref_dir`` is a manifest CSV, the column holding
-            each case's label map (``case_id`` is the other).
-        workers: processes scoring cases in parallel (None: the cores available; 1: this
-            process). The results do not depend on it.
-        metadata, subgroups: a CSV (``case_id`` + one column per patient attribute) and
-            the columns to group by: every metric per group with its interval and n, and
-            the largest gap between groups (:mod:`.seg_subgroups`), in ``report.subgroups``,
-            ``summary.json`` (``_subgroups``) and ``subgroups.csv``; its problems make ``all_ok`` False.
+        label_column: a manifest CSV's column of label map files (beside ``case_id``).
+        workers: processes scoring cases (None: the cores available; 1: this one); the
+            results do not depend on it.
+        metadata, subgroups: a CSV (``case_id`` + one column per attribute) and the columns
+            to group by (:mod:`.seg_subgroups`): ``report.subgroups``, ``summary.json``'s
+            ``_subgroups``, ``subgroups.csv``; its problems make ``all_ok`` False.
 
     Returns:
         An :class:`EvaluationReport`; ``report.format()`` is a one-screen summary.
@@ -356,17 +350,11 @@ def evaluate_folders(
             not named classes, or a class in no reference; with the label map that fixes it.
         DataError: ``pred_dir``, ``ref_dir`` or ``images`` does not exist.
     """
-    if missing_pred not in ("report", "empty"):
-        raise ValueError(f"missing_pred must be 'report' or 'empty', got {missing_pred!r}")
-    metrics = [METRICS.get(m).name for m in (DEFAULT_METRICS if metrics is None else metrics)]
-    params = resolve_params(metrics, metric_params)  # fail early on bad names/params
+    metrics, params = _resolve(metrics, metric_params, missing_pred)  # fail early on bad names/params
     pred, ref = Path(pred_dir), Path(ref_dir)
     _check_images(images)
     matching = _match(pred, ref, pred_name, ref_name, missing_pred, label_column)
-    if images is not None:
-        matching.scans = find_scans(Path(images), image_name)
-        if Path(images).is_file() and len(matching.todo) == 1:  # one pair, one scan: whatever the names
-            matching.scans = {matching.todo[0]: next(iter(matching.scans.values()))}
+    matching.add_scans(images, image_name)
     check = _label_check(pred, label_names, label_map, allow_absent_classes)
     scored = _score_cases(matching, check, reader, metrics, params, empty_score, progress, surface, workers)
     error = check.error()
@@ -379,6 +367,15 @@ def evaluate_folders(
     if output_dir is not None:
         _write_outputs(report, Path(output_dir), metrics, images, worst_cases, image_name)
     return report
+
+
+def _resolve(metrics: Sequence[str] | None, metric_params: Mapping[str, Mapping[str, Any]] | None,
+             missing_pred: str) -> tuple[list[str], dict[str, Any]]:
+    """The metric names and their parameters, checked; ``missing_pred`` checked."""
+    if missing_pred not in ("report", "empty"):
+        raise ValueError(f"missing_pred must be 'report' or 'empty', got {missing_pred!r}")
+    names = [METRICS.get(m).name for m in (DEFAULT_METRICS if metrics is None else metrics)]
+    return names, resolve_params(names, metric_params)
 
 
 def _subgroups(report: EvaluationReport, metrics: Sequence[str], metadata: str | Path | None,

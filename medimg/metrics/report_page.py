@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .classification.report_page import subgroup_sections
 from .html_report import (
     Bullets,
     Cell,
@@ -28,7 +29,6 @@ from .html_report import (
     footer_line,
     write_pages,
 )
-from .classification.report_page import subgroup_sections
 from .overlays import Overlay
 from .report import EvaluationReport
 

@@ -13,14 +13,15 @@ naming both files and grids; it is *not* resampled, because moving a label map o
 another grid changes the very volumes and surfaces being scored: resample the reference
 onto the series the SEG was made on (or write the prediction as NIfTI) instead.
 
-**Workers.** :func:`score_all` scores cases in ``workers`` processes (``spawn``, one
-thread each); the results come back in case order, equal to a serial run's, and a case
+**Workers.** :func:`score_all` scores cases in ``workers`` processes (forked on Linux,
+spawned elsewhere; one thread each); the results come back in case order, equal to a serial run's, and a case
 that fails is returned with its reason like any other.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -198,7 +199,9 @@ def score_all(
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
-    ctx = mp.get_context("spawn")  # fork after torch/OpenMP threads exist can hang the children
+    # fork on Linux, as torch's DataLoader does (spawn would re-run an unguarded script's
+    # top level in every worker); the children set one thread and never print
+    ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
     with ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_init_worker) as pool:
         futures = [pool.submit(_score_job, (job, settings)) for job in jobs]
         for job, fut in zip(jobs, futures):

@@ -26,7 +26,13 @@ from typing import Any
 import numpy as np
 
 from .bootstrap import bootstrap_means
-from .classification.subgroups import MIN_CASES, Group, SubgroupReport, analyse_subgroups, metadata_groups
+from .classification.subgroups import (
+    MIN_CASES,
+    Group,
+    SubgroupReport,
+    analyse_subgroups,
+    metadata_groups,
+)
 
 __all__ = ["per_case_table", "segmentation_subgroups"]
 
