@@ -15,7 +15,7 @@ import typer
 from ..core.errors import DataError
 from .app import EXIT_FAILURE, _check_names, _console, _split_list, app
 from .conventions import EmptyOption, SurfaceOption, segmentation_conventions
-from .evaluate import is_predictions_csv
+from .evaluate import _Workers, is_predictions_csv
 
 
 @app.command()
@@ -44,6 +44,7 @@ def compare(
     ] = None,
     empty: EmptyOption = "1",
     surface_distance: SurfaceOption = "monai",
+    workers: _Workers = None,
 ) -> None:
     """Paired comparison of two models on the cases both have: per metric, B - A with a
     paired bootstrap CI and a paired test (Wilcoxon signed-rank; DeLong for AUCs).
@@ -62,6 +63,8 @@ def compare(
         if not p.exists():
             raise DataError(f"{what} '{p}' does not exist", hint="check the path")
     if classification:
+        if workers is not None:
+            raise typer.BadParameter("applies to segmentation label maps only", param_hint="--workers")
         from ..metrics.compare_classification import compare_classification
 
         report = compare_classification(pred_a, pred_b, ref, output_dir, label_column=label_column, split=split,
@@ -74,7 +77,7 @@ def compare(
         from ..metrics.compare import compare_segmentation
 
         report = compare_segmentation(pred_a, pred_b, ref, output_dir, metrics=names, bootstrap=bootstrap,
-                                      seed=seed, label_column=label_column or "label",
+                                      seed=seed, label_column=label_column or "label", workers=workers,
                                       **segmentation_conventions(empty, surface_distance))
     _console().print(report.format(), markup=False)
     if output_dir is not None:
