@@ -126,3 +126,33 @@ def test_workers_give_the_serial_results_in_order_with_failures(study, tmp_path)
     assert serial.failed == pooled.failed
     assert serial.rows == pooled.rows and serial.summary == pooled.summary
     assert serial.cases == pooled.cases == ["case1", "case3"]
+
+
+def test_real_ct_seg_prediction_on_a_flipped_nifti_reference(tmp_path):
+    """TotalSegmentator's label map of the shared 20-slice CT (its j axis flipped against
+    the DICOM order), reduced to three classes: a SEG written from a degraded copy, on the
+    series, scores against the NIfTI reference exactly as the degraded copy as NIfTI does."""
+    import nibabel as nib
+
+    from medimg.io.dicom_seg import write_dicom_seg
+    from tests.conftest import shared_path
+
+    series = shared_path("dicom", "totalseg_ct_j2k", "series")
+    nii = nib.load(shared_path("dicom", "totalseg_ct_j2k", "example_seg_dicom.nii.gz"))
+    data = np.asarray(nii.dataobj).astype(np.uint8)
+    keep = [int(v) for v in np.unique(data) if v][:3]
+    ref = np.zeros_like(data)
+    for new, old in enumerate(keep, start=1):
+        ref[data == old] = new
+    pred = ref.copy()
+    pred[:, : pred.shape[1] // 3][pred[:, : pred.shape[1] // 3] == 1] = 0  # lose part of class 1
+    for d in ("ref", "pred_nii", "pred_seg"):
+        (tmp_path / d).mkdir()
+    write_image(Image(ref[None], nii.affine, kind="label"), tmp_path / "ref" / "ct.nii.gz")
+    label = Image(pred[None], nii.affine, kind="label")
+    write_image(label, tmp_path / "pred_nii" / "ct.nii.gz")
+    write_dicom_seg(label, tmp_path / "pred_seg" / "ct.seg.dcm", source=series, label_names=["bg", "a", "b", "c"])
+    base = evaluate_folders(tmp_path / "pred_nii", tmp_path / "ref", metrics=METRICS, bootstrap=0)
+    rep = evaluate_folders(tmp_path / "pred_seg", tmp_path / "ref", metrics=METRICS, bootstrap=0)
+    _same(rep, base)
+    assert base.values("label_1", "dice")["ct"] < 0.95 and base.values("label_2", "dice")["ct"] == 1.0
