@@ -89,6 +89,34 @@ def test_select_by_a_classification_metric_and_target_sensitivity(tmp_path: Path
     assert result.test_summary is not None and "auc" in json.dumps(result.test_summary)
 
 
+def test_a_fixed_threshold_is_stored_whatever_validation_says(tmp_path: Path):
+    cfg = config(make_npz(tmp_path / "toy.npz", n=(16, 8, 8)), max_epochs=1)
+    cfg.evaluation.threshold = 0.3
+    result = train(cfg, tmp_path / "run", progress=False)
+    assert torch.load(result.best_checkpoint, weights_only=True)["inference"]["threshold"] == pytest.approx(0.3)
+    rows = list(csv.DictReader(open(tmp_path / "run" / "test" / "predictions.csv")))
+    assert [float(r["threshold"]) for r in rows] == pytest.approx([0.3] * len(rows))
+    assert all((float(r["prob_lesion"]) >= 0.3) == (r["predicted"] == "lesion") for r in rows)
+
+
+def test_threshold_rule_errors_name_the_key(tmp_path: Path):
+    from medimg.config import load_config
+    from medimg.core.errors import ConfigError
+
+    def load(evaluation: str) -> None:
+        path = tmp_path / "c.yaml"
+        path.write_text("experiment: {task: classification}\ndata: {npz: x.npz}\nmodel: {name: cnn3d}\n"
+                        f"evaluation: {evaluation}\n")
+        load_config(path, check_paths=False)
+
+    with pytest.raises(ConfigError, match="evaluation +threshold must be 'youden', 'accuracy' or a number in \\(0, 1\\), got 1.5"):
+        load("{threshold: 1.5}")
+    with pytest.raises(ConfigError, match="either target_sensitivity .* or threshold"):
+        load("{threshold: accuracy, target_sensitivity: 0.9}")
+    with pytest.raises(ConfigError, match="evaluation.threshold"):
+        load("{threshold: f1}")
+
+
 def test_evaluation_test_false_skips_the_test_split(tmp_path: Path):
     cfg = config(make_npz(tmp_path / "toy.npz", n=(16, 8, 8)), max_epochs=1)
     cfg.evaluation.test = False
