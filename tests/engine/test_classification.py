@@ -117,6 +117,30 @@ def test_threshold_rule_errors_name_the_key(tmp_path: Path):
         load("{threshold: f1}")
 
 
+def test_8_bit_pictures_are_scaled_alike_from_npz_and_from_png(tmp_path: Path):
+    """A model trained on a uint8 npz predicts the same picture saved as PNG the same way."""
+    from PIL import Image as PILImage
+
+    rng = np.random.default_rng(3)
+    arrays = {}
+    for prefix, count in (("train", 16), ("val", 8), ("test", 4)):
+        y = np.arange(count) % 2
+        x = rng.integers(0, 120, size=(count, 12, 12)).astype(np.uint8)
+        x[y == 1, 3:9, 3:9] = 250
+        arrays[f"{prefix}_images"], arrays[f"{prefix}_labels"] = x, y[:, None]
+    np.savez(tmp_path / "pics.npz", **arrays)
+    cfg = config(tmp_path / "pics.npz", max_epochs=1)
+    cfg.model = type(cfg.model).model_validate({"name": "resnet18", "small_input": True})
+    result = train(cfg, tmp_path / "run", progress=False)
+    for i, pic in enumerate(arrays["test_images"]):
+        PILImage.fromarray(pic).save(tmp_path / f"test_{i}.png")
+    pred = Predictor.from_checkpoint(result.best_checkpoint, "cpu")
+    from_png = np.stack([pred.predict_proba(str(tmp_path / f"test_{i}.png")).numpy() for i in range(4)])
+    rows = list(csv.DictReader(open(tmp_path / "run" / "test" / "predictions.csv")))
+    from_npz = np.array([[float(r["prob_normal"]), float(r["prob_lesion"])] for r in rows])
+    assert np.allclose(from_png, from_npz, atol=1e-5)
+
+
 def test_evaluation_test_false_skips_the_test_split(tmp_path: Path):
     cfg = config(make_npz(tmp_path / "toy.npz", n=(16, 8, 8)), max_epochs=1)
     cfg.evaluation.test = False
