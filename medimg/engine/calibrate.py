@@ -40,6 +40,7 @@ from ..core.errors import CheckpointError, DataError
 from ..core.spec import ExperimentConfig
 from ..inference.checkpoint import inference_spec, load_checkpoint
 from ..inference.predictor import Predictor
+from ..inference.runlog import atomic_path
 from ..metrics.classification.bootstrap import bootstrap_intervals
 from ..metrics.classification.calibration import CALIBRATION_METRICS, reliability_columns
 from ..metrics.classification.counts import metric_table
@@ -247,14 +248,13 @@ def _range_warning(t: float) -> list[str]:
 
 def _store(path: Path, temperature: float, threshold: float | None, record: dict[str, Any]) -> None:
     """Write ``temperature`` (and the threshold chosen again) into the checkpoint, atomically."""
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    payload = load_checkpoint(path)
     payload["inference"] = {**payload["inference"], "temperature": float(temperature)}
     if threshold is not None:
         payload["inference"]["threshold"] = float(threshold)
     payload["calibration"] = record
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
 
 
 def _write(out: Path, result: CalibrationResult, record: dict[str, Any], y: np.ndarray,
