@@ -50,6 +50,12 @@ class RandomBiasField(IntensityAugment):
     """MR intensity inhomogeneity: ``x * exp(p(u))`` with ``p`` a polynomial of total degree
     ``order`` over normalised voxel coordinates, coefficients uniform in ``coefficients``.
 
+    Args:
+        coefficients: ``(min, max)`` of each polynomial coefficient.
+        order: total degree of the polynomial (0..6).
+        prob: probability of applying it.
+        keys: intensity images (every intensity image by default).
+
     Params: ``order``, ``coefficients`` (in the order of
     :func:`~medimg.transforms.functional.bias_field_terms`).
     """
@@ -81,6 +87,14 @@ class RandomMotion(IntensityAugment):
     up to ``degrees``, translation up to ``translation`` mm per axis) at random times, the
     k-space lines along a phase-encoding axis drawn from ``axes`` taken from the object at
     the position of their time.
+
+    Args:
+        degrees: max rotation per axis of each movement, degrees.
+        translation: max shift per axis of each movement, millimetres.
+        num_transforms: number of movements during the acquisition.
+        axes: candidate phase-encoding axes (one is drawn per sample).
+        prob: probability of applying it.
+        keys: intensity images (every intensity image by default).
 
     Params: ``axis``, ``times`` (sorted fractions of the acquisition), ``thetas`` (one
     normalised rigid map per movement), ``angles`` (degrees), ``shifts`` (mm).
@@ -123,6 +137,14 @@ class RandomGhosting(IntensityAugment):
     k-space plane scaled by ``1 - intensity`` (``num_ghosts`` an integer uniform in
     ``num_ghosts``, ``intensity`` uniform in ``intensity``), the central ``restore``
     fraction kept.
+
+    Args:
+        num_ghosts: ``(min, max)`` spacing of the corrupted k-space planes (integers >= 1).
+        intensity: ``(min, max)`` strength of the corruption, in [0, 1].
+        axes: candidate phase-encoding axes (one is drawn per sample).
+        restore: fraction of central k-space planes left intact, in [0, 1).
+        prob: probability of applying it.
+        keys: intensity images (every intensity image by default).
 
     Params: ``axis``, ``num_ghosts``, ``intensity``, ``restore``.
     """

@@ -77,6 +77,11 @@ class IntensityAugment(Transform):
 class RandomNoise(IntensityAugment):
     """Additive Gaussian noise with a standard deviation uniform in ``std`` (image units).
 
+    Args:
+        std: ``(min, max)`` standard deviation, in the image's units (>= 0).
+        prob: probability of applying it.
+        keys: intensity images (every intensity image by default).
+
     Params: ``std``, ``seed`` (the noise field is regenerated from it; image ``i`` of
     ``keys`` uses ``seed + i``).
     """
@@ -98,6 +103,12 @@ class RandomNoise(IntensityAugment):
 class RandomBlur(IntensityAugment):
     """Gaussian smoothing with ``sigma`` voxels uniform in ``sigma`` (one draw for all axes,
     or one per axis with ``per_axis``).
+
+    Args:
+        sigma: ``(min, max)`` standard deviation of the Gaussian, voxels (>= 0).
+        per_axis: draw a sigma for each axis instead of one for all.
+        prob: probability of applying it.
+        keys: intensity images (every intensity image by default).
 
     Params: ``sigma`` (one value per spatial axis, voxels).
     """
@@ -124,6 +135,11 @@ class RandomBlur(IntensityAugment):
 class RandomBrightness(IntensityAugment):
     """Multiplicative brightness: ``x * factor``, ``factor`` uniform in ``factor``.
 
+    Args:
+        factor: ``(min, max)`` multiplier.
+        prob: probability of applying it.
+        keys: intensity images (every intensity image by default).
+
     Params: ``factor``.
     """
 
@@ -145,6 +161,12 @@ class RandomBrightness(IntensityAugment):
 class RandomContrast(IntensityAugment):
     """Contrast about each channel's mean: ``(x - mean) * factor + mean``, ``factor``
     uniform in ``factor``; with ``preserve_range`` clipped to the channel's original range.
+
+    Args:
+        factor: ``(min, max)`` contrast factor (>= 0; < 1 flattens, > 1 stretches).
+        preserve_range: clip to each channel's original ``[min, max]``.
+        prob: probability of applying it.
+        keys: intensity images (every intensity image by default).
 
     Params: ``factor``, ``preserve_range``.
     """
@@ -197,6 +219,12 @@ class RandomGamma(IntensityAugment):
 class RandomLowResolution(IntensityAugment):
     """Simulated low resolution: down to ``zoom`` times the voxel count (nearest), back up
     to the grid (linear); ``zoom`` uniform in ``zoom`` (one draw, or one per axis).
+
+    Args:
+        zoom: ``(min, max)`` fraction of the voxel count kept per axis, in (0, 1].
+        per_axis: draw a zoom for each axis instead of one for all.
+        prob: probability of applying it.
+        keys: intensity images (every intensity image by default).
 
     Params: ``zoom`` (per axis), ``low_shape`` (the intermediate grid).
     """

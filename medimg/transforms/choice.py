@@ -28,8 +28,8 @@ class OneOf(Transform):
     probability ``weights[i] / sum(weights)`` (equal weights by default).
 
     Args:
-        transforms: transform specs (``{name: ..., **params}``, as in an ``augment`` list)
-            or transform instances; at least one.
+        transforms: transform specs (``{name: ..., **params}``, as in an ``augment`` list;
+            from Python, transform instances too); at least one.
         weights: one non-negative weight per transform, not all 0.
         prob: probability of applying any of them at all.
 
@@ -50,7 +50,7 @@ class OneOf(Transform):
 
     def __init__(
         self,
-        transforms: Sequence[Mapping[str, Any] | Transform],
+        transforms: Sequence[Mapping[str, Any]],
         weights: Sequence[float] | None = None,
         prob: float = 1.0,
     ) -> None:
