@@ -28,7 +28,7 @@ from .choice import OneOf
 from .elastic import RandomElastic
 from .intensity import MapLabels, NormalizeIntensity, ScaleIntensityRange
 from .monai_adapter import MonaiTransform
-from .spatial import CropForeground, Orient, Resample, SpatialPad
+from .spatial import CropForeground, Orient, Resample, Resize, SpatialPad
 
 __all__ = [
     "TRANSFORMS",
@@ -42,6 +42,7 @@ __all__ = [
     "functional",
     "Orient",
     "Resample",
+    "Resize",
     "CropForeground",
     "SpatialPad",
     "NormalizeIntensity",
