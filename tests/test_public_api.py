@@ -42,6 +42,9 @@ PUBLIC_API: dict[str, set[str]] = {
         "RandomAffine", "RandomCrop", "RandomFlip", "RandomIntensity", "Resample", "Resize",
         "ScaleIntensityRange", "SpatialPad", "TRANSFORMS", "Transform", "build_compose",
         "build_transform", "build_transforms", "functional", "invert_history", "invert_image",
+        "RandomElastic", "RandomNoise", "RandomBlur", "RandomBrightness", "RandomContrast",
+        "RandomGamma", "RandomLowResolution", "RandomBiasField", "RandomMotion", "RandomGhosting",
+        "OneOf",
     },
     "medimg.data": {
         "CaseDataset", "CaseRecord", "PatchDataset", "SPLITS", "check_same_grid", "collate",

@@ -354,7 +354,9 @@ def test_public_api_pinned():
         "TRANSFORMS", "Compose", "Transform", "invert_history", "invert_image", "build_compose",
         "build_transform", "build_transforms", "functional", "Orient", "Resample", "Resize", "CropForeground", "SpatialPad",
         "NormalizeIntensity", "ScaleIntensityRange", "MapLabels", "RandomCrop", "RandomFlip",
-        "RandomAffine", "RandomIntensity", "MonaiTransform",
+        "RandomAffine", "RandomIntensity", "MonaiTransform", "RandomElastic", "RandomNoise", "RandomBlur",
+        "RandomBrightness", "RandomContrast", "RandomGamma", "RandomLowResolution", "RandomBiasField",
+        "RandomMotion", "RandomGhosting", "OneOf",
     }
     assert {"resample_to_shape", "reorient", "flip", "crop", "pad", "warp_affine", "zscore"} <= set(Fn.__all__)
     assert all(hasattr(T, n) for n in T.__all__) and all(hasattr(Fn, n) for n in Fn.__all__)
