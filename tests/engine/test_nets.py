@@ -73,6 +73,11 @@ def test_dynunet_deep_supervision_trains_through_train(data32, tmp_path, monkeyp
 
     predictor = Predictor.from_checkpoint(tmp_path / "run" / "best.pt", device="cpu")
     assert not predictor.model.training
+    # export traces the evaluation-mode network: one output, parity checked
+    from medimg.inference.export import export_checkpoint
+
+    report = export_checkpoint(tmp_path / "run" / "best.pt", tmp_path / "dynunet.pt", "torchscript")
+    assert report.max_abs_diff < 1e-4
 
 
 def test_plateau_lowers_lr_when_the_score_stalls_and_resumes(data32, tmp_path):
