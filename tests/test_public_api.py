@@ -39,7 +39,7 @@ PUBLIC_API: dict[str, set[str]] = {
     },
     "medimg.transforms": {
         "Compose", "CropForeground", "MapLabels", "MonaiTransform", "NormalizeIntensity", "Orient",
-        "RandomAffine", "RandomCrop", "RandomFlip", "RandomIntensity", "Resample",
+        "RandomAffine", "RandomCrop", "RandomFlip", "RandomIntensity", "Resample", "Resize",
         "ScaleIntensityRange", "SpatialPad", "TRANSFORMS", "Transform", "build_compose",
         "build_transform", "build_transforms", "functional", "invert_history", "invert_image",
     },

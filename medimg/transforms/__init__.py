@@ -14,7 +14,7 @@ from .base import TRANSFORMS, Compose, Transform, invert_history, invert_image
 from .build import build_compose, build_transform, build_transforms
 from .intensity import MapLabels, NormalizeIntensity, ScaleIntensityRange
 from .monai_adapter import MonaiTransform
-from .spatial import CropForeground, Orient, Resample, SpatialPad
+from .spatial import CropForeground, Orient, Resample, Resize, SpatialPad
 
 __all__ = [
     "TRANSFORMS",
@@ -28,6 +28,7 @@ __all__ = [
     "functional",
     "Orient",
     "Resample",
+    "Resize",
     "CropForeground",
     "SpatialPad",
     "NormalizeIntensity",
