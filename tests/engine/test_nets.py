@@ -144,3 +144,42 @@ def test_config_check_accepts_the_new_names_and_rejects_bad_params(data32):
     assert "did you mean 'deep_supervision'" in problems["model.deep_supervison"]
     assert "did you mean 'patience'" in problems["scheduler.patiense"]
     assert problems["loss.alpha"] == "expected float, got 'high'"
+
+
+def _plateau_worker(rank: int, world: int, port: int, root: str, out: str, results) -> None:
+    import os
+
+    os.environ.update({"WORLD_SIZE": str(world), "RANK": str(rank), "LOCAL_RANK": str(rank),
+                       "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+    torch.set_num_threads(1)
+    plateau = {"name": "plateau", "factor": 0.5, "patience": 0, "threshold": 10.0}
+    model = {"name": "unet", "channels": [4, 8], "strides": [2], "num_res_units": 0}
+    res = train(_cfg(root, model, plateau, max_epochs=3), output_dir=out, progress=False)
+    results.put((rank, [h["lr"] for h in res.history]))
+
+
+@pytest.mark.slow
+def test_plateau_lr_reaches_every_rank(tmp_path):
+    """Only rank 0 validates; its reduced lr is broadcast, so rank 1 trains epoch 3 with it."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    from medimg.data import make_synthetic_segmentation
+
+    root = make_synthetic_segmentation(tmp_path / "syn", 2, 1, 0, shape=(32, 32, 24), seed=5)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    procs = [ctx.Process(target=_plateau_worker, args=(r, 2, port, str(root), str(tmp_path / "run"), q))
+             for r in range(2)]
+    for p in procs:
+        p.start()
+    got = dict(q.get(timeout=300) for _ in procs)
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    assert got[0] == pytest.approx([0.01, 0.005, 0.0025])  # rank 0: the lr after each validation
+    assert got[1] == pytest.approx([0.01, 0.01, 0.005])  # rank 1: the lr it trained each epoch with
