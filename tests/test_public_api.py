@@ -39,9 +39,12 @@ PUBLIC_API: dict[str, set[str]] = {
     },
     "medimg.transforms": {
         "Compose", "CropForeground", "MapLabels", "MonaiTransform", "NormalizeIntensity", "Orient",
-        "RandomAffine", "RandomCrop", "RandomFlip", "RandomIntensity", "Resample",
+        "RandomAffine", "RandomCrop", "RandomFlip", "RandomIntensity", "Resample", "Resize",
         "ScaleIntensityRange", "SpatialPad", "TRANSFORMS", "Transform", "build_compose",
         "build_transform", "build_transforms", "functional", "invert_history", "invert_image",
+        "RandomElastic", "RandomNoise", "RandomBlur", "RandomBrightness", "RandomContrast",
+        "RandomGamma", "RandomLowResolution", "RandomBiasField", "RandomMotion", "RandomGhosting",
+        "OneOf",
     },
     "medimg.data": {
         "CaseDataset", "CaseRecord", "PatchDataset", "SPLITS", "check_same_grid", "collate",

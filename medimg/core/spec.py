@@ -367,6 +367,12 @@ class EvaluationSection(Strict):
     #: the highest sensitivity + specificity (Youden); with this set, the highest one
     #: whose validation sensitivity is at least this value.
     target_sensitivity: float | None = Field(None, gt=0.0, le=1.0)
+    #: Classification, binary: how the operating threshold is set. ``youden`` (the
+    #: default): the validation point of highest sensitivity + specificity. ``accuracy``:
+    #: the validation point of highest accuracy. A number in (0, 1): that threshold,
+    #: whatever validation says (0.5 is the argmax rule MedMNIST's published accuracies
+    #: use). Leave it at ``youden`` when ``target_sensitivity`` is set.
+    threshold: Literal["youden", "accuracy"] | float = "youden"
     #: After training, score ``best.pt`` on the test split (its labelled cases) into
     #: ``RUN_DIR/test`` (``metrics.csv``, ``summary.json``); false skips it.
     test: bool = True
@@ -377,6 +383,16 @@ class EvaluationSection(Strict):
     #: Surface-distance definitions of hd, hd95, assd and nsd on the test split:
     #: ``monai`` (default) or ``deepmind`` (the surface-distance package, ``medimg[surface]``).
     surface_distance: Literal["monai", "deepmind"] = "monai"
+
+    @model_validator(mode="after")
+    def _one_threshold_rule(self) -> EvaluationSection:
+        if isinstance(self.threshold, float) and not 0.0 < self.threshold < 1.0:
+            raise ValueError(f"threshold must be 'youden', 'accuracy' or a number in (0, 1), got {self.threshold}")
+        if self.target_sensitivity is not None and self.threshold != "youden":
+            raise ValueError(
+                f"give either target_sensitivity ({self.target_sensitivity}) or threshold ({self.threshold!r}), not both"
+            )
+        return self
 
 
 class ExperimentConfig(Strict):

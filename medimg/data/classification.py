@@ -14,7 +14,9 @@
 Every source gives one :class:`ClassificationData`: per split (``train``,
 ``validation``, ``test``) a :class:`ClassificationSplit` of images ``(N, C, *spatial)``
 float32 with the deterministic preprocessing applied, and targets (``(N,)`` int64 class
-indices, or ``(N, K)`` float 0/1 for multi-label).
+indices, or ``(N, K)`` float 0/1 for multi-label). 8-bit images from any source (npz,
+PNG/JPEG, 8-bit DICOM or NIfTI) are divided by 255 (:func:`unit_scaled`), and the
+:class:`~medimg.inference.Predictor` does the same to a classifier's inputs.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from ..core.sample import Sample
 from ..core.spec import DataSection
 from ..io.layout import list_folder
 
-__all__ = ["NPZ_SPLITS", "ClassificationData", "ClassificationSplit", "load_classification", "npz_images"]
+__all__ = ["NPZ_SPLITS", "ClassificationData", "ClassificationSplit", "load_classification", "npz_images", "unit_scaled"]
 
 #: Split name -> the prefix of its arrays in a MedMNIST-style npz.
 NPZ_SPLITS = {"train": "train", "validation": "val", "test": "test"}
@@ -95,12 +97,19 @@ def _preprocessed(images: Sequence[torch.Tensor], ids: Sequence[str], preprocess
     if len(shapes) > 1:
         raise DataError(
             f"{where}: images of different shapes {shapes[:3]} cannot be batched",
-            hint="add a resize (or crop/pad) step to preprocess so that every image has one shape",
+            hint="add a resize step to preprocess so that every image has one shape, e.g. {name: resize, size: [224, 224]}",
         )
     return torch.stack(out) if out else torch.zeros(0)
 
 
 # -- npz -------------------------------------------------------------------------------
+def unit_scaled(x: torch.Tensor) -> torch.Tensor:
+    """A classifier's float32 input: 8-bit data (``uint8``) divided by 255, anything else
+    as it is. One rule for every source, in training and prediction alike, so that a model
+    trained on an npz predicts the same pictures saved as PNG the same way."""
+    return x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+
+
 def npz_images(arr: np.ndarray, key: str, path: Path) -> torch.Tensor:
     """``(N, C, *spatial)`` float32 from an npz image array (uint8 scaled to [0, 1])."""
     if arr.ndim == 3:
@@ -115,8 +124,7 @@ def npz_images(arr: np.ndarray, key: str, path: Path) -> torch.Tensor:
         raise DataError(
             f"{path}: '{key}' has shape {arr.shape}; expected (N, H, W), (N, H, W, C) or (N, D, H, W)"
         )
-    t = torch.from_numpy(np.ascontiguousarray(x))
-    return t.float() / 255.0 if arr.dtype == np.uint8 else t.float()
+    return unit_scaled(torch.from_numpy(np.ascontiguousarray(x)))
 
 
 def _check_indices(y: np.ndarray, k: int | None, where: str, ids: Sequence[str], names: Sequence[str] | None) -> None:
@@ -210,7 +218,7 @@ def _read_case_image(paths: Sequence[Path], where: str) -> torch.Tensor:
                 f"{where}: cannot read image {p}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
                 hint="fix the path or the file, or remove the row",
             ) from None
-        x = im.data.float()
+        x = unit_scaled(im.data)
         if x.ndim == 4 and x.shape[-1] == 1:
             x = x[..., 0]
         channels.append(x)

@@ -10,8 +10,8 @@ checkpoint's :class:`~medimg.core.spec.InferenceSpec` (``temperature``), so that
 
 The fit always starts from the raw logits, so running it again replaces ``T``; it never
 multiplies onto the one stored. A binary model's operating threshold is chosen again on
-the calibrated validation probabilities by the run's own rule (Youden's J, or
-``evaluation.target_sensitivity``), as training chose it on the uncalibrated ones. ``T``
+the calibrated validation probabilities by the run's own rule (``evaluation.threshold``
+or ``evaluation.target_sensitivity``), as training chose it on the uncalibrated ones. ``T``
 is monotone, so without test-time augmentation the validation decisions stay exactly the
 same; with flip TTA (a mean of probabilities) a case near the threshold can change, and
 the number of validation decisions that changed is reported. The uncalibrated threshold
@@ -44,10 +44,9 @@ from ..metrics.classification.bootstrap import bootstrap_intervals
 from ..metrics.classification.calibration import CALIBRATION_METRICS, reliability_columns
 from ..metrics.classification.counts import metric_table
 from ..metrics.classification.reliability import ece_note, reliability_figure
-from ..metrics.classification.roc import choose_threshold
 from ..metrics.classification.tasks import decide, prepare
 from ..metrics.classification.temperature import TEMPERATURE_RANGE, fit_temperature
-from .classify import _load
+from .classify import _load, operating_threshold
 
 __all__ = ["CALIBRATION_DIR", "CalibrationResult", "calibrate_run", "classifier_checkpoint"]
 
@@ -151,10 +150,7 @@ def _changed(y: np.ndarray, before: np.ndarray, after: np.ndarray, task: str, t_
 def _rechosen_threshold(cfg: ExperimentConfig, y: np.ndarray, probs: np.ndarray) -> float:
     """The binary threshold chosen on calibrated validation probabilities, by the rule
     training used (:class:`~medimg.engine.classify.ClassificationTrainer`)."""
-    target = cfg.evaluation.target_sensitivity
-    method = "youden" if target is None else "sensitivity"
-    choice = choose_threshold(y, probs[:, 1], method, target or 0.9, split="validation")
-    return float(min(max(choice.threshold, 0.0), 1.0))
+    return operating_threshold(cfg.evaluation.threshold, cfg.evaluation.target_sensitivity, y, probs)
 
 
 def _targets(split: Any, multilabel: bool) -> np.ndarray:
@@ -251,7 +247,7 @@ def _range_warning(t: float) -> list[str]:
 
 def _store(path: Path, temperature: float, threshold: float | None, record: dict[str, Any]) -> None:
     """Write ``temperature`` (and the threshold chosen again) into the checkpoint, atomically."""
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    payload = load_checkpoint(path)
     payload["inference"] = {**payload["inference"], "temperature": float(temperature)}
     if threshold is not None:
         payload["inference"]["threshold"] = float(threshold)

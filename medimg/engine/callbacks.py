@@ -28,7 +28,9 @@ The built-in callbacks, in the order the trainer runs them: :class:`BestModelChe
 (``best.pt`` / ``last.pt``), :class:`EarlyStopping` (``"patience"``), :class:`TimeBudget`
 (``"max_minutes"``), :class:`History` (``history.csv``, ``training_curve.png``), then any
 callbacks given to ``fit``, then :class:`StopAgreement` (distributed runs: every rank
-follows rank 0's decision). Only rank 0 gets the callbacks that write files.
+follows rank 0's decision). Only rank 0 gets the callbacks that write files. With a
+scheduler that steps on the validation score (``plateau``), :class:`MetricScheduler` comes
+first.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ __all__ = [
     "EarlyStopping",
     "FitState",
     "History",
+    "MetricScheduler",
     "StopAgreement",
     "TimeBudget",
     "improves",
@@ -373,6 +376,43 @@ def plot_history(history: list[dict[str, Any]], monitor: str, out: Path, title: 
     fig.subplots_adjust(left=0.13, right=0.87, bottom=0.15, top=0.9)
     fig.savefig(out)
     return out
+
+
+class MetricScheduler(Callback):
+    """Steps a scheduler that follows the validation score (``scheduler: {name: plateau}``).
+
+    After each validation, ``scheduler.step(score)`` with the score of ``monitor``, negated
+    when lower is better (``mode="min"``: the scheduler always maximises), and the epoch's
+    ``lr`` in ``history.csv`` becomes the next epoch's, as with the per-epoch schedulers.
+    Distributed runs validate on rank 0 alone: its learning rates are broadcast to every
+    rank at the end of each epoch. The scheduler's own state (best score, bad epochs) is
+    saved and resumed with the other schedulers' (``resume.scheduler``).
+    """
+
+    def __init__(self, scheduler: Any, monitor: str, mode: Mode = "max", dist: DistInfo | None = None,
+                 device: torch.device | None = None) -> None:
+        self.scheduler = scheduler
+        self.monitor = monitor
+        self.mode = mode
+        self.dist = dist or DistInfo()
+        self.device = device or torch.device("cpu")
+
+    def on_validation_end(self, state: FitState, metrics: Mapping[str, float]) -> None:
+        value = float(metrics[self.monitor])
+        self.scheduler.step(value if self.mode == "max" else -value)
+        if state.row:
+            state.row["lr"] = float(self.scheduler.optimizer.param_groups[0]["lr"])
+
+    def on_epoch_end(self, state: FitState) -> None:
+        if not self.dist.enabled:
+            return
+        import torch.distributed as tdist
+
+        groups = self.scheduler.optimizer.param_groups
+        lrs = torch.tensor([float(g["lr"]) for g in groups], dtype=torch.float64, device=self.device)
+        tdist.broadcast(lrs, 0)
+        for g, lr in zip(groups, lrs.tolist()):
+            g["lr"] = lr
 
 
 class StopAgreement(Callback):

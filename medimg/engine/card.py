@@ -86,8 +86,9 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
 # --------------------------------------------------------------------------------------
 def _load(run_dir: Path, evaluation: Path | None) -> dict[str, Any]:
     """Everything the card reads, with None for what is absent."""
-    import torch
     import yaml
+
+    from ..inference.checkpoint import load_checkpoint
 
     best = run_dir / "best.pt"
     if not best.is_file():
@@ -95,10 +96,7 @@ def _load(run_dir: Path, evaluation: Path | None) -> dict[str, Any]:
             f"'{run_dir}' holds no best.pt: a model card describes a trained model",
             hint="give the folder of a run that `medimg train` finished (it writes best.pt)",
         )
-    try:
-        ckpt = torch.load(best, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001  any unreadable checkpoint: one clear line
-        raise CheckpointError(f"cannot read '{best}': {exc}", hint="give a checkpoint written by medimg") from None
+    ckpt = load_checkpoint(best)
     cfg_path = run_dir / RESOLVED_CONFIG
     cfg = yaml.safe_load(cfg_path.read_text(encoding="utf-8")) if cfg_path.is_file() else None
     eval_dir = evaluation if evaluation is not None else run_dir / "test"

@@ -56,6 +56,18 @@ def predict_split(predictor: Predictor, images: torch.Tensor) -> np.ndarray:
     return torch.cat(out).numpy() if out else np.zeros((0, predictor.num_classes or 0))
 
 
+def operating_threshold(rule: str | float, target_sensitivity: float | None, y: np.ndarray,
+                        probs: np.ndarray) -> float:
+    """The binary operating threshold by the config's rule (``evaluation.threshold`` and
+    ``evaluation.target_sensitivity``), chosen on validation targets ``y`` and
+    probabilities ``probs`` ``(n, 2)``; a fixed number is returned as it is."""
+    if not isinstance(rule, str):
+        return float(rule)
+    method = rule if target_sensitivity is None else "sensitivity"
+    choice = choose_threshold(y, probs[:, 1], method, target_sensitivity or 0.9, split="validation")
+    return float(min(max(choice.threshold, 0.0), 1.0))
+
+
 class ClassificationTrainer(Trainer):
     """The :class:`Trainer` with classification validation.
 
@@ -68,12 +80,15 @@ class ClassificationTrainer(Trainer):
     Args:
         val_split: the validation images and targets (None or empty: no validation).
         target_sensitivity: ``evaluation.target_sensitivity``.
+        threshold_rule: ``evaluation.threshold``.
         *args, **kwargs: as for :class:`Trainer` (``val_samples`` is not used).
     """
 
     def __init__(self, *args: Any, val_split: ClassificationSplit | None = None,
-                 target_sensitivity: float | None = None, **kwargs: Any) -> None:
+                 target_sensitivity: float | None = None, threshold_rule: str | float = "youden",
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.threshold_rule = threshold_rule
         self.val_split = val_split
         self.val_samples = [val_split] if val_split is not None and len(val_split) else []
         self.target_sensitivity = target_sensitivity
@@ -82,9 +97,7 @@ class ClassificationTrainer(Trainer):
         """The binary operating threshold chosen on validation (None for other tasks)."""
         if task != "binary":
             return None
-        method = "youden" if self.target_sensitivity is None else "sensitivity"
-        choice = choose_threshold(y, probs[:, 1], method, self.target_sensitivity or 0.9, split="validation")
-        return float(min(max(choice.threshold, 0.0), 1.0))
+        return operating_threshold(self.threshold_rule, self.target_sensitivity, y, probs)
 
     def _validation_loss(self, probs: np.ndarray, y: torch.Tensor) -> float:
         """The training loss on the validation predictions (logits from the probabilities)."""
@@ -267,6 +280,7 @@ def fit_classification(cfg: ExperimentConfig, config_path: str | os.PathLike | N
         data_info={"source": data.source, "class_names": data.class_names, **_split_counts(data)},
         training_info=_training_info(cfg),
         val_split=data.splits.get("validation"), target_sensitivity=cfg.evaluation.target_sensitivity,
+        threshold_rule=cfg.evaluation.threshold,
     )
     if dist.is_main and progress:
         sizes = ", ".join(f"{len(s)} {name}" for name, s in data.splits.items())

@@ -3,9 +3,11 @@
 Calling convention (see :mod:`medimg.config.build`): an optimizer factory is called as
 ``factory(model_params, **spec.params)``, a scheduler factory as
 ``factory(optimizer, **spec.params)``. Schedulers here step once per *epoch*, except
-those marked ``per_step`` (``onecycle``), which step after every training step; their
-horizon (``max_epochs``, ``iterations_per_epoch``) is filled in by :func:`build_scheduler`
-when the config leaves it out.
+those marked ``per_step`` (``onecycle``), which step after every training step, and those
+marked ``on_metric`` (``plateau``), which step after every validation on the score of
+``evaluation.select_by`` (:class:`~medimg.engine.callbacks.MetricScheduler`). The horizon
+(``max_epochs``, ``iterations_per_epoch``) is filled in by :func:`build_scheduler` when the
+config leaves it out.
 """
 
 from __future__ import annotations
@@ -16,9 +18,12 @@ from typing import Any
 
 import torch
 
+from ..core.errors import ConfigError
 from ..core.registry import Registry
+from .callbacks import MetricScheduler
 
-__all__ = ["OPTIMIZERS", "SCHEDULERS", "build_scheduler", "steps_per_iteration"]
+__all__ = ["OPTIMIZERS", "SCHEDULERS", "build_scheduler", "scheduler_callbacks", "steps_on_metric",
+           "steps_per_epoch", "steps_per_iteration"]
 
 #: Registry of optimizer factories: ``factory(model_params, **kwargs)``.
 OPTIMIZERS: Registry[Any] = Registry("optimizers")
@@ -89,9 +94,49 @@ def onecycle(optimizer: torch.optim.Optimizer, max_epochs: int = 100, iterations
     return sched
 
 
+@SCHEDULERS.register("plateau")
+def plateau(optimizer: torch.optim.Optimizer, factor: float = 0.1, patience: int = 10, threshold: float = 1e-4,
+            cooldown: int = 0, min_lr: float = 0.0) -> Any:
+    """Reduce on plateau: multiply the lr by ``factor`` once the validation score of
+    ``evaluation.select_by`` has not improved by more than ``threshold`` (absolute, in the
+    score's units) for ``patience`` validations; then wait ``cooldown`` validations; never
+    below ``min_lr``. Stepped by the trainer after each validation (a run without validation
+    cases keeps its lr). Scores where lower is better (``loss``, ``hd95``) are negated, so
+    the scheduler always looks for a higher value."""
+    if not 0 < factor < 1:
+        raise ConfigError(f"scheduler 'plateau': factor must be between 0 and 1, got {factor}",
+                          hint="e.g. scheduler: {name: plateau, factor: 0.5}")
+    if patience < 0 or cooldown < 0 or threshold < 0 or min_lr < 0:
+        raise ConfigError("scheduler 'plateau': patience, cooldown, threshold and min_lr must be >= 0",
+                          hint="e.g. scheduler: {name: plateau, patience: 10}")
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="max", factor=factor, patience=patience, threshold=threshold, threshold_mode="abs",
+        cooldown=cooldown, min_lr=min_lr,
+    )
+    sched.on_metric = True
+    return sched
+
+
 def steps_per_iteration(scheduler: Any) -> bool:
     """Whether ``scheduler`` steps after every training step (else once per epoch)."""
     return bool(getattr(scheduler, "per_step", False))
+
+
+def steps_on_metric(scheduler: Any) -> bool:
+    """Whether ``scheduler`` steps on the validation score (``scheduler.step(score)``)."""
+    return bool(getattr(scheduler, "on_metric", False))
+
+
+def scheduler_callbacks(scheduler: Any, monitor: str, mode: str, dist: Any = None, device: Any = None) -> list[Any]:
+    """The callbacks that step ``scheduler`` (None: no scheduler) on the validation score of
+    ``monitor`` (``mode`` ``"max"`` or ``"min"``, the direction of ``select_by``): one
+    :class:`~medimg.engine.callbacks.MetricScheduler` for ``plateau``, else none."""
+    return [MetricScheduler(scheduler, monitor, mode, dist, device)] if steps_on_metric(scheduler) else []
+
+
+def steps_per_epoch(scheduler: Any) -> bool:
+    """Whether ``scheduler`` (None: no scheduler) steps once after every epoch's training."""
+    return scheduler is not None and not steps_per_iteration(scheduler) and not steps_on_metric(scheduler)
 
 
 def build_scheduler(spec: Any, optimizer: torch.optim.Optimizer, max_epochs: int, iterations_per_epoch: int) -> Any:

@@ -19,6 +19,7 @@ import torch
 
 from ..losses import LOSSES
 from ..models import MODELS
+from ..models.registry import with_roi_size
 from .optim import OPTIMIZERS
 from .trainer import amp_dtype
 
@@ -77,8 +78,8 @@ def probe_step(model: dict[str, Any], loss: dict[str, Any], optimizer: dict[str,
     """
     dev = torch.device(device)
     gen = torch.Generator().manual_seed(seed)
-    net = MODELS.build({**model, "in_channels": in_channels, "out_channels": out_channels,
-                        "spatial_dims": len(size)}).to(dev).train()
+    net = MODELS.build({**with_roi_size(model["name"], model, size), "in_channels": in_channels,
+                        "out_channels": out_channels, "spatial_dims": len(size)}).to(dev).train()
     loss_fn = LOSSES.build(loss).to(dev)
     opt = OPTIMIZERS.build(optimizer, net.parameters())
     dtype = amp_dtype(amp, dev)

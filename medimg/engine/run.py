@@ -34,6 +34,7 @@ from ..data import (
 from ..inference.predictor import resolve_device
 from ..losses import LOSSES
 from ..models import MODELS
+from ..models.registry import with_roi_size
 from ..transforms.build import build_transforms
 from .distributed import DistInfo, cleanup, setup
 from .optim import OPTIMIZERS, build_scheduler
@@ -62,12 +63,13 @@ def model_params_for(cfg: ExperimentConfig) -> dict[str, Any]:
 
     ``in_channels`` defaults to the number of ``data.images``, ``out_channels`` to the
     number of ``data.label_names``, ``spatial_dims`` to the length of
-    ``inference.roi_size``. Values given in the config must agree.
+    ``inference.roi_size``. Values given in the config must agree. A model that takes a
+    ``roi_size`` (``dynunet``) gets ``inference.roi_size``, the training patch, unless given.
 
     Raises:
         ConfigError: a given value contradicts the data section.
     """
-    params = dict(cfg.model.params)
+    params = with_roi_size(cfg.model.name, cfg.model.params, cfg.inference.roi_size)
     derived = {
         "in_channels": len(cfg.data.images),
         "out_channels": len(cfg.data.label_names),

@@ -44,7 +44,7 @@ from .callbacks import (
 )
 from .checkpoint_writer import CheckpointWriter
 from .distributed import DistInfo
-from .optim import steps_per_iteration
+from .optim import scheduler_callbacks, steps_per_epoch, steps_per_iteration
 from .resume import rng_state, set_rng_state
 from .selection import parse_select_by
 from .validation import validation_metrics
@@ -422,10 +422,10 @@ class Trainer:
 
     # -- callbacks ------------------------------------------------------------------------
     def default_callbacks(self) -> list[Callback]:
-        """The built-in callbacks of this run, in the order :meth:`fit` calls them:
-        best model and checkpoints, patience, time budget, history and curve. Only rank 0
+        """The built-in callbacks of this run, in the order :meth:`fit` calls them: plateau
+        step, best model and checkpoints, patience, time budget, history and curve. Only rank 0
         gets the ones that write files. (:meth:`fit` adds :class:`StopAgreement` last.)"""
-        callbacks: list[Callback] = []
+        callbacks = scheduler_callbacks(self.scheduler, self.select_by, self.select_mode, self.dist, self.device)
         if self.dist.is_main:
             validates = bool(self.val_samples)
             callbacks.append(BestModelCheckpoint(self._save, self.select_by, self.select_mode, validates))
@@ -507,7 +507,7 @@ class Trainer:
         t0 = time.perf_counter()
         losses = self._train_epoch(state)
         self._refresh_ema_batch_norm(epoch)
-        if self.scheduler is not None and not steps_per_iteration(self.scheduler):
+        if steps_per_epoch(self.scheduler):  # plateau steps on the validation score (scheduler_callbacks)
             self.scheduler.step()
         state.row = {
             "epoch": epoch,

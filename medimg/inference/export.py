@@ -58,6 +58,7 @@ from ..core.errors import (
     require,
 )
 from .checkpoint import build_model, inference_spec, load_checkpoint
+from .runlog import atomic_path
 
 __all__ = [
     "EXPORT_FORMAT",
@@ -373,14 +374,11 @@ def export_checkpoint(
                           hint=f"give a file path such as '{out / 'model.onnx'}'",
                           cli_hint=f"give a file as OUT, e.g. {out / 'model.onnx'}")
     data, report = export_bytes(checkpoint, format, atol=atol)
-    tmp = out.with_name(out.name + ".tmp")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(data)
-        os.replace(tmp, out)
+        with atomic_path(out) as tmp:
+            tmp.write_bytes(data)
     except OSError as exc:
-        if tmp.parent.is_dir():
-            tmp.unlink(missing_ok=True)
         why = ("a folder on its path is a file" if isinstance(exc, (FileExistsError, NotADirectoryError))
                else (exc.strerror or exception_reason(exc)).lower())
         raise ImageWriteError(f"cannot write the exported model to '{out}': {why}",

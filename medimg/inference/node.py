@@ -157,8 +157,7 @@ def _handler(predictor: Any, config: NodeConfig) -> Callable[[str, Path], dict[s
     """Predict a study folder into a SEG, tag it, push it unless the destination has it."""
     from ..io.pacs import connect, load_server
     from ..io.pacs import push as push_files
-    from .batch import predict_folder
-    from .pacs import _existing_seg, _tag_seg, seg_tag
+    from .pacs import _existing_seg, predict_study_seg, seg_tag
     from .runlog import run_context
 
     client = connect(load_server(config.destination))
@@ -172,12 +171,8 @@ def _handler(predictor: Any, config: NodeConfig) -> Callable[[str, Path], dict[s
         with tempfile.TemporaryDirectory(prefix="medimg-node-") as tmp:
             source = Path(tmp) / "in" / study
             shutil.copytree(folder, source, ignore=shutil.ignore_patterns(".*", "*.txt", "*.json"))
-            report = predict_folder(predictor, Path(tmp) / "in", Path(tmp) / "out", progress=False,
-                                    channels=config.channels or None, output_format="dicom-seg")
-            if report.failed:
-                raise MedimgError(f"study {study}: {report.failed[0][1]}")
-            (seg,) = (Path(tmp) / "out").glob("*.seg.dcm")
-            seg_uid = _tag_seg(seg, tag, sha)
+            seg, seg_uid = predict_study_seg(predictor, Path(tmp) / "in", Path(tmp) / "out", study,
+                                             channels=config.channels, tag=tag, sha=sha)
             stored = push_files(client, [seg])
             if stored.failures:
                 raise MedimgError(f"study {study}: the destination rejected the SEG ({stored.failures[0][1]})")

@@ -20,7 +20,6 @@ the reason, and the other studies go on.
 
 from __future__ import annotations
 
-import csv
 import shutil
 import tempfile
 import time
@@ -30,9 +29,9 @@ from typing import Any
 
 from ..core.errors import MedimgError, exception_reason
 from .caseloop import BatchReport
-from .runlog import LOG_COLUMNS, run_context
+from .runlog import LOG_COLUMNS, RunLog, run_context
 
-__all__ = ["PACS_LOG_COLUMNS", "predict_pacs", "seg_tag"]
+__all__ = ["PACS_LOG_COLUMNS", "predict_pacs", "predict_study_seg", "seg_tag"]
 
 #: ``predict_log.csv`` of a PACS run: a predict log's columns plus the stored SEG's series UID.
 PACS_LOG_COLUMNS = (*LOG_COLUMNS[:5], "seg_series_uid", *LOG_COLUMNS[5:])
@@ -41,30 +40,6 @@ PACS_LOG_COLUMNS = (*LOG_COLUMNS[:5], "seg_series_uid", *LOG_COLUMNS[5:])
 def seg_tag(checkpoint_sha256: str) -> str:
     """The SeriesDescription of a SEG made with the checkpoint whose sha256 is given."""
     return f"medimg {checkpoint_sha256[:16]}"
-
-
-class _Log:
-    """``predict_log.csv`` rows, appended and flushed one by one."""
-
-    def __init__(self, out: Path, context: Mapping[str, str]) -> None:
-        path = out / "predict_log.csv"
-        fresh = not path.exists() or path.stat().st_size == 0
-        self.path = path
-        self._fh = open(path, "a", newline="")  # noqa: SIM115 (closed by close())
-        self._writer = csv.DictWriter(self._fh, fieldnames=list(PACS_LOG_COLUMNS), extrasaction="ignore")
-        if fresh:
-            self._writer.writeheader()
-        self.context = dict(context)
-
-    def write(self, study: str, source: str, status: str, *, seconds: float | None = None,
-              error: str = "", seg_uid: str = "") -> None:
-        self._writer.writerow({**self.context, "case_id": study, "input": source, "status": status,
-                               "seconds": "" if seconds is None else f"{seconds:.3f}",
-                               "error": " ".join(error.split()), "seg_series_uid": seg_uid})
-        self._fh.flush()
-
-    def close(self) -> None:
-        self._fh.close()
 
 
 def _existing_seg(client: Any, study: str, tag: str) -> str | None:
@@ -87,25 +62,39 @@ def _tag_seg(path: Path, tag: str, sha: str) -> str:
     return str(ds.SeriesInstanceUID)
 
 
+def predict_study_seg(predictor: Any, cases: Path, work: Path, study: str, *,
+                      channels: Mapping[str, str] | None, tag: str, sha: str) -> tuple[Path, str]:
+    """Predict the one study under ``cases`` into a DICOM SEG in ``work``, tagged with the
+    checkpoint (SeriesDescription ``tag``, ContentDescription ``sha``): the SEG's path and
+    SeriesInstanceUID. What ``predict dicomweb://`` and ``medimg serve`` both do per study.
+
+    Raises:
+        MedimgError: the prediction failed, or did not give exactly one SEG.
+    """
+    from .batch import predict_folder
+
+    report = predict_folder(predictor, cases, work, progress=False, channels=channels or None,
+                            output_format="dicom-seg")
+    if report.failed:
+        raise MedimgError(f"study {study}: {report.failed[0][1]}")
+    segs = sorted(work.glob("*.seg.dcm"))
+    if len(segs) != 1:
+        raise MedimgError(f"expected one SEG for study {study}, the prediction wrote {len(segs)}")
+    return segs[0], _tag_seg(segs[0], tag, sha)
+
+
 def _one_study(client: Any, predictor: Any, study: str, out: Path, *, push: bool,
                channels: Mapping[str, str] | None, tag: str, sha: str) -> str:
     """Pull, predict, tag, keep and (with ``push``) store the SEG of one study; its series UID."""
     from ..io.pacs import pull
     from ..io.pacs import push as push_files
-    from .batch import predict_folder
 
     with tempfile.TemporaryDirectory(prefix="medimg-pacs-") as tmp:
         pull(client, study, Path(tmp) / "in")
-        report = predict_folder(predictor, Path(tmp) / "in", Path(tmp) / "out", progress=False,
-                                channels=channels, output_format="dicom-seg")
-        if report.failed:
-            raise MedimgError(report.failed[0][1])
-        segs = sorted((Path(tmp) / "out").glob("*.seg.dcm"))
-        if len(segs) != 1:
-            raise MedimgError(f"expected one SEG for study {study}, the prediction wrote {len(segs)}")
-        seg_uid = _tag_seg(segs[0], tag, sha)
+        seg, seg_uid = predict_study_seg(predictor, Path(tmp) / "in", Path(tmp) / "out", study,
+                                         channels=channels, tag=tag, sha=sha)
         kept = out / f"{study}.seg.dcm"
-        shutil.copyfile(segs[0], kept)
+        shutil.copyfile(seg, kept)
     if push:
         stored = push_files(client, [kept])
         if stored.failures:
@@ -162,7 +151,7 @@ def predict_pacs(
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     report = BatchReport(output_dir=out)
-    log = _Log(out, context)
+    log = RunLog(out, context=context, columns=PACS_LOG_COLUMNS)
     report.log_path = log.path
     try:
         for study in studies:
@@ -171,18 +160,18 @@ def predict_pacs(
             if done is not None:
                 why = f"already holds SEG series {done} from this checkpoint; --overwrite to redo"
                 report.skipped.append((study, why))
-                log.write(study, address, "skipped", error=why, seg_uid=done)
+                log.write(study, "skipped", input=address, error=why, seg_series_uid=done)
                 continue
             start = time.perf_counter()
             try:
                 seg_uid = _one_study(client, predictor, study, out, push=push, channels=channels, tag=tag, sha=sha)
             except MedimgError as exc:
                 report.failed.append((study, exc.message))
-                log.write(study, address, "failed", error=exception_reason(exc))
+                log.write(study, "failed", input=address, error=exception_reason(exc))
                 continue
             report.seconds[study] = time.perf_counter() - start
             report.ok.append(study)
-            log.write(study, address, "ok", seconds=report.seconds[study], seg_uid=seg_uid)
+            log.write(study, "ok", input=address, seconds=report.seconds[study], seg_series_uid=seg_uid)
     finally:
         log.close()
     return report

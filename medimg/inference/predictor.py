@@ -26,6 +26,7 @@ from ..core.errors import CheckpointError, ConfigError, GeometryError
 from ..core.image import Image
 from ..core.sample import Sample
 from ..core.spec import InferenceSpec
+from ..data.classification import unit_scaled
 from ..transforms import Compose, Transform, invert_history
 from ..transforms.build import build_transforms
 from .checkpoint import build_model, inference_spec, load_checkpoint
@@ -250,7 +251,9 @@ class Predictor:
             image = first
         else:
             image = first.new(torch.cat([im.data for im in images], dim=0))
-        if not torch.is_floating_point(image.data):
+        if self.spec.task == "classification":
+            image = image.new(unit_scaled(image.data))  # as training read it (8-bit: / 255)
+        elif not torch.is_floating_point(image.data):
             image = image.new(image.data.float())
         image = image.new(kind="intensity")
         expected = self.in_channels if self.in_channels is not None else _model_in_channels(self.model)

@@ -125,24 +125,30 @@ class RunLog:
         shard: ``(i, N)`` for a shard's own log file; None: ``predict_log.csv``.
         context: the run-wide columns (device, precision, checkpoint_sha256,
             medimg_version), written on every row.
+        columns: the header (:data:`LOG_COLUMNS`, or those plus a caller's own columns,
+            filled through :meth:`write`'s keyword arguments).
     """
 
-    def __init__(self, out: Path, shard: tuple[int, int] | None = None, context: dict[str, Any] | None = None) -> None:
+    def __init__(self, out: Path, shard: tuple[int, int] | None = None, context: dict[str, Any] | None = None,
+                 columns: tuple[str, ...] = LOG_COLUMNS) -> None:
         self.path = Path(out) / log_name(shard)
         self.context = {k: ("" if v is None else v) for k, v in (context or {}).items()}
         fresh = not self.path.exists() or self.path.stat().st_size == 0
         self._fh = open(self.path, "a", newline="")  # noqa: SIM115 (open for the run, closed by close())
-        self._writer = csv.DictWriter(self._fh, fieldnames=list(LOG_COLUMNS), extrasaction="ignore")
+        self._writer = csv.DictWriter(self._fh, fieldnames=list(columns), extrasaction="ignore")
         if fresh:
             self._writer.writeheader()
         elif not _ends_with_newline(self.path):
             self._fh.write("\n")  # a row cut short by a kill stays one bad line, ignored on reading
         self._fh.flush()
 
-    def write(self, case_id: str, status: str, *, input: Any = "", seconds: float | None = None, error: str = "") -> None:
-        """Append one row and flush it to the operating system (it survives a kill -9)."""
+    def write(self, case_id: str, status: str, *, input: Any = "", seconds: float | None = None, error: str = "",
+              **extra: Any) -> None:
+        """Append one row and flush it to the operating system (it survives a kill -9);
+        ``extra``: values of the caller's own columns."""
         row = {
             **self.context,
+            **extra,
             "case_id": case_id,
             "input": str(input),
             "status": status,

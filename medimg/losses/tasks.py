@@ -13,7 +13,9 @@ from .registry import LOSSES
 __all__ = ["SEGMENTATION_LOSSES", "loss_task"]
 
 #: Built-in segmentation losses without a ``task`` attribute of their own.
-SEGMENTATION_LOSSES: frozenset[str] = frozenset({"ce", "dice", "dice_ce", "focal", "dice_focal"})
+SEGMENTATION_LOSSES: frozenset[str] = frozenset(
+    {"ce", "dice", "dice_ce", "focal", "dice_focal", "generalized_dice", "tversky", "deep_supervision"}
+)
 
 
 def loss_task(name: str) -> str | None:

@@ -10,8 +10,9 @@ from .registry import MODELS, create_model, model_summary
 
 __all__ = ["MODELS", "create_model", "model_summary"]
 
-# Classification networks (issue 7): importing the package registers them in MODELS.
-from . import classification  # noqa: F401  (registers the classification components)
+# Classification networks (issue 7) and the nnU-Net-style DynUNet: importing these modules
+# registers them in MODELS.
+from . import classification, dynunet  # noqa: F401  (registers their components)
 from .classification import WeightsReport, load_weights
 from .tasks import TASKS, model_task
 

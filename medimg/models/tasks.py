@@ -20,7 +20,9 @@ __all__ = ["SEGMENTATION_MODELS", "TASKS", "model_task", "register_classifier"]
 TASKS: tuple[str, ...] = ("segmentation", "classification")
 
 #: Built-in segmentation factories without a ``task`` attribute of their own.
-SEGMENTATION_MODELS: frozenset[str] = frozenset({"unet", "basic_unet", "segresnet"})
+SEGMENTATION_MODELS: frozenset[str] = frozenset(
+    {"unet", "basic_unet", "segresnet", "dynunet", "attention_unet", "swin_unetr"}
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -3,18 +3,32 @@
 Deterministic preprocessing (``orient``, ``resample``, ``normalize_intensity``,
 ``scale_intensity_range``, ``map_labels``, ``crop_foreground``, ``spatial_pad``) is recorded
 in ``Sample.history`` and inverted at inference with :func:`invert_history`; random
-augmentation (``random_crop``, ``random_flip``, ``random_affine``, ``random_intensity``,
-``monai``) draws from a ``torch.Generator``. Pure kernels live in
+augmentation (``random_crop``, ``random_flip``, ``random_affine``, ``random_elastic``,
+``random_intensity``, ``random_noise``, ``random_blur``, ``random_brightness``,
+``random_contrast``, ``random_gamma``, ``random_low_resolution``, the MR artefacts
+``random_bias_field``, ``random_motion``, ``random_ghosting``, ``one_of`` and ``monai``)
+draws from a ``torch.Generator``, records what it drew, and replays it with ``apply``. Pure kernels live in
 :mod:`medimg.transforms.functional`.
 """
 
 from . import functional
+from .artefacts import RandomBiasField, RandomGhosting, RandomMotion
 from .augment import RandomAffine, RandomCrop, RandomFlip, RandomIntensity
+from .augment_intensity import (
+    RandomBlur,
+    RandomBrightness,
+    RandomContrast,
+    RandomGamma,
+    RandomLowResolution,
+    RandomNoise,
+)
 from .base import TRANSFORMS, Compose, Transform, invert_history, invert_image
 from .build import build_compose, build_transform, build_transforms
+from .choice import OneOf
+from .elastic import RandomElastic
 from .intensity import MapLabels, NormalizeIntensity, ScaleIntensityRange
 from .monai_adapter import MonaiTransform
-from .spatial import CropForeground, Orient, Resample, SpatialPad
+from .spatial import CropForeground, Orient, Resample, Resize, SpatialPad
 
 __all__ = [
     "TRANSFORMS",
@@ -28,6 +42,7 @@ __all__ = [
     "functional",
     "Orient",
     "Resample",
+    "Resize",
     "CropForeground",
     "SpatialPad",
     "NormalizeIntensity",
@@ -37,5 +52,16 @@ __all__ = [
     "RandomFlip",
     "RandomAffine",
     "RandomIntensity",
+    "RandomElastic",
+    "RandomNoise",
+    "RandomBlur",
+    "RandomBrightness",
+    "RandomContrast",
+    "RandomGamma",
+    "RandomLowResolution",
+    "RandomBiasField",
+    "RandomMotion",
+    "RandomGhosting",
+    "OneOf",
     "MonaiTransform",
 ]

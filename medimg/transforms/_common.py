@@ -107,3 +107,42 @@ def uniform(generator: torch.Generator | None, lo: float, hi: float) -> float:
     """One float uniformly in ``[lo, hi)`` from ``generator``."""
     u = float(torch.rand(1, generator=generator).item())
     return float(lo + (hi - lo) * u)
+
+
+def param_error(name: str, key: str, found: str, fix: str) -> TransformError:
+    """``"<name>: <key> <found>; <fix>"``: the one-line error of a bad constructor parameter
+    (the config validator prints the message alone, so the fix is in it)."""
+    return TransformError(f"{name}: {key} {found}; {fix}", hint=f"see `medimg list transforms {name}`")
+
+
+def check_prob(name: str, prob: Any) -> float:
+    """``prob`` as a float in [0, 1], or a one-line error naming the transform's key."""
+    try:
+        p = float(prob)
+    except (TypeError, ValueError):
+        p = float("nan")
+    if not 0.0 <= p <= 1.0:
+        raise param_error(name, "prob", f"is {prob!r}, not a probability",
+                          "set prob to a number from 0 (never) to 1 (always)")
+    return p
+
+
+def check_range(name: str, key: str, value: Any, low: float | None = None,
+                high: float | None = None, strict_low: bool = False) -> list[float]:
+    """``value`` as ``[min, max]`` with ``min <= max`` inside ``[low, high]`` (``low``
+    excluded with ``strict_low``), or a one-line error naming the key and the fix."""
+    bounds = (f"{'>' if strict_low else '>='} {low}" if low is not None else "") + \
+        (f"{' and ' if low is not None else ''}<= {high}" if high is not None else "")
+    fix = f"write {key}: [min, max] with min <= max" + (f", both {bounds}" if bounds else "")
+    try:
+        vals = [float(v) for v in value]
+    except (TypeError, ValueError):
+        vals = []
+    ok = len(vals) == 2 and vals[0] <= vals[1]
+    if ok and low is not None:
+        ok = vals[0] > low if strict_low else vals[0] >= low
+    if ok and high is not None:
+        ok = vals[1] <= high
+    if not ok:
+        raise param_error(name, key, f"is {value!r}, not a range", fix)
+    return vals

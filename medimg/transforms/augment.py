@@ -32,7 +32,7 @@ from ._common import (
 )
 from .base import TRANSFORMS, Transform
 
-__all__ = ["RandomCrop", "RandomFlip", "RandomAffine", "RandomIntensity", "rotation_matrix"]
+__all__ = ["RandomCrop", "RandomFlip", "RandomAffine", "RandomIntensity", "affine_theta", "rotation_matrix"]
 
 
 @TRANSFORMS.register("random_crop")
@@ -206,6 +206,20 @@ def rotation_matrix(angles: Sequence[float]) -> np.ndarray:
     return _rotation_matrices(torch.tensor([list(angles)], dtype=torch.float64))[0].numpy()
 
 
+def affine_theta(shape: Sequence[int], spacing: Sequence[float], angles: Sequence[float], scale: float,
+                 shift: Sequence[float]) -> np.ndarray:
+    """The ``nd x (nd+1)`` map from normalised output to input coordinates (data axis order,
+    ``align_corners=False``) of a rotation by ``angles`` degrees and a zoom by ``scale``
+    about the grid centre in millimetres, the content then moved by ``shift`` (fractions
+    of the extent)."""
+    a = rotation_matrix([math.radians(x) for x in angles]) * scale  # content map, mm about the centre
+    half = np.array(shape, dtype=np.float64) * np.array(spacing, dtype=np.float64)[: len(shape)] / 2.0
+    # output normalised coords -> mm (D) -> input mm (A^-1) -> input normalised (D^-1)
+    m = np.diag(1.0 / half) @ np.linalg.inv(a) @ np.diag(half)
+    # the content moves by shift (normalised: 2 * fraction): input = m @ (output - 2 * shift)
+    return np.concatenate([m, -(m @ (2.0 * np.asarray(shift, dtype=np.float64)))[:, None]], axis=1)
+
+
 @TRANSFORMS.register("random_affine")
 class RandomAffine(Transform):
     """Random rotation, isotropic scaling and shift about the image centre, in millimetres.
@@ -265,12 +279,7 @@ class RandomAffine(Transform):
         angles = [uniform(generator, -d, d) for d in degs]
         s = uniform(generator, *self.scale)
         shift = [uniform(generator, -self.translate, self.translate) if self.translate else 0.0 for _ in range(nd)]
-        a = rotation_matrix([math.radians(x) for x in angles]) * s  # content map, mm about the centre
-        half = np.array(ref.spatial_shape, dtype=np.float64) * np.array(ref.spacing) / 2.0
-        # output normalised coords -> mm (D) -> input mm (A^-1) -> input normalised (D^-1)
-        m = np.diag(1.0 / half) @ np.linalg.inv(a) @ np.diag(half)
-        # the content moves by shift (normalised: 2 * fraction): input = m @ (output - 2 * shift)
-        theta = np.concatenate([m, -(m @ (2.0 * np.asarray(shift)))[:, None]], axis=1)
+        theta = affine_theta(ref.spatial_shape, ref.spacing, angles, s, shift)
         return {"theta": theta.tolist(), "angles": angles, "scale": s, "shift": shift}
 
     def apply_image(self, image: Image, params: dict[str, Any]) -> Image:

@@ -1,4 +1,4 @@
-"""Deterministic spatial transforms: orient, resample, crop to foreground, pad.
+"""Deterministic spatial transforms: orient, resample, resize, crop to foreground, pad.
 
 Each records the geometry it needs in its params so that :func:`invert_history` can
 take an image (e.g. class probabilities predicted on the preprocessed grid) back to the
@@ -22,7 +22,7 @@ from . import functional as Fn
 from ._common import check_shape, finish, int_list, interp_mode, pad_value, reference, translated
 from .base import TRANSFORMS, Transform
 
-__all__ = ["Orient", "Resample", "CropForeground", "SpatialPad"]
+__all__ = ["Orient", "Resample", "Resize", "CropForeground", "SpatialPad"]
 
 
 @TRANSFORMS.register("orient")
@@ -173,6 +173,44 @@ class Resample(Transform):
         check_shape(cls.name, image, params["out_shape"], "invert")
         data = Fn.resample_to_shape(image.data, params["in_shape"], interp_mode(image))
         return image.new(finish(image, data), np.asarray(params["in_affine"], dtype=np.float64))
+
+
+@TRANSFORMS.register("resize")
+class Resize(Resample):
+    """Resize to a fixed spatial shape, keeping the field of view (the spacing changes).
+
+    What mixed-size pictures need before they can be batched (e.g. chest X-rays of
+    several sizes to ``size: [224, 224]``). The interpolation, the affine (outer voxel
+    edges stay in place, so the new spacing is ``old_spacing * old_shape / size``) and
+    the inverse are those of :class:`Resample`: a prediction goes back to each image's
+    own shape. The aspect ratio is not kept; pad first (``spatial_pad``) to keep it.
+
+    Args:
+        size: the output shape, one int for every axis or one per spatial axis.
+        keys: images to resize (all by default; they must share a grid).
+
+    Params: as :class:`Resample`'s.
+    """
+
+    name = "resize"
+
+    def __init__(self, size: int | Sequence[int], keys: Sequence[str] | None = None) -> None:
+        Transform.__init__(self, keys)
+        sizes = [size] if isinstance(size, int) else list(size)
+        if not sizes or any(not isinstance(n, int) or isinstance(n, bool) or n < 1 for n in sizes):
+            raise TransformError(f"resize: size must be positive whole numbers of voxels, got {size!r}",
+                                 hint="e.g. size: [224, 224] (2D) or size: [96, 96, 96] (3D)")
+        self.size = size
+
+    def make_params(self, sample: Sample, generator: torch.Generator | None = None) -> dict[str, Any]:
+        ref = reference(self, sample, self.selected(sample))
+        out_shape = int_list(self.size, ref.spatial_ndim, self.name, "size")
+        return {
+            "spacing": [o * n / m for o, n, m in zip(ref.spacing, ref.spatial_shape, out_shape)],
+            "in_shape": list(ref.spatial_shape),
+            "out_shape": out_shape,
+            "in_affine": ref.affine.tolist(),
+        }
 
 
 @TRANSFORMS.register("crop_foreground")

@@ -23,6 +23,7 @@ BENCHMARKS = {
     "inference.py": {"monai", "monai_sw4"},
     "predict_folder.py": {"monai"},
     "train_cls.py": {"plain torchvision loop"},
+    "augment.py": {"monai", "torchio"},
     "train.py": {"plain MONAI loop"},
 }
 

@@ -126,7 +126,9 @@ def test_card_of_a_segmentation_run(tmp_path: Path):
 
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    torch.save({"format": "medimg-checkpoint", "model": {"name": "unet", "params": {"channels": [8, 16]}},
+    torch.save({"format": "medimg-checkpoint", "format_version": 1, "in_channels": 1, "out_channels": 3,
+                "label_names": ["background", "organ", "lesion"], "preprocess": [{"name": "orient"}],
+                "model": {"name": "unet", "params": {"channels": [8, 16]}},
                 "inference": {"task": "segmentation", "label_names": ["background", "organ", "lesion"],
                               "roi_size": [32, 32, 16], "preprocess": [{"name": "orient"}]},
                 "data": {"split_counts": {"train": 20, "validation": 4, "test": 5}},

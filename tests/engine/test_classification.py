@@ -89,6 +89,58 @@ def test_select_by_a_classification_metric_and_target_sensitivity(tmp_path: Path
     assert result.test_summary is not None and "auc" in json.dumps(result.test_summary)
 
 
+def test_a_fixed_threshold_is_stored_whatever_validation_says(tmp_path: Path):
+    cfg = config(make_npz(tmp_path / "toy.npz", n=(16, 8, 8)), max_epochs=1)
+    cfg.evaluation.threshold = 0.3
+    result = train(cfg, tmp_path / "run", progress=False)
+    assert torch.load(result.best_checkpoint, weights_only=True)["inference"]["threshold"] == pytest.approx(0.3)
+    rows = list(csv.DictReader(open(tmp_path / "run" / "test" / "predictions.csv")))
+    assert [float(r["threshold"]) for r in rows] == pytest.approx([0.3] * len(rows))
+    assert all((float(r["prob_lesion"]) >= 0.3) == (r["predicted"] == "lesion") for r in rows)
+
+
+def test_threshold_rule_errors_name_the_key(tmp_path: Path):
+    from medimg.config import load_config
+    from medimg.core.errors import ConfigError
+
+    def load(evaluation: str) -> None:
+        path = tmp_path / "c.yaml"
+        path.write_text("experiment: {task: classification}\ndata: {npz: x.npz}\nmodel: {name: cnn3d}\n"
+                        f"evaluation: {evaluation}\n")
+        load_config(path, check_paths=False)
+
+    with pytest.raises(ConfigError, match="evaluation +threshold must be 'youden', 'accuracy' or a number in \\(0, 1\\), got 1.5"):
+        load("{threshold: 1.5}")
+    with pytest.raises(ConfigError, match="either target_sensitivity .* or threshold"):
+        load("{threshold: accuracy, target_sensitivity: 0.9}")
+    with pytest.raises(ConfigError, match="evaluation.threshold"):
+        load("{threshold: f1}")
+
+
+def test_8_bit_pictures_are_scaled_alike_from_npz_and_from_png(tmp_path: Path):
+    """A model trained on a uint8 npz predicts the same picture saved as PNG the same way."""
+    from PIL import Image as PILImage
+
+    rng = np.random.default_rng(3)
+    arrays = {}
+    for prefix, count in (("train", 16), ("val", 8), ("test", 4)):
+        y = np.arange(count) % 2
+        x = rng.integers(0, 120, size=(count, 12, 12)).astype(np.uint8)
+        x[y == 1, 3:9, 3:9] = 250
+        arrays[f"{prefix}_images"], arrays[f"{prefix}_labels"] = x, y[:, None]
+    np.savez(tmp_path / "pics.npz", **arrays)
+    cfg = config(tmp_path / "pics.npz", max_epochs=1)
+    cfg.model = type(cfg.model).model_validate({"name": "resnet18", "small_input": True})
+    result = train(cfg, tmp_path / "run", progress=False)
+    for i, pic in enumerate(arrays["test_images"]):
+        PILImage.fromarray(pic).save(tmp_path / f"test_{i}.png")
+    pred = Predictor.from_checkpoint(result.best_checkpoint, "cpu")
+    from_png = np.stack([pred.predict_proba(str(tmp_path / f"test_{i}.png")).numpy() for i in range(4)])
+    rows = list(csv.DictReader(open(tmp_path / "run" / "test" / "predictions.csv")))
+    from_npz = np.array([[float(r["prob_normal"]), float(r["prob_lesion"])] for r in rows])
+    assert np.allclose(from_png, from_npz, atol=1e-5)
+
+
 def test_evaluation_test_false_skips_the_test_split(tmp_path: Path):
     cfg = config(make_npz(tmp_path / "toy.npz", n=(16, 8, 8)), max_epochs=1)
     cfg.evaluation.test = False

@@ -1,5 +1,6 @@
 """Classification from 2D pictures: a manifest naming PNG files and a folder per class
-(``root/<split>/<class>/<x>.png``) train through ``train(config)`` and learn."""
+(``root/<split>/<class>/<x>.png``) train through ``train(config)`` and learn. The pictures
+come in two sizes, as real ones do: the ``resize`` preprocessing step gives them one."""
 
 from __future__ import annotations
 
@@ -17,12 +18,12 @@ from medimg.engine import train
 SPLITS = {"train": 40, "validation": 16, "test": 16}
 
 
-def _picture(path: Path, bright: bool, rng: np.random.Generator) -> None:
-    """A 16 px grey picture: a class 'bright' picture is lighter, most in the middle."""
-    x = rng.normal(60, 15, size=(16, 16))
+def _picture(path: Path, bright: bool, rng: np.random.Generator, size: int = 16) -> None:
+    """A grey picture: a class 'bright' picture is lighter, most in the middle."""
+    x = rng.normal(60, 15, size=(size, size))
     if bright:
         x += 40
-        x[4:12, 4:12] += 80
+        x[size // 4 : 3 * size // 4, size // 4 : 3 * size // 4] += 80
     path.parent.mkdir(parents=True, exist_ok=True)
     PILImage.fromarray(np.clip(x, 0, 255).astype(np.uint8), mode="L").save(path)
 
@@ -32,7 +33,7 @@ def _config(data: dict) -> ExperimentConfig:
         {
             "experiment": {"task": "classification", "seed": 0},
             "data": {**data, "class_names": ["dark", "bright"]},
-            "preprocess": [{"name": "scale_intensity_range", "a_min": 0, "a_max": 255}],
+            "preprocess": [{"name": "resize", "size": [16, 16]}],  # 8-bit pictures arrive in [0, 1]
             "model": {"name": "resnet18", "small_input": True},
             "optimizer": {"name": "adamw", "lr": 1e-3},
             "trainer": {"max_epochs": 2, "batch_size": 4, "device": "cpu"},
@@ -64,7 +65,7 @@ def test_png_manifest_and_class_folders_train(tmp_path: Path, source: str):
         for i in range(n):
             cls = ["dark", "bright"][i % 2]
             rel = f"{split}/{cls}/x{i}.png"
-            _picture(tmp_path / "pics" / rel, cls == "bright", rng)
+            _picture(tmp_path / "pics" / rel, cls == "bright", rng, size=16 if i % 3 else 24)
             rows.append([f"{split}_{i}", rel, cls, split])
     if source == "manifest":
         with open(tmp_path / "pics" / "cases.csv", "w", newline="") as f:

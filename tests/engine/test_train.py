@@ -152,6 +152,7 @@ def test_optimizers_and_schedulers_registries():
         "poly": (1 - 3 / 100) ** 0.9,  # max_epochs 100, power 0.9
         "step": 1.0,  # step_size 30
         "none": 1.0,
+        "plateau": 1.0,  # patience 10: three validations of one score change nothing
         # one-cycle, 101 steps: cosine warm-up from lr / 25 to lr over 0.15 * 101 - 1 steps
         "onecycle": 0.04 + 0.96 * (1 - math.cos(math.pi * 3 / (0.15 * 101 - 1))) / 2,
     }
@@ -160,7 +161,7 @@ def test_optimizers_and_schedulers_registries():
         sched = SCHEDULERS.get(name)(opt)
         for _ in range(3):
             opt.step()
-            sched.step()
+            sched.step(0.5) if name == "plateau" else sched.step()  # plateau steps on the score
         lr = opt.param_groups[0]["lr"]
         assert name in expected_after_3, f"add the lr that scheduler '{name}' gives after 3 epochs"
         assert lr == pytest.approx(expected_after_3[name], rel=1e-9)
@@ -184,7 +185,7 @@ def test_public_api():
         "calibrate_run", "CalibrationResult", "cross_validate", "CVResult", "FoldResult", "TensorBoardLogger", "model_card",
     }
     assert {"adamw", "adam", "sgd"} <= set(OPTIMIZERS.list())
-    assert {"cosine", "poly", "step", "none"} <= set(SCHEDULERS.list())
+    assert {"cosine", "poly", "step", "none", "onecycle", "plateau"} <= set(SCHEDULERS.list())
 
 
 def test_disk_cache_through_train(tiny_data, tmp_path, monkeypatch):

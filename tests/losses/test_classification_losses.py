@@ -28,7 +28,8 @@ def _multi_label(b: int = 6, k: int = 3, seed: int = 2) -> torch.Tensor:
 
 def test_registered_names_and_tasks():
     assert set(CLASSIFICATION) == {"ce_cls", "bce_cls", "focal_cls"}
-    assert {n for n in LOSSES.list() if loss_task(n) == "segmentation"} == {"ce", "dice", "dice_ce", "focal", "dice_focal"}
+    segmentation = {"ce", "dice", "dice_ce", "focal", "dice_focal", "generalized_dice", "tversky", "deep_supervision"}
+    assert {n for n in LOSSES.list() if loss_task(n) == "segmentation"} == segmentation
 
 
 @pytest.mark.parametrize("name", CLASSIFICATION)

@@ -78,4 +78,10 @@ def test_public_api():
     import medimg.losses as m
 
     assert set(m.__all__) == {"LOSSES", "create_loss", "loss_task"}
+
+
+def test_registry_has_the_documented_segmentation_losses():
+    assert {"ce", "dice", "dice_ce", "focal", "dice_focal", "generalized_dice", "tversky", "deep_supervision"} == set(
+        SEGMENTATION
+    )
     assert {"dice_ce", "dice", "ce", "dice_focal", "focal"} <= set(LOSSES.list())

@@ -247,6 +247,18 @@ def test_choose_threshold_for_target_sensitivity():
     assert sensitivity(y, p, threshold=higher) < 0.9
 
 
+def test_choose_threshold_for_best_accuracy():
+    y, p = _binary(150, seed=9)
+    choice = choose_threshold(y, p, method="accuracy")
+    acc = lambda t: float(((p >= t) == y).mean())  # noqa: E731
+    assert acc(choice.threshold) == pytest.approx(max(acc(t) for t in np.unique(p)))
+    # a rare positive class: accuracy asks for more evidence than Youden's J does
+    y = np.array([0] * 8 + [1] * 2)
+    p = np.array([0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.65, 0.55, 0.9])
+    assert choose_threshold(y, p).threshold == pytest.approx(0.525)  # sens 1, spec 5/8
+    assert choose_threshold(y, p, method="accuracy").threshold == pytest.approx(0.775)  # 9 of 10 right
+
+
 def test_choose_threshold_lies_between_scores():
     y = np.array([0, 0, 1, 1])
     p = np.array([0.1, 0.3, 0.5, 0.9])
@@ -256,7 +268,7 @@ def test_choose_threshold_lies_between_scores():
 
 def test_choose_threshold_errors():
     y, p = _binary(20)
-    with pytest.raises(DataError, match="unknown threshold method 'f1'"):
+    with pytest.raises(DataError, match="unknown threshold method 'f1'; expected 'youden', 'accuracy'"):
         choose_threshold(y, p, method="f1")
     with pytest.raises(DataError, match="target sensitivity must lie in \\(0, 1\\]"):
         choose_threshold(y, p, method="sensitivity", target=1.5)

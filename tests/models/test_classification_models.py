@@ -45,7 +45,8 @@ def _no_downloads(monkeypatch):
 
 def test_registry_has_the_documented_classifiers():
     assert set(CLASSIFIERS) == EXPECTED
-    assert {n for n in MODELS.list() if model_task(n) == "segmentation"} == {"unet", "basic_unet", "segresnet"}
+    segmentation = {"unet", "basic_unet", "segresnet", "dynunet", "attention_unet", "swin_unetr"}
+    assert {n for n in MODELS.list() if model_task(n) == "segmentation"} == segmentation
 
 
 def test_model_task_unknown_name_suggests():

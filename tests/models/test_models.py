@@ -8,8 +8,12 @@ import torch
 from medimg.core.errors import ConfigError, UnknownComponentError
 from medimg.models import MODELS, create_model, model_summary, model_task
 
-# smallest input each model accepts (divisible by its total down-sampling)
-SIZES = {"unet": 16, "basic_unet": 32, "segresnet": 16}
+# smallest input each model accepts (divisible by its total down-sampling; the bottleneck
+# keeps more than one voxel for instance norm)
+SIZES = {"unet": 16, "basic_unet": 32, "segresnet": 16, "dynunet": 16, "attention_unet": 16, "swin_unetr": 64}
+# parameters that keep a model tiny (dynunet: its levels derived from the 16-voxel patch)
+TINY = {"dynunet": lambda dims: {"roi_size": [16] * dims, "filters": [4, 8, 16]},
+        "swin_unetr": lambda dims: {"feature_size": 12, "depths": [1, 1, 1, 1]}}
 # the classification networks have their own loop (test_classification_models.py)
 SEGMENTATION = [n for n in MODELS.list() if model_task(n) == "segmentation"]
 
@@ -26,7 +30,8 @@ def test_public_api():
 def test_every_model_forward(name, spatial_dims):
     size = SIZES.get(name, 32)
     torch.manual_seed(0)
-    model = create_model(name, in_channels=2, out_channels=3, spatial_dims=spatial_dims)
+    tiny = TINY[name](spatial_dims) if name in TINY else {}
+    model = create_model(name, in_channels=2, out_channels=3, spatial_dims=spatial_dims, **tiny)
     x = torch.randn(2, 2, *([size] * spatial_dims))
     with torch.no_grad():
         y = model.eval()(x)
@@ -37,7 +42,7 @@ def test_every_model_forward(name, spatial_dims):
 
 
 def test_registry_covers_documented_models():
-    assert {"unet", "basic_unet", "segresnet"} <= set(MODELS.list())
+    assert {"unet", "basic_unet", "segresnet", "dynunet", "attention_unet", "swin_unetr"} <= set(MODELS.list())
 
 
 def test_unet_defaults_are_the_documented_ones():

@@ -22,6 +22,7 @@ from medimg.transforms import (
     RandomFlip,
     RandomIntensity,
     Resample,
+    Resize,
     ScaleIntensityRange,
     SpatialPad,
     build_compose,
@@ -121,6 +122,31 @@ def test_resample_errors():
         Resample([1.0, -1, 1.0])
     with pytest.raises(TransformError, match="one value per spatial axis"):
         Resample(1.5)
+
+
+def test_resize_2d_keeps_the_field_of_view_and_inverts_to_each_shape():
+    for shape in [(30, 20), (17, 41)]:
+        img = Image(torch.rand(1, *shape), make_affine(spacing=(0.5, 0.7)))
+        lab = Image(torch.randint(0, 3, (1, *shape), dtype=torch.uint8), img.affine.copy(), kind="label")
+        out = Resize([16, 16])(Sample(images={"image": img, "label": lab}, case_id="p"))
+        assert out["image"].spatial_shape == (16, 16) and out["label"].spatial_shape == (16, 16)
+        assert np.allclose(out["image"].spacing, (0.5 * shape[0] / 16, 0.7 * shape[1] / 16))
+        assert out["label"].data.dtype == torch.uint8 and set(out["label"].data.unique().tolist()) <= {0, 1, 2}
+        # outer pixel edges stay in place
+        first, last = np.array([-0.5, -0.5, 0, 1]), np.array([shape[0] - 0.5, shape[1] - 0.5, 0, 1])
+        assert np.allclose(img.affine @ first, out["image"].affine @ first)
+        assert np.allclose(img.affine @ last, out["image"].affine @ np.array([15.5, 15.5, 0, 1]))
+        back = invert_history(out["image"], out.history)
+        assert back.same_grid(img)
+    assert Resize(8)(make_sample())["image"].spatial_shape == (8, 8, 8)
+
+
+def test_resize_errors():
+    with pytest.raises(TransformError, match=r"resize: size has 2 values \[8, 8\] but the image has 3 spatial axes"):
+        Resize([8, 8])(make_sample())
+    with pytest.raises(TransformError, match="resize: size must be positive whole numbers of voxels, got \\[8, 0\\]"):
+        Resize([8, 0])
+    assert build_transform({"name": "resize", "size": [4, 4]}).size == [4, 4]
 
 
 def test_probabilities_inverted_sum_to_one():
@@ -326,9 +352,11 @@ def test_public_api_pinned():
 
     assert set(T.__all__) == {
         "TRANSFORMS", "Compose", "Transform", "invert_history", "invert_image", "build_compose",
-        "build_transform", "build_transforms", "functional", "Orient", "Resample", "CropForeground", "SpatialPad",
+        "build_transform", "build_transforms", "functional", "Orient", "Resample", "Resize", "CropForeground", "SpatialPad",
         "NormalizeIntensity", "ScaleIntensityRange", "MapLabels", "RandomCrop", "RandomFlip",
-        "RandomAffine", "RandomIntensity", "MonaiTransform",
+        "RandomAffine", "RandomIntensity", "MonaiTransform", "RandomElastic", "RandomNoise", "RandomBlur",
+        "RandomBrightness", "RandomContrast", "RandomGamma", "RandomLowResolution", "RandomBiasField",
+        "RandomMotion", "RandomGhosting", "OneOf",
     }
     assert {"resample_to_shape", "reorient", "flip", "crop", "pad", "warp_affine", "zscore"} <= set(Fn.__all__)
     assert all(hasattr(T, n) for n in T.__all__) and all(hasattr(Fn, n) for n in Fn.__all__)

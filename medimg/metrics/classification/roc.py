@@ -218,6 +218,10 @@ def choose_threshold(
         specificity - 1 (Youden 1950); among equal J, the one of higher sensitivity.
         ``"sensitivity"``: the highest threshold whose sensitivity is at least ``target``
         (so, of those, the one of highest specificity).
+        ``"accuracy"``: the point of highest accuracy (Youden's J weighs the two classes
+        equally; accuracy weighs them by their frequency, so with a rare positive class
+        it asks for more evidence before calling a case positive); among equal accuracy,
+        the one of higher sensitivity.
 
     The threshold returned lies midway between the chosen score and the next lower
     distinct score, so that scores near it on new data are not decided by a hair; on the
@@ -225,14 +229,14 @@ def choose_threshold(
 
     Args:
         y_true: ``(n,)`` 0/1; probs: probability of the positive class, ``(n,)`` or
-            ``(n, 2)``. method: ``"youden"`` or ``"sensitivity"``. target: the minimum
+            ``(n, 2)``. method: ``"youden"``, ``"accuracy"`` or ``"sensitivity"``. target: the minimum
             sensitivity in (0, 1] for ``"sensitivity"``. split: named in errors.
 
     Raises:
         DataError: unknown method, target outside (0, 1], labels of one class only.
     """
-    if method not in ("youden", "sensitivity"):
-        raise DataError(f"unknown threshold method {method!r}; expected 'youden' or 'sensitivity'")
+    if method not in ("youden", "accuracy", "sensitivity"):
+        raise DataError(f"unknown threshold method {method!r}; expected 'youden', 'accuracy' or 'sensitivity'")
     if method == "sensitivity" and not 0.0 < float(target) <= 1.0:
         raise DataError(f"target sensitivity must lie in (0, 1], e.g. 0.9; got {target}")
     prep = prepare(y_true, probs, "binary")
@@ -242,6 +246,10 @@ def choose_threshold(
     if method == "youden":
         j = tpr - fpr
         k = int(np.flatnonzero(j >= j.max() - 1e-12)[-1])  # ties: the lower threshold
+    elif method == "accuracy":
+        pos = float(truth[:, 0].sum())
+        correct = tpr * pos + (1.0 - fpr) * (truth.shape[0] - pos)
+        k = int(np.flatnonzero(correct >= correct.max() - 1e-9)[-1])
     else:
         k = int(np.flatnonzero(tpr >= float(target) - 1e-12)[0])
     t = float(thr[k])
