@@ -155,7 +155,9 @@ def _relative_data(cfg: dict[str, Any], output: Path) -> None:
 
 
 def _header(fp: dict[str, Any], plan: Any, data: Path, output: Path, opts: Any, sets: list[str]) -> list[str]:
-    extra = "".join(f" --set '{s}'" for s in sets)
+    extra = "".join(f" --channel {n}='{p}'" for n, p in fp["data"].get("channels", {}).items())
+    extra += f" --labels {fp['data']['labels']}" if fp["data"].get("labels") else ""
+    extra += "".join(f" --set '{s}'" for s in sets)
     head = [f"Planned by `medimg plan {data} --output {output} --device {opts.device} --minutes {opts.minutes:g}{extra}`",
             "from the data set's fingerprint; each planned value says why. Paths are relative to this file.",
             f"Train with: medimg train {output}"]

@@ -118,7 +118,8 @@ def write_study_manifest(fp: dict[str, Any], path: str | os.PathLike) -> list[st
     fingerprint ``fp`` (``case_id``, one column per channel naming its series' folder,
     ``label``, ``split``: about :data:`VALIDATION_FRACTION` of them validation, at least one
     when there are two or more), paths
-    relative to the manifest's folder. Sets ``fp["data"]`` to the manifest's keys.
+    relative to the manifest's folder. Sets ``fp["data"]`` to the manifest's keys, and the
+    listed cases' ``split`` (and ``num_train``, ``splits``) to the manifest's.
 
     Returns:
         Warnings: studies left out because a chosen series shares its folder.
@@ -157,6 +158,12 @@ def write_study_manifest(fp: dict[str, Any], path: str | os.PathLike) -> list[st
         for split in ("train", "validation", "test"):
             for r in splits[split]:
                 w.writerow([r.case_id, *[p.as_posix() for p in r.image_paths], r.label_path.as_posix(), split])
-    fp["data"] = {"manifest": str(path), "images": list(names), "label": "label",
-                  "studies": fp["data"]["studies"], "channels": fp["data"]["channels"]}
+    split_of = {r.case_id: split for split, recs in splits.items() for r in recs}
+    for c in fp["cases"]:
+        if c["case_id"] in split_of:
+            c["split"] = split_of[c["case_id"]]
+    fp["num_train"] = len(splits["train"])
+    fp["splits"] = {k: len(v) for k, v in splits.items() if v}
+    fp["data"] = {"manifest": str(path), "images": list(names), "label": "label", "studies": fp["data"]["studies"],
+                  "channels": fp["data"]["channels"], "labels": fp["data"]["label"]}
     return warnings

@@ -178,3 +178,22 @@ def test_inconsistent_channel_counts_name_the_studies(mr_tree):
     assert fp["errors"] == ["inconsistent channel counts: most cases have 2 but s2 (3 channels)"]
     with pytest.raises(DataError, match=r"inconsistent channel counts: .* s2 \(3 channels\)"):
         make_plan(fp, PlanOptions(device="cpu", minutes=30, probe_steps=0))
+
+
+def test_real_ct_series_as_two_studies(tmp_path):
+    """The shared data's CT series (torchio_ct) copied into two studies, each with a soft
+    tissue and a lung series: modality CT from the tag, statistics over the body in HU."""
+    from tests.conftest import shared_path
+    from tests.io.dicom_study import copy_series_into_study
+
+    series = shared_path("dicom", "torchio_ct")
+    root = tmp_path / "studies"
+    for s, study in enumerate(("a", "b"), start=1):
+        for n, desc in enumerate(("CT soft tissue", "CT lung"), start=1):
+            copy_series_into_study(series, root / study / f"s{n}", study_uid=f"1.2.826.7.{s}", description=desc, number=n)
+    fp = fingerprint(root, channels={"soft": "*soft*", "lung": "*lung"}, workers=1)
+    assert fp["errors"] == [] and fp["num_usable"] == 2 and fp["channels"] == 2
+    assert fp["modality"] == "CT" and fp["ct_like"] is True and fp["modality_source"] == "DICOM Modality tag"
+    assert [c["channel_modalities"] for c in fp["cases"]] == [["CT", "CT"], ["CT", "CT"]]
+    body = fp["intensity"][0]
+    assert body["min"] > -500 and -300 < body["p50"] < 300  # the body (> -500 HU), in HU
