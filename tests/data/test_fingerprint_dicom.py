@@ -49,10 +49,11 @@ def ct_study(root: Path, sid: str, *, seed: int = 0) -> Path:
 
 
 def write_label(labels: Path, sid: str, series_folder: Path) -> None:
-    """``labels/<sid>.nii.gz``: a small cube of class 1 on the grid of ``series_folder``."""
-    from medimg.io import read_image
+    """``labels/<sid>.nii.gz``: a small cube of class 1 on the grid of the (first) series
+    in ``series_folder``."""
+    from medimg.io.dicom import find_series, read_series
 
-    image = read_image(series_folder)
+    image = read_series(find_series(series_folder).series[0])
     lab = np.zeros(image.spatial_shape, np.uint8)
     lab[3:6, 4:7, 2:4] = 1
     labels.mkdir(parents=True, exist_ok=True)
@@ -197,3 +198,19 @@ def test_real_ct_series_as_two_studies(tmp_path):
     assert [c["channel_modalities"] for c in fp["cases"]] == [["CT", "CT"], ["CT", "CT"]]
     body = fp["intensity"][0]
     assert body["min"] > -500 and -300 < body["p50"] < 300  # the body (> -500 HU), in HU
+
+
+def test_series_sharing_a_folder_cannot_go_into_the_manifest(tmp_path):
+    """All files of a study in one folder: the fingerprint works (series chosen by
+    description), but training reads one series per folder, so the plan refuses them."""
+    root, labels = tmp_path / "studies", tmp_path / "labels"
+    for i, sid in enumerate(("s1", "s2")):
+        uid = f"1.2.826.0.1.3680043.8.497.{i + 1}"
+        for n, desc in enumerate(("AX FLAIR", "AX T1 POST C"), start=1):
+            write_dicom_series(root / sid, desc, study_uid=uid, number=n, shape=SHAPE, values=_body(100 * n, 0, n))
+    for sid in ("s1", "s2"):
+        write_label(labels, sid, root / sid)
+    fp = fingerprint(root, channels=PATTERNS, labels=labels, workers=1)
+    assert fp["num_usable"] == 2 and fp["cases"][0]["series"][0]["folder"] is None
+    with pytest.raises(DataError, match="no usable labelled study whose series each have their own folder"):
+        write_study_manifest(fp, tmp_path / "cases.csv")
