@@ -14,6 +14,8 @@ import typer
 from .app import SetOption, _console, app, progress_enabled
 
 Device = Literal["cpu", "cuda"]
+_DATA_HELP = ("A data folder (DATA/<split>/<case>/<files>), a manifest .csv, an .npz, or a tree of DICOM studies "
+              "(channels chosen by --channel).")
 _STANDARD = {"train": "train", "validation": "validation", "test": "test"}
 
 ImagesOption = Annotated[
@@ -27,18 +29,33 @@ LabelOption = Annotated[
                  "default: the file named like a label map."),
 ]
 
+ChannelOption = Annotated[
+    Optional[list[str]],
+    typer.Option("--channel", metavar="NAME=PATTERN", help="DATA is a tree of DICOM studies (one case per study): "
+                 "channel NAME is the image series whose SeriesDescription matches PATTERN (case-insensitive, "
+                 "e.g. flair='*FLAIR*'), as in medimg predict. Repeat per channel, in channel order."),
+]
+LabelsOption = Annotated[
+    Optional[Path],
+    typer.Option("--labels", metavar="DIR", help="DICOM study tree: folder of label maps named <study id>.nii.gz "
+                 "(on the grid of the study's first channel); needed to plan a segmentation."),
+]
 
-def _fingerprint(data: Path, images: list[str] | None, label: str | None) -> dict[str, Any]:
+
+def _fingerprint(data: Path, images: list[str] | None, label: str | None,
+                 channel: list[str] | None = None, labels: Path | None = None) -> dict[str, Any]:
     from ..data.fingerprint import fingerprint
     from ..inference.progress import progress_bar
+    from .predict import _parse_channels
 
+    channels = _parse_channels(channel)
     with progress_bar(progress_enabled()) as bar:
         task = bar.add_task("fingerprint", total=None)
 
         def tick(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        return fingerprint(data, images=images, label=label, progress=tick)
+        return fingerprint(data, images=images, label=label, progress=tick, channels=channels, labels=labels)
 
 
 def _fmt(values: Any) -> str:
@@ -52,9 +69,12 @@ def summary_lines(fp: dict[str, Any], warnings: bool = True) -> list[str]:
     if fp.get("errors") and "spatial_dims" not in fp:
         return lines + [f"error: {e}" for e in fp["errors"]]
     if fp["task"] == "segmentation":
+        d = fp["data"]
+        names = ", ".join(f"{n}='{d['channels'][n]}'" if d.get("channels", {}).get(n) else n for n in d["images"])
+        label = f"labels {d['label']}" if "studies" in d else f"label {d['label']}"
         lines += [
-            f"  channels {fp['channels']} ({', '.join(fp['data']['images'])}), label {fp['data']['label']}, "
-            f"modality {fp['modality']}, orientation {fp['axcodes']}",
+            f"  channels {fp['channels']} ({names}), {label}, "
+            f"modality {fp['modality']} ({fp.get('modality_source', 'intensities')}), orientation {fp['axcodes']}",
             f"  median spacing {_fmt(fp['median_spacing'])} mm, median shape {_fmt(fp['median_shape'])}, "
             f"body box {_fmt(fp['median_body_shape'])}, anisotropy {fp['anisotropy']:.2f}",
             "  class voxel frequency: " + ", ".join(f"{k}: {v:.4f}" for k, v in fp["class_frequency"].items()),
@@ -74,14 +94,18 @@ def summary_lines(fp: dict[str, Any], warnings: bool = True) -> list[str]:
 
 @app.command("fingerprint")
 def fingerprint_cmd(
-    data: Annotated[Path, typer.Argument(help="A data folder (DATA/<split>/<case>/<files>), a manifest .csv, or an .npz.")],
+    data: Annotated[Path, typer.Argument(help=_DATA_HELP)],
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the JSON.")] = Path("fingerprint.json"),
     images: ImagesOption = None,
     label: LabelOption = None,
+    channel: ChannelOption = None,
+    labels: LabelsOption = None,
 ) -> None:
-    """Describe a data set: per case shape, spacing, orientation, intensities, label classes;
-    the data set's medians, anisotropy and the cases that stand out. Writes fingerprint.json."""
-    fp = _fingerprint(data, images, label)
+    """Describe a data set: per case shape, spacing, orientation, intensities, label classes,
+    DICOM modality; the data set's medians, anisotropy and the cases that stand out (a DICOM
+    study whose --channel pattern matches no series or several is listed as skipped).
+    Writes fingerprint.json."""
+    fp = _fingerprint(data, images, label, channel, labels)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(fp, indent=1))
     console = _console()
@@ -131,7 +155,9 @@ def _relative_data(cfg: dict[str, Any], output: Path) -> None:
 
 
 def _header(fp: dict[str, Any], plan: Any, data: Path, output: Path, opts: Any, sets: list[str]) -> list[str]:
-    extra = "".join(f" --set '{s}'" for s in sets)
+    extra = "".join(f" --channel {n}='{p}'" for n, p in fp["data"].get("channels", {}).items())
+    extra += f" --labels {fp['data']['labels']}" if fp["data"].get("labels") else ""
+    extra += "".join(f" --set '{s}'" for s in sets)
     head = [f"Planned by `medimg plan {data} --output {output} --device {opts.device} --minutes {opts.minutes:g}{extra}`",
             "from the data set's fingerprint; each planned value says why. Paths are relative to this file.",
             f"Train with: medimg train {output}"]
@@ -142,7 +168,7 @@ def _header(fp: dict[str, Any], plan: Any, data: Path, output: Path, opts: Any, 
 
 @app.command("plan")
 def plan_cmd(
-    data: Annotated[Path, typer.Argument(help="A data folder (DATA/<split>/<case>/<files>), a manifest .csv, or an .npz.")],
+    data: Annotated[Path, typer.Argument(help=_DATA_HELP)],
     output: Annotated[Path, typer.Option("--output", "-o", help="The config YAML to write.")],
     device: Annotated[Optional[Device], typer.Option(help="Device to plan for (default: cuda when available, else cpu).")] = None,
     minutes: Annotated[float, typer.Option(min=0.01, help="Training time budget in minutes.")] = 30.0,
@@ -154,9 +180,12 @@ def plan_cmd(
     name: Annotated[Optional[str], typer.Option(help="experiment.name (default: the data set's name + _plan).")] = None,
     images: ImagesOption = None,
     label: LabelOption = None,
+    channel: ChannelOption = None,
+    labels: LabelsOption = None,
 ) -> None:
     """Derive a config for DATA from its fingerprint, sized by a timed probe of the training step
-    to --minutes on --device; writes it with a comment on each planned value."""
+    to --minutes on --device; writes it with a comment on each planned value. A DICOM study
+    tree needs --labels; its cases go into CONFIG_cases.csv beside the config."""
     from ..engine.plan import PlanOptions, make_plan
 
     if device is None:
@@ -164,7 +193,11 @@ def plan_cmd(
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
     _check_cuda(device)
-    fp = _fingerprint(data, images, label)
+    fp = _fingerprint(data, images, label, channel, labels)
+    if "studies" in fp["data"] and fp.get("labelled") and not fp.get("errors"):
+        from ..data.fingerprint_dicom import write_study_manifest
+
+        fp["warnings"] = fp.get("warnings", []) + write_study_manifest(fp, output.with_name(f"{output.stem}_cases.csv"))
     opts = PlanOptions(device=device, minutes=minutes, memory=memory, probe_steps=probe_steps)
     plan = make_plan(fp, opts)
     plan.config["experiment"]["name"] = name or f"{Path(str(data).rstrip('/')).stem}_plan"

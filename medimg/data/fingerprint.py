@@ -12,6 +12,13 @@
   anisotropy (largest over smallest median spacing), pooled intensity statistics per
   channel (from up to 10 000 foreground voxels per case), class voxel frequencies, and
   warnings for the cases that stand out.
+- **A tree of DICOM studies** with channel patterns (``channels``: name ->
+  SeriesDescription pattern, as ``medimg predict --channel``): one case per study
+  (:mod:`medimg.data.fingerprint_dicom`), geometry from the DICOM series, the DICOM
+  Modality per case and for the data set (``modality``, ``modality_source``), the
+  chosen series per channel; a study whose pattern matches no series or several is
+  skipped with the reason. No labels unless ``labels`` names a folder of
+  ``<study id>.nii.gz`` (``labelled``).
 - **Classification**, an ``.npz`` (MedMNIST arrays), a manifest whose label column holds
   class names, or class folders ``DATA/<split>/<class>/<file>``: image shape, channels,
   class counts per split, intensity statistics per channel.
@@ -146,8 +153,19 @@ def _section(data: dict[str, Any]) -> DataSection:
 
 
 def fingerprint(path: str | Path, images: list[str] | None = None, label: str | None = None,
-                progress: Progress | None = None, workers: int = WORKERS) -> dict[str, Any]:
-    """The fingerprint of the data set at ``path`` (see the module docstring)."""
+                progress: Progress | None = None, workers: int = WORKERS, *,
+                channels: dict[str, str] | None = None, labels: str | Path | None = None) -> dict[str, Any]:
+    """The fingerprint of the data set at ``path`` (see the module docstring).
+
+    ``channels`` (channel name -> SeriesDescription pattern) or a folder of DICOM files
+    without split folders make ``path`` a tree of DICOM studies, one case per study
+    (:mod:`medimg.data.fingerprint_dicom`); ``labels`` is then the folder of
+    ``<study id>.nii.gz`` label maps, if any.
+    """
+    from .fingerprint_dicom import is_study_tree
+
+    if channels or labels is not None or is_study_tree(Path(path)):
+        return _study_fingerprint(Path(path), channels, Path(labels) if labels is not None else None, progress, workers)
     task, data = discover(path, images, label)
     head = {"source": str(path), "task": task,
             "data": {k: (str(v) if isinstance(v, Path) else v) for k, v in data.items()}}
@@ -156,13 +174,34 @@ def fingerprint(path: str | Path, images: list[str] | None = None, label: str | 
 
         return {**head, **classification_fingerprint(_section(data), progress)}
     cases = [c for split in load_cases(_section(data)).values() for c in split]
-    results = _run_cases(cases, progress, workers)
+    args = [(c.case_id, c.split, [str(p) for p in c.image_paths], str(c.label_path) if c.label_path else None, i)
+            for i, c in enumerate(cases)]
+    results = _run_cases(args, progress, workers)
     return {**head, **summarise(results)}
 
 
-def _run_cases(cases: list[Any], progress: Progress | None, workers: int) -> list[dict[str, Any]]:
-    args = [(c.case_id, c.split, [str(p) for p in c.image_paths], str(c.label_path) if c.label_path else None, i)
-            for i, c in enumerate(cases)]
+def _study_fingerprint(path: Path, channels: dict[str, str] | None, labels: Path | None,
+                       progress: Progress | None, workers: int) -> dict[str, Any]:
+    """A tree of DICOM studies: one case per study, channels chosen by pattern."""
+    from .fingerprint_dicom import study_inputs
+
+    if not path.is_dir():
+        raise DataError(f"DICOM study tree not found: {path} is not a folder",
+                        hint="give the folder holding the studies with --channel NAME='PATTERN'")
+    data, args, skipped, extra, notes = study_inputs(path, channels, labels)
+    if not args and not skipped:
+        raise DataError(f"{path} holds no DICOM image series", hint="give the folder holding the studies")
+    results = _run_cases(args, progress, workers)
+    for r in results:
+        r.update(extra.get(r["case_id"], {}))
+    results = sorted(results + skipped, key=lambda r: r["case_id"])
+    out = {"source": str(path), "task": "segmentation", "data": data, "labelled": labels is not None,
+           **summarise(results)}
+    out["warnings"] = out.get("warnings", []) + notes
+    return out
+
+
+def _run_cases(args: list[tuple], progress: Progress | None, workers: int) -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = []
     if progress:
         progress(0, len(args))
@@ -239,6 +278,12 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
     median_spacing = _median([c["ras_spacing"] for c in same_dim])
     if not errors:
         warnings += _outliers(ok, median_spacing)
+    mods = Counter(c.get("modality") for c in ok if c.get("modality"))
+    if len(mods) > 1:
+        common = mods.most_common(1)[0][0]
+        odd = [f"{c['case_id']} ({c['modality']})" for c in ok if c.get("modality") not in (None, common)]
+        warnings.append(f"mixed DICOM modalities: most cases are {common} but {', '.join(odd)} (warned; "
+                        "one normalisation is planned for all, from the majority)")
     out.update(_dataset(ok, same_dim, median_spacing))
     out.update(warnings=warnings, errors=errors)
     return out
@@ -273,6 +318,7 @@ def _dataset(ok: list[dict[str, Any]], same_dim: list[dict[str, Any]], median_sp
         "median_body_shape": _median([c["ras_body_shape"] for c in same_dim]),
         "anisotropy": float(max(median_spacing) / lo),
         "modality": modalities[0] if len(modalities) == 1 else ("CT" if ct else "MR-like"),
+        "modality_source": "DICOM Modality tag" if all(c.get("modality") for c in ok) else "intensities",
         "ct_like": bool(ct),
         "axcodes": Counter(c["axcodes"] for c in ok).most_common(1)[0][0],
         "intensity": pooled,

@@ -7,8 +7,9 @@ data set's statistics. It is a top-level function so a process pool can run it.
 
 Rules (the numbers are module constants):
 
-- **CT-like**: the DICOM modality says ``CT``, or the first channel's 0.5th percentile is
-  below ``-500`` (air in Hounsfield units; MR and z-scored images never go there).
+- **CT-like**: where the first channel's DICOM Modality tag is known, it decides (``CT``
+  or not); otherwise the first channel's 0.5th percentile below ``-500`` (air in
+  Hounsfield units; MR and z-scored images never go there) says CT.
 - **Foreground** for intensity statistics: CT-like cases: the body, first channel
   ``> -500`` HU; otherwise the labelled voxels (label ``> 0``), or the nonzero voxels
   when the label map is empty.
@@ -52,20 +53,37 @@ def intensity_stats(values: np.ndarray) -> dict[str, float]:
     }
 
 
-def _read(paths: list[Path]) -> tuple[np.ndarray, Any, str | None]:
-    """The channels of ``paths`` stacked ``(C, *spatial)``, the first image, and its
-    DICOM modality (None for other files). Raises ValueError for disagreeing grids."""
+def _read_one(item: Any) -> Any:
+    """A channel as an Image: a path (``read_image``) or a DICOM ``SeriesInfo``
+    chosen by a channel pattern (``read_series``)."""
     from ..io import read_image
+    from ..io.dicom import SeriesInfo, read_series
 
-    images = [read_image(p, dtype="float32") for p in paths]
+    if isinstance(item, SeriesInfo):
+        return read_series(item)
+    return read_image(item, dtype="float32")
+
+
+def _name(item: Any) -> str:
+    """How messages name a channel: its file name, or its series description and number."""
+    if hasattr(item, "series_instance_uid"):
+        return f"series #{item.series_number} '{item.description}'"
+    return Path(item).name
+
+
+def _read(paths: list[Any]) -> tuple[np.ndarray, Any, str | None]:
+    """The channels of ``paths`` (files, folders or DICOM ``SeriesInfo`` items) stacked
+    ``(C, *spatial)`` as float32, the first image, and its DICOM modality (None for other
+    files). Raises ValueError for disagreeing grids."""
+    images = [_read_one(p) for p in paths]
     first = images[0]
     for p, im in zip(paths[1:], images[1:]):
         if not first.same_grid(im):
             raise ValueError(
-                f"channel {Path(p).name} has grid {list(im.spatial_shape)} at spacing "
-                f"{_round(im.spacing)}, channel {Path(paths[0]).name} {list(first.spatial_shape)} at {_round(first.spacing)}"
+                f"channel {_name(p)} has grid {list(im.spatial_shape)} at spacing "
+                f"{_round(im.spacing)}, channel {_name(paths[0])} {list(first.spatial_shape)} at {_round(first.spacing)}"
             )
-    data = np.concatenate([im.numpy() for im in images], axis=0)
+    data = np.concatenate([im.numpy().astype(np.float32, copy=False) for im in images], axis=0)
     modality = first.meta.get("modality") or None
     return data, first, (str(modality) if modality else None)
 
@@ -122,13 +140,14 @@ def _label_stats(lab: np.ndarray) -> dict[str, Any]:
     return {"voxels": classes, "components": components}
 
 
-def case_fingerprint(case_id: str, split: str, image_paths: list[str], label_path: str | None,
+def case_fingerprint(case_id: str, split: str, image_paths: list[Any], label_path: str | None,
                      seed: int = 0) -> dict[str, Any]:
     """The fingerprint of one case; ``problem`` says why it cannot be used (then the
-    other entries may be missing). Never raises for a bad case."""
+    other entries may be missing). Never raises for a bad case. ``image_paths``: one file
+    or folder per channel, or DICOM ``SeriesInfo`` items (a study's channels)."""
     out: dict[str, Any] = {"case_id": case_id, "split": split, "problem": None}
     try:
-        data, first, modality = _read([Path(p) for p in image_paths])
+        data, first, modality = _read([p if hasattr(p, "series_instance_uid") else Path(p) for p in image_paths])
     except Exception as exc:  # noqa: BLE001 - reported per case, the others go on
         out["problem"] = f"cannot read its images: {exc}"
         return out
@@ -155,7 +174,7 @@ def case_fingerprint(case_id: str, split: str, image_paths: list[str], label_pat
         lab = np.rint(label.numpy()[0]).astype(np.int64)
         out["label"] = _label_stats(lab)
     first_channel = data[0]
-    ct = modality == "CT" or float(np.percentile(first_channel, 0.5)) < CT_AIR_HU
+    ct = modality == "CT" if modality else float(np.percentile(first_channel, 0.5)) < CT_AIR_HU
     out["ct_like"] = bool(ct)
     if ct:
         mask, where = first_channel > CT_AIR_HU, "body (> -500 HU)"

@@ -33,7 +33,22 @@ def make_plan(fp: dict[str, Any], opts: PlanOptions) -> Plan:
             f"cannot plan {fp.get('source', 'the data set')}: " + "; ".join(errors) + " (plan refused)",
             hint="fix or remove the cases named, then run medimg plan again (medimg fingerprint lists every case)",
         )
+    if "studies" in fp["data"]:
+        _check_study_tree(fp)
     build = build_classification if fp["task"] == "classification" else build_segmentation
     plan = build(fp, fp["data"], opts)
     plan.warnings = list(fp.get("warnings") or []) + plan.warnings
     return plan
+
+
+def _check_study_tree(fp: dict[str, Any]) -> None:
+    if not fp.get("labelled"):
+        raise DataError(
+            f"cannot plan a segmentation of DICOM study tree {fp['source']}: a study tree has no label maps",
+            hint="give --labels DIR holding <study id>.nii.gz per study (medimg fingerprint lists the study ids)",
+        )
+    if "manifest" not in fp["data"]:
+        raise DataError(
+            f"cannot plan DICOM study tree {fp['source']}: no manifest of its studies was written",
+            hint="call medimg.data.fingerprint_dicom.write_study_manifest(fp, PATH) first (medimg plan does)",
+        )

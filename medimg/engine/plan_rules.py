@@ -12,8 +12,9 @@ Segmentation
   differs from its constant background (the value all corners share; 0 when there is
   none): to the voxels above the largest such background (skull-stripped MR); both with a
   margin of 8 voxels.
-- **Normalisation**: CT: clip to the data set's foreground percentiles 0.5 and 99.5 and
-  z-score with the foreground mean and std (one ``scale_intensity_range``); others:
+- **Normalisation**, chosen by the modality (the DICOM Modality tag where the cases are
+  DICOM, else CT when the intensities reach air, below -500 HU): CT: clip to the data
+  set's foreground percentiles 0.5 and 99.5 and z-score with the foreground mean and std (one ``scale_intensity_range``); others:
   per-image z-score over the nonzero voxels (``normalize_intensity``, ``nonzero: true``),
   or over the whole cropped image when the background is a constant other than 0.
 - **Network**: MONAI's residual U-Net, 2 residual units. Depth: as many stride-2 levels
@@ -194,16 +195,21 @@ def _preprocess(plan: Plan, fp: dict[str, Any], spacing: list[float], spacing_ru
             "preprocess.scale_intensity_range",
             {"name": "scale_intensity_range", "a_min": lo, "a_max": hi, "b_min": round((lo - st["mean"]) / std, 4),
              "b_max": round((hi - st["mean"]) / std, 4), "clip": True},
-            f"CT: clip to the foreground percentiles 0.5/99.5 [{lo}, {hi}] and z-score with the data set's "
+            f"CT ({_modality_source(fp)}): clip to the foreground percentiles 0.5/99.5 [{lo}, {hi}] and z-score with the data set's "
             f"foreground mean {st['mean']:.4g} and std {std:.4g}"))
     elif fp.get("background") in (None, 0.0):
         steps.append(plan.decide("preprocess.normalize_intensity", {"name": "normalize_intensity", "nonzero": True},
-                                 f"{fp['modality']}: per-image z-score over the nonzero voxels (the foreground)"))
+                                 f"{fp['modality']} ({_modality_source(fp)}): per-image z-score over the nonzero voxels (the foreground)"))
     else:
         steps.append(plan.decide("preprocess.normalize_intensity", {"name": "normalize_intensity", "nonzero": False},
-                                 f"{fp['modality']}: per-image z-score; the background is a constant "
+                                 f"{fp['modality']} ({_modality_source(fp)}): per-image z-score; the background is a constant "
                                  f"{fp['background']:.4g}, not 0, so the whole (cropped) image is used"))
     return steps
+
+
+def _modality_source(fp: dict[str, Any]) -> str:
+    """Where the modality came from, for the rule text."""
+    return "from the DICOM Modality tag" if fp.get("modality_source") == "DICOM Modality tag" else "judged from the intensities"
 
 
 def _shape_after(fp: dict[str, Any], spacing: list[float], cropped: bool) -> list[float]:

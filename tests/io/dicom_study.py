@@ -10,6 +10,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 MR = "1.2.840.10008.5.1.4.1.1.4"
+CT = "1.2.840.10008.5.1.4.1.1.2"
 
 
 def write_dicom_series(
@@ -22,21 +23,31 @@ def write_dicom_series(
     seed: int = 0,
     spacing: tuple[float, float, float] = (1.0, 1.0, 2.0),
     prefix: str | None = None,
+    modality: str = "MR",
+    values: np.ndarray | None = None,
+    intercept: float = 0.0,
 ) -> np.ndarray:
-    """Write one MR series ``(cols, rows, slices)`` = ``shape`` of random values into
-    ``folder`` (files ``<prefix>_<k>.dcm``); returns the stored values ``(slices, rows, cols)``."""
+    """Write one MR (or ``modality="CT"``) series ``(cols, rows, slices)`` = ``shape`` of
+    random values (or ``values``, ``(slices, rows, cols)``, stored with RescaleIntercept
+    ``intercept``) into ``folder`` (files ``<prefix>_<k>.dcm``); returns the stored values
+    ``(slices, rows, cols)``."""
     folder.mkdir(parents=True, exist_ok=True)
     cols, rows, n = shape
-    values = np.random.default_rng(seed).integers(0, 1000, size=(n, rows, cols)).astype(np.int16)
+    if values is None:
+        values = np.random.default_rng(seed).integers(0, 1000, size=(n, rows, cols))
+    values = np.asarray(values).astype(np.int16)
+    sop_class = CT if modality == "CT" else MR
     series_uid = generate_uid()
     for k in range(n):
         ds = Dataset()
-        ds.SOPClassUID = MR
+        ds.SOPClassUID = sop_class
         ds.SOPInstanceUID = generate_uid()
         ds.StudyInstanceUID = study_uid
         ds.SeriesInstanceUID = series_uid
         ds.FrameOfReferenceUID = study_uid + ".9"
-        ds.Modality = "MR"
+        ds.Modality = modality
+        if intercept:
+            ds.RescaleIntercept, ds.RescaleSlope = float(intercept), 1.0
         ds.SeriesDescription = description
         ds.SeriesNumber = number
         ds.InstanceNumber = k + 1
@@ -54,7 +65,7 @@ def write_dicom_series(
         ds.PixelData = values[k].tobytes()
         ds.file_meta = FileMetaDataset()
         ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds.file_meta.MediaStorageSOPClassUID = MR
+        ds.file_meta.MediaStorageSOPClassUID = sop_class
         ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
         ds.save_as(folder / f"{prefix or description.replace(' ', '_')}_{k:03d}.dcm", enforce_file_format=True)
     return values
