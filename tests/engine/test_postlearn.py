@@ -248,3 +248,18 @@ def test_the_model_card_names_the_post_processing(run, tmp_path):
     text = model_card_text(folder)
     assert "| post-processing | largest component of sphere; ellipsoid components under 0.5 mL removed " \
            "(chosen on validation Dice, postprocess.json) |" in text
+
+
+def test_the_test_split_is_scored_with_the_learned_rule(data, tmp_path, monkeypatch):
+    import medimg.engine.postlearn as postlearn
+    from medimg.inference.postprocess import label_components
+
+    chosen = PostprocessSpec(keep_largest=[1, 2])
+    monkeypatch.setattr(postlearn, "learn_postprocess", lambda cases, names: (chosen, {"classes": {}}))
+    res = train(_cfg(data, trainer={"max_epochs": 1}), output_dir=tmp_path / "run", progress=False)
+    assert load_checkpoint(res.best_checkpoint)["inference"]["postprocess"]["keep_largest"] == [1, 2]
+    assert res.test_summary is not None
+    for path in (tmp_path / "run" / "test" / "predictions").glob("*.nii.gz"):
+        labels = read_image(path).numpy()[0]
+        for cls in (1, 2):
+            assert len(label_components(labels == cls)[1]) <= 1, (path.name, cls)
