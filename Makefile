@@ -37,7 +37,7 @@ test-fast: $(STAMP)
 # `make bench BENCH_ARGS=` (empty) for the full runs the README quotes.
 BENCH_ARGS ?= --quick
 BENCH_OUT ?= .bench/results
-BENCHES := io_nifti io_dicom preprocess metrics_seg inference predict_folder train_cls augment
+BENCHES := io_nifti io_dicom preprocess metrics_seg inference predict_folder train_cls augment train
 bench: $(STAMP)
 	mkdir -p $(BENCH_OUT)
 	for b in $(BENCHES); do $(PY) benchmarks/$$b.py $(BENCH_ARGS) --json $(BENCH_OUT)/$$b.json || exit 1; done

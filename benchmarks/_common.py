@@ -82,12 +82,16 @@ class Tool:
     note: str = ""
 
 
-def parse_args(description: str, argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """The common command line: ``--quick``, ``--json PATH``, ``--repeats N``."""
+def parse_args(description: str, argv: Sequence[str] | None = None,
+               extra: Callable[[argparse.ArgumentParser], None] | None = None) -> argparse.Namespace:
+    """The common command line: ``--quick``, ``--json PATH``, ``--repeats N`` (and the
+    options ``extra(parser)`` adds)."""
     ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--quick", action="store_true", help="small input, few repeats (smoke test)")
     ap.add_argument("--json", type=Path, default=None, metavar="PATH", help="write results as JSON")
     ap.add_argument("--repeats", type=int, default=None, help="timed runs per tool (default 7, 2 with --quick)")
+    if extra is not None:
+        extra(ap)
     args = ap.parse_args(argv)
     if args.repeats is None:
         args.repeats = 2 if args.quick else 7

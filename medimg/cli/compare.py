@@ -1,7 +1,8 @@
 """``medimg compare PRED_A PRED_B REF``: is model B better than model A on the same cases?
 
-Two folders of label maps and a reference folder are compared as segmentations; two
-``predictions.csv`` and a label CSV as classifications (:mod:`medimg.metrics.compare`).
+Two sets of label maps and references (each a folder, a file or a manifest CSV, as for
+``medimg evaluate``) are compared as segmentations; two ``predictions.csv`` and a label CSV
+as classifications (:mod:`medimg.metrics.compare`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import typer
 from ..core.errors import DataError
 from .app import EXIT_FAILURE, _check_names, _console, _split_list, app
 from .conventions import EmptyOption, SurfaceOption, segmentation_conventions
+from .evaluate import _Workers, is_predictions_csv
 
 
 @app.command()
@@ -34,13 +36,15 @@ def compare(
     bootstrap: Annotated[int, typer.Option(min=0, help="Paired bootstrap resamples for the CIs (0: none).")] = 1000,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap resampling.")] = 0,
     label_column: Annotated[
-        Optional[str], typer.Option(help="Classification: the labels' class column (default: label).")
+        Optional[str], typer.Option(help="Classification: the labels' class column. Segmentation: the manifests' "
+                                    "label map column (default: label).")
     ] = None,
     split: Annotated[
         Optional[str], typer.Option(help="Classification: compare only the labels' rows of this split.")
     ] = None,
     empty: EmptyOption = "1",
     surface_distance: SurfaceOption = "monai",
+    workers: _Workers = None,
 ) -> None:
     """Paired comparison of two models on the cases both have: per metric, B - A with a
     paired bootstrap CI and a paired test (Wilcoxon signed-rank; DeLong for AUCs).
@@ -48,7 +52,8 @@ def compare(
     Exit 1 if any case was left out (each is listed with the reason).
     """
     csvs = [p.suffix.lower() == ".csv" for p in (pred_a, pred_b, ref)]
-    if any(csvs) and not all(csvs):
+    classification = is_predictions_csv(pred_a) or is_predictions_csv(pred_b)
+    if classification and not all(csvs):
         raise DataError(
             f"PRED_A, PRED_B and REF must all be CSV files (classification) or all label maps "
             f"(segmentation); got {', '.join(str(p) for p in (pred_a, pred_b, ref))}",
@@ -57,21 +62,23 @@ def compare(
     for what, p in (("PRED_A", pred_a), ("PRED_B", pred_b), ("REF", ref)):
         if not p.exists():
             raise DataError(f"{what} '{p}' does not exist", hint="check the path")
-    if all(csvs):
+    if classification:
+        if workers is not None:
+            raise typer.BadParameter("applies to segmentation label maps only", param_hint="--workers")
         from ..metrics.compare_classification import compare_classification
 
         report = compare_classification(pred_a, pred_b, ref, output_dir, label_column=label_column, split=split,
                                         bootstrap=bootstrap, seed=seed)
     else:
-        if label_column is not None or split is not None:
-            raise typer.BadParameter("applies to classification (CSV files) only",
-                                     param_hint="--label-column" if label_column is not None else "--split")
+        if split is not None:
+            raise typer.BadParameter("applies to classification (CSV files) only", param_hint="--split")
         names = _split_list(metrics)
         _check_names("--metrics", names, "metrics")
         from ..metrics.compare import compare_segmentation
 
         report = compare_segmentation(pred_a, pred_b, ref, output_dir, metrics=names, bootstrap=bootstrap,
-                                      seed=seed, **segmentation_conventions(empty, surface_distance))
+                                      seed=seed, label_column=label_column or "label", workers=workers,
+                                      **segmentation_conventions(empty, surface_distance))
     _console().print(report.format(), markup=False)
     if output_dir is not None:
         _console().print(f"wrote {output_dir / 'compare.csv'} and {output_dir / 'compare.json'}", markup=False)

@@ -1,7 +1,8 @@
 """``medimg evaluate PRED REF``: per-case, per-class metrics with confidence intervals.
 
-Label maps (folders or NIfTI files) are scored as segmentations; two CSV files (a
-classifier's ``predictions.csv`` and a label CSV or manifest) as a classification.
+Label maps (folders, NIfTI files, DICOM mask series, DICOM SEG files, or a manifest CSV
+naming them) are scored as segmentations; a classifier's ``predictions.csv`` (a CSV with
+``prob_<class>`` columns) with a label CSV or manifest as a classification.
 """
 
 from __future__ import annotations
@@ -18,7 +19,14 @@ from .conventions import EmptyOption, SurfaceOption, segmentation_conventions
 _CLASSIFICATION = "classification (two CSV files)"
 # Options of a classification, declared once here to keep the command short.
 _LabelColumn = Annotated[
-    Optional[str], typer.Option(help="Classification: the labels' class column (default: label).")
+    Optional[str],
+    typer.Option(help="Classification: the labels' class column. Segmentation: where PRED or REF is a manifest "
+                 "CSV, its column holding each case's label map file (default: label)."),
+]
+_Workers = Annotated[
+    Optional[int],
+    typer.Option(min=1, help="Segmentation: processes scoring cases in parallel (default: the cores available); "
+                 "the results do not depend on it."),
 ]
 _Split = Annotated[
     Optional[str], typer.Option(help="Classification: score only the labels' rows of this split, e.g. test.")
@@ -33,14 +41,14 @@ _Threshold = Annotated[
 ]
 _Metadata = Annotated[
     Optional[Path],
-    typer.Option(help="Classification: a CSV of case_id and one column per patient attribute, for --subgroup."),
+    typer.Option(help="A CSV of case_id and one column per patient attribute, for --subgroup."),
 ]
 _Subgroup = Annotated[
     Optional[str],
     typer.Option(
-        help="Classification: comma-separated --metadata columns, e.g. sex,site,age_bin: every metric per "
-        "group with its CI and n, the largest gap between groups with its CI, and for binary tasks the TPR "
-        "and FPR gaps (equal opportunity, equalised odds); written to subgroups.csv and summary.json."
+        help="Comma-separated --metadata columns, e.g. sex,site,age_bin: every metric per "
+        "group with its CI and n, the largest gap between groups with its CI, and for binary classification "
+        "the TPR and FPR gaps (equal opportunity, equalised odds); written to subgroups.csv and summary.json."
     ),
 ]
 _Images = Annotated[
@@ -58,6 +66,21 @@ _ImageName = Annotated[
     typer.Option(help="Segmentation with --images: the scan's file name inside each case folder (default: detected)."),
 ]
 
+_PredDir = Annotated[
+    Path,
+    typer.Argument(
+        help="Predicted label maps: a folder (flat or one folder per case; NIfTI files, DICOM mask series "
+        "folders or <case_id>.seg.dcm DICOM SEG files), one such file, or a manifest CSV (case_id, label); "
+        "or a classifier's predictions.csv (case_id, prob_<class>..., predicted, threshold)."
+    ),
+]
+_RefDir = Annotated[
+    Path,
+    typer.Argument(
+        help="Reference label maps: as PRED_DIR (a DICOM SEG is placed on the grid of the other side, or of "
+        "--images); or, for predictions.csv, a label CSV or manifest (case_id, label)."
+    ),
+]
 _Metrics = Annotated[
     Optional[str],
     typer.Option(
@@ -69,20 +92,8 @@ _Metrics = Annotated[
 
 @app.command()
 def evaluate(
-    pred_dir: Annotated[
-        Path,
-        typer.Argument(
-            help="Predicted label maps: a folder (flat or one folder per case), or one NIfTI file; "
-            "or a classifier's predictions.csv (case_id, prob_<class>..., predicted, threshold)."
-        ),
-    ],
-    ref_dir: Annotated[
-        Path,
-        typer.Argument(
-            help="Reference label maps: a folder (same layout rules), or one NIfTI file; "
-            "or, for predictions.csv, a label CSV or manifest (case_id, label)."
-        ),
-    ],
+    pred_dir: _PredDir,
+    ref_dir: _RefDir,
     output_dir: Annotated[
         Optional[Path], typer.Option("--output-dir", "-o", help="Write metrics.csv, summary.json and plots here.")
     ] = None,
@@ -118,19 +129,21 @@ def evaluate(
     images: _Images = None,
     worst_cases: _WorstCases = 3,
     image_name: _ImageName = None,
+    workers: _Workers = None,
 ) -> None:
     """Score predictions against references: per case, per class, with confidence intervals.
 
     Two CSV files (a classifier's predictions, the labels) are scored as a classification. --output-dir
     also gets report.html (self-contained) and report.md. Exit 1 if any case failed or lacks its
     prediction or reference (all are attempted)."""
-    if _is_csv(pred_dir) or _is_csv(ref_dir):
+    if is_predictions_csv(pred_dir):
         seg_only = {"--label-names": label_names, "--ref-name": ref_name, "--label-map": label_map, "--images": images,
-                    "--allow-absent-classes": allow_absent_classes or None, "--image-name": image_name}
+                    "--allow-absent-classes": allow_absent_classes or None, "--image-name": image_name,
+                    "--workers": workers}
         return _evaluate_classification(pred_dir, ref_dir, output_dir, metrics, bootstrap, label_column, split,
                                         threshold, seed, seg_only, (metadata, _split_list(subgroup)))
-    classification_only = {"--label-column": label_column, "--split": split, "--threshold": threshold}
-    _reject_options({**classification_only, "--metadata": metadata, "--subgroup": subgroup}, _CLASSIFICATION)
+    _reject_options({"--split": split, "--threshold": threshold}, _CLASSIFICATION)
+    columns = _subgroup_columns(metadata, _split_list(subgroup))
     metric_names = _split_list(metrics)
     _check_names("--metrics", metric_names, "metrics")  # a misspelt name: usage error, before any work
     _require_paths(pred_dir, ref_dir, images, output_dir)
@@ -141,13 +154,36 @@ def evaluate(
             pred_dir, ref_dir, output_dir, metrics=metric_names, label_names=_split_list(label_names),
             bootstrap=bootstrap, ref_name=ref_name, label_map=_parse_label_map(label_map),
             progress=step, allow_absent_classes=allow_absent_classes, seed=seed,
-            images=images, worst_cases=worst_cases, image_name=image_name,
+            images=images, worst_cases=worst_cases, image_name=image_name, label_column=label_column or "label",
+            workers=workers, metadata=metadata, subgroups=columns,
             **segmentation_conventions(empty, surface_distance),
         )
     _console().print(report.format(), markup=False)
     if not report.all_ok:
-        _console(stderr=True).print(f"error: {report.problems()}", style="bold red", markup=False)
+        for line in report.problems().splitlines():
+            _console(stderr=True).print(f"error: {line}", style="bold red", markup=False)
         raise typer.Exit(EXIT_FAILURE)
+
+
+def is_predictions_csv(path: Path) -> bool:
+    """Whether ``path`` is a classifier's predictions CSV (a ``.csv`` file with a
+    ``prob_<class>`` column), not a manifest of label map files."""
+    if not _is_csv(path) or not path.is_file():
+        return False
+    import csv
+
+    with path.open(newline="", encoding="utf-8-sig") as f:
+        header = next(csv.reader(f), [])
+    return any(col.strip().startswith("prob_") for col in header)
+
+
+def _subgroup_columns(metadata: Optional[Path], columns: Optional[list[str]]) -> Optional[list[str]]:
+    """The --subgroup columns, after checking that --metadata and --subgroup come together."""
+    if (metadata is None) != (columns is None):
+        given, needed = ("--metadata", "--subgroup") if columns is None else ("--subgroup", "--metadata")
+        raise typer.BadParameter(f"{given} needs {needed} (the metadata CSV and the columns to group by)",
+                                 param_hint=given)
+    return columns
 
 
 def _require_paths(pred_dir: Path, ref_dir: Path, images: Optional[Path] = None,
@@ -159,7 +195,7 @@ def _require_paths(pred_dir: Path, ref_dir: Path, images: Optional[Path] = None,
         if not p.exists():
             kind = "file" if p.suffix else "folder"
             raise DataError(f"{what} {kind} '{p}' does not exist",
-                            hint="give a folder of label maps, or one .nii/.nii.gz file")
+                            hint="give a folder of label maps, one .nii/.nii.gz or .seg.dcm file, or a manifest CSV")
 
 
 def _is_csv(path: Path) -> bool:
@@ -180,10 +216,7 @@ def _evaluate_classification(
 ) -> None:
     """``medimg evaluate PREDICTIONS.csv LABELS.csv``: a classifier's predictions scored."""
     metadata, columns = subgroups
-    if (metadata is None) != (columns is None):
-        given, needed = ("--metadata", "--subgroup") if columns is None else ("--subgroup", "--metadata")
-        raise typer.BadParameter(f"{given} needs {needed} (the metadata CSV and the columns to group by)",
-                                 param_hint=given)
+    columns = _subgroup_columns(metadata, columns)
     from ..core.errors import DataError
 
     if not (_is_csv(predictions) and _is_csv(labels)):

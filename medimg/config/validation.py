@@ -21,7 +21,9 @@ from .problems import short
 __all__ = ["PATH_KEYS", "validate", "resolve_paths", "check_paths"]
 
 #: Path-valued keys that are resolved against the config file's folder.
-PATH_KEYS: tuple[KeyPath, ...] = (("data", "manifest"), ("data", "root"), ("data", "npz"), ("data", "split_file"))
+PATH_KEYS: tuple[KeyPath, ...] = (
+    ("data", "manifest"), ("data", "root"), ("data", "npz"), ("data", "split_file"), ("data", "cache_dir"),
+)
 
 
 def _unwrap(annotation: Any) -> Any:
@@ -111,7 +113,7 @@ def validate(data: Any) -> tuple[ExperimentConfig | None, list[tuple[KeyPath, st
 def resolve_paths(
     cfg: ExperimentConfig, base_dir: Path, from_override: set[KeyPath]
 ) -> ExperimentConfig:
-    """Make ``data.manifest``/``data.root``/``data.npz``/``data.split_file`` absolute (file folder, or cwd for --set)."""
+    """Make ``data.manifest``/``root``/``npz``/``split_file``/``cache_dir`` absolute (file folder, or cwd for --set)."""
     updates: dict[str, Path] = {}
     for path in PATH_KEYS:
         value = getattr(cfg.data, path[1])

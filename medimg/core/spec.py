@@ -115,8 +115,15 @@ class DataSection(Strict):
     splits: dict[Literal["train", "validation", "test"], str] = Field(
         default_factory=lambda: {"train": "train", "validation": "validation", "test": "test"}
     )
-    #: Keep deterministically preprocessed cases in memory between epochs.
-    cache: bool = True
+    #: Where deterministically preprocessed training cases (segmentation) are kept between epochs:
+    #: ``memory`` (RAM), ``disk`` (one file per case in ``cache_dir``, reused by later runs
+    #: while the case's files and the preprocessing are unchanged; :mod:`medimg.data.cache`)
+    #: or ``none`` (preprocessed anew each time). ``true`` / ``false`` mean memory / none.
+    #: The RAM or disk space needed is estimated and checked before the cache is filled.
+    cache: Literal["memory", "disk", "none"] = "memory"
+    #: The folder of ``cache: disk`` (default: ``$XDG_CACHE_HOME/medimg/cases``, else
+    #: ``~/.cache/medimg/cases``); relative to the config's folder.
+    cache_dir: Path | None = None
     num_workers: int = Field(0, ge=0)
     #: Classification: class names in model-output order (default: from the data).
     class_names: list[str] | None = Field(None, min_length=1)
@@ -131,6 +138,12 @@ class DataSection(Strict):
     #: The fold (0-based) of ``split_file`` to validate on; the other folds train, the test
     #: split stays test. ``medimg train --fold k`` sets it; ``medimg cv`` runs every fold.
     fold: int | None = Field(None, ge=0)
+
+    @field_validator("cache", mode="before")
+    @classmethod
+    def _cache_bool(cls, value: Any) -> Any:
+        """``true`` / ``false`` (configs written before the disk cache) mean memory / none."""
+        return {True: "memory", False: "none"}.get(value, value) if isinstance(value, bool) else value
 
     @model_validator(mode="after")
     def _fold_needs_split_file(self) -> "DataSection":

@@ -2,7 +2,8 @@
 
 Typical training loop (the engine does this)::
 
-    cases = CaseDataset(records, cfg.data, preprocess)
+    cases = CaseDataset(records, cfg.data, preprocess, cfg.data.cache,
+                        cache_dir=cfg.data.cache_dir, preprocess_spec=cfg.preprocess)
     cases.warm_cache()                       # before DataLoader workers fork: shared pages
     patches = PatchDataset(cases, augment, samples_per_epoch=250, seed=cfg.experiment.seed)
     loader = DataLoader(patches, batch_size=2, num_workers=2, collate_fn=collate,
@@ -17,7 +18,9 @@ Reproducibility: patch ``index`` of epoch ``e`` is drawn with a generator seeded
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,6 +31,15 @@ from ..core.errors import DataError
 from ..core.sample import Sample
 from ..core.spec import DataSection
 from ..transforms.base import Compose, Transform
+from .cache import (
+    cache_file,
+    cache_key,
+    check_space,
+    default_cache_dir,
+    read_cached,
+    sample_nbytes,
+    write_cached,
+)
 from .loading import load_sample
 from .records import CaseRecord
 
@@ -47,10 +59,22 @@ class CaseDataset(Dataset):
         records: the cases (one split).
         data_cfg: the data section (label names and map).
         preprocess: deterministic transforms (a :class:`Compose`, or None for none).
-        cache: keep preprocessed samples in memory so epochs do not redo the work.
+        cache: where preprocessed samples are kept between epochs (``data.cache``):
+            ``"memory"`` (or True), ``"disk"`` (one file per case in ``cache_dir``, reused
+            across runs while the case's files and ``preprocess_spec`` are unchanged;
+            :mod:`medimg.data.cache`) or ``"none"`` (or False).
+        cache_dir: the folder of the disk cache (default:
+            :func:`~medimg.data.cache.default_cache_dir`).
+        preprocess_spec: the specs ``preprocess`` was built from (a config's
+            ``preprocess`` list), part of each case's disk-cache key; needed with
+            ``cache="disk"`` when ``preprocess`` is given.
 
     ``dataset[i]`` is a :class:`~medimg.core.Sample` (images on the preprocessed grid,
     ``history`` to invert, ``meta`` with the source grid).
+
+    Raises:
+        ValueError: an unknown ``cache``, or ``cache="disk"`` with ``preprocess`` but no
+            ``preprocess_spec``.
     """
 
     def __init__(
@@ -58,13 +82,23 @@ class CaseDataset(Dataset):
         records: Sequence[CaseRecord],
         data_cfg: DataSection,
         preprocess: Compose | Transform | None = None,
-        cache: bool = True,
+        cache: bool | str = True,
+        *,
+        cache_dir: str | os.PathLike | None = None,
+        preprocess_spec: Sequence[Any] | None = None,
     ) -> None:
         self.records = list(records)
         self.data_cfg = data_cfg
         self.preprocess = preprocess
-        self.cache = bool(cache)
+        self.cache = {True: "memory", False: "none"}.get(cache, cache) if isinstance(cache, bool) else str(cache)
+        if self.cache not in ("memory", "disk", "none"):
+            raise ValueError(f"CaseDataset: cache must be 'memory', 'disk' or 'none', got {cache!r}")
+        if self.cache == "disk" and preprocess is not None and preprocess_spec is None:
+            raise ValueError("CaseDataset: cache='disk' needs preprocess_spec (the specs preprocess was built from)")
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        self.preprocess_spec = list(preprocess_spec or [])
         self._cache: dict[int, Sample] = {}
+        self._keys: dict[int, str] = {}
 
     def __len__(self) -> int:
         return len(self.records)
@@ -81,17 +115,50 @@ class CaseDataset(Dataset):
         hit = self._cache.get(index)
         if hit is not None:
             return hit
-        sample = load_sample(self.records[index], self.data_cfg)
-        if self.preprocess is not None:
-            sample = self.preprocess(sample, None)
-        if self.cache:
+        if self.cache == "disk":
+            path, key = self.cache_file(index)
+            sample = read_cached(path, key)
+            if sample is None:  # not cached yet, or damaged: rebuilt from the source
+                sample = self._preprocessed(index)
+                write_cached(path, sample, key)
+            return sample
+        sample = self._preprocessed(index)
+        if self.cache == "memory":
             self._cache[index] = sample
         return sample
 
+    def _preprocessed(self, index: int) -> Sample:
+        sample = load_sample(self.records[index], self.data_cfg)
+        return self.preprocess(sample, None) if self.preprocess is not None else sample
+
+    def cache_file(self, index: int) -> tuple[Path, str]:
+        """Case ``index``'s disk-cache file and key (:func:`~medimg.data.cache.cache_key`)."""
+        key = self._keys.get(index)
+        if key is None:
+            d = self.data_cfg
+            key = self._keys[index] = cache_key(self.records[index], self.preprocess_spec, d.label_names, d.label_map)
+        return cache_file(self.cache_dir, self.records[index].case_id, key), key
+
     def warm_cache(self) -> None:
-        """Load and preprocess every case now (call before DataLoader workers fork)."""
-        for i in range(len(self)):
-            self[i]
+        """Fill the cache now: every case in RAM (``memory``; call before DataLoader workers
+        fork, so they share the pages) or every case not on disk yet written (``disk``).
+        Nothing with ``none``.
+
+        Raises:
+            InsufficientMemoryError: the first case's size times the number of cases to
+                fill does not fit the RAM available or the disk's free space
+                (:func:`~medimg.data.cache.check_space`), checked before the rest is read.
+        """
+        if self.cache == "none":
+            return
+        if self.cache == "memory":
+            todo = [i for i in range(len(self)) if i not in self._cache]
+        else:
+            todo = [i for i in range(len(self)) if not self.cache_file(i)[0].is_file()]
+        for n, i in enumerate(todo):
+            sample = self[i]
+            if n == 0:
+                check_space(self.cache, sample_nbytes(sample), len(todo), self.cache_dir)
 
 
 class PatchDataset(Dataset):

@@ -38,9 +38,8 @@ from scipy.special import expit, softmax
 
 from ..core.errors import CheckpointError, DataError
 from ..core.spec import ExperimentConfig
-from ..inference.checkpoint import inference_spec, load_checkpoint
+from ..inference.checkpoint import inference_spec, load_checkpoint, write_checkpoint
 from ..inference.predictor import Predictor
-from ..inference.runlog import atomic_path
 from ..metrics.classification.bootstrap import bootstrap_intervals
 from ..metrics.classification.calibration import CALIBRATION_METRICS, reliability_columns
 from ..metrics.classification.counts import metric_table
@@ -253,8 +252,7 @@ def _store(path: Path, temperature: float, threshold: float | None, record: dict
     if threshold is not None:
         payload["inference"]["threshold"] = float(threshold)
     payload["calibration"] = record
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    write_checkpoint(payload, path)
 
 
 def _write(out: Path, result: CalibrationResult, record: dict[str, Any], y: np.ndarray,

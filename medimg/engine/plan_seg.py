@@ -65,7 +65,7 @@ def _config(fp: dict[str, Any], data: dict[str, Any], pre: list[dict[str, Any]],
     splits = data.get("splits")
     if splits and splits != {"train": "train", "validation": "validation", "test": "test"}:
         section["splits"] = dict(splits)
-    section["cache"] = True
+    section["cache"] = "memory"
     return {
         "experiment": {"name": "planned", "task": "segmentation", "seed": 0, "output_dir": "runs/{name}"},
         "data": section,

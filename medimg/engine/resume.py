@@ -51,7 +51,7 @@ LAST = "last.pt"
 #: one: cosine, poly and one-cycle schedules are stretched over it.)
 RESULT_NEUTRAL_KEYS = frozenset(
     {"trainer.max_minutes", "trainer.num_threads", "data.num_workers", "experiment.output_dir",
-     "trainer.tensorboard"}
+     "trainer.tensorboard", "data.cache", "data.cache_dir"}
 )
 
 

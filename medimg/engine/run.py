@@ -154,9 +154,9 @@ def _data(cfg: ExperimentConfig, config_path: Any, dist: DistInfo, device: torch
     train_records, val_records = splits["train"], splits.get("validation", [])
     preprocess = build_transforms(cfg.preprocess, "preprocess", deterministic=True)
     augment = build_transforms(cfg.augment, "augment")
-    cases = CaseDataset(train_records, cfg.data, preprocess, cache=cfg.data.cache)
-    if cfg.data.cache:
-        cases.warm_cache()  # before workers fork: they share the pages
+    cases = CaseDataset(train_records, cfg.data, preprocess, cache=cfg.data.cache, cache_dir=cfg.data.cache_dir,
+                        preprocess_spec=cfg.preprocess)
+    cases.warm_cache()  # before workers fork: they share the pages (space checked first)
     iterations = tr.iterations_per_epoch or max(1, len(train_records) // tr.batch_size)
     patches = PatchDataset(
         cases, augment, samples_per_epoch=iterations * tr.batch_size, seed=cfg.experiment.seed * 1000 + dist.rank
@@ -323,8 +323,8 @@ def train(
             end equal to those of an uninterrupted run.
         allow_config_change: resume even where ``config`` differs from the folder's
             ``config.resolved.yaml`` in keys that can change the result (without it only
-            ``trainer.max_minutes``, ``trainer.num_threads``, ``data.num_workers``,
-            ``trainer.tensorboard`` and ``experiment.output_dir`` may differ).
+            ``trainer.max_minutes``, ``trainer.num_threads``, ``data.num_workers``, ``data.cache``,
+            ``data.cache_dir``, ``trainer.tensorboard`` and ``experiment.output_dir`` may differ).
 
     Returns:
         A :class:`TrainResult`.

@@ -27,7 +27,7 @@ from ..core.builder import as_spec
 from ..core.errors import CheckpointError, ConfigError, TrainingError
 from ..core.sample import Sample
 from ..core.spec import ComponentSpec, InferenceSpec
-from ..inference.checkpoint import inference_spec, save_checkpoint
+from ..inference.checkpoint import checkpoint_payload, inference_spec
 from ..inference.predictor import Predictor
 from ..inference.progress import progress_bar
 from .callbacks import (
@@ -42,6 +42,7 @@ from .callbacks import (
     TimeBudget,
     curve_title,
 )
+from .checkpoint_writer import CheckpointWriter
 from .distributed import DistInfo
 from .optim import scheduler_callbacks, steps_per_epoch, steps_per_iteration
 from .resume import rng_state, set_rng_state
@@ -223,6 +224,7 @@ class Trainer:
         self._accumulated = 0  # batches whose gradients wait for the optimizer step
         self.ema = _ema_model(model, ema)
         self._resume: dict[str, Any] | None = None
+        self.checkpoints = CheckpointWriter()  # best.pt / last.pt, written in the background
         self.progress = progress and self.dist.is_main
         self._log = log
         self.selection = parse_select_by(select_by, self.label_names, task=spec.task)
@@ -287,27 +289,13 @@ class Trainer:
                                   loss_fn=self.loss_fn, predictions=self.val_predictions)
 
     def _save(self, name: str, epoch: int, metrics: Mapping[str, float], best: float | None) -> Path:
-        training = dict(self.training_info)
-        training.update(
-            {
-                "epoch": epoch,
-                "metric_name": self.select_by,
-                "metric": metrics.get(self.select_by),
-                "best_metric": best,
-                "validation": dict(metrics),
-            }
-        )
-        return save_checkpoint(
-            self.run_dir / name,
-            self.eval_model,
-            model_name=self.model_spec.name,
-            model_params=self.model_spec.params,
-            spec=self.spec,
-            data=self.data_info,
-            training=training,
-            optimizer_state=self.optimizer.state_dict(),
-            resume=self._resume_state(epoch),
-        )
+        """Hand one checkpoint to :attr:`checkpoints` (copied now, written in the background)."""
+        training = {**self.training_info, "epoch": epoch, "metric_name": self.select_by,
+                    "metric": metrics.get(self.select_by), "best_metric": best, "validation": dict(metrics)}
+        return self.checkpoints.save(self.run_dir / name, (epoch, repr(training)), lambda: checkpoint_payload(
+            self.eval_model, model_name=self.model_spec.name, model_params=self.model_spec.params, spec=self.spec,
+            data=self.data_info, training=training, optimizer_state=self.optimizer.state_dict(),
+            resume=self._resume_state(epoch)), copy=epoch < self.max_epochs and not self._state.stop_requested)
 
     # -- exact resume ---------------------------------------------------------------------
     def _callback_keys(self) -> list[tuple[str, Callback]]:
@@ -464,12 +452,23 @@ class Trainer:
         """Train until ``max_epochs`` or a callback's stop (``patience``, ``max_minutes``).
 
         Writes (rank 0) ``best.pt``, ``last.pt``, ``history.csv`` and ``training_curve.png``
-        through the built-in callbacks (:meth:`default_callbacks`).
+        through the built-in callbacks (:meth:`default_callbacks`); the checkpoints in the
+        background (:attr:`checkpoints`), all on disk before ``fit`` returns or raises.
 
         Args:
             callbacks: more callbacks (:class:`~medimg.engine.callbacks.Callback`), called
                 after the built-in ones, before the distributed stop agreement.
         """
+        try:
+            result = self._fit(callbacks)
+        except BaseException:
+            self.checkpoints.close(raise_errors=False)  # the error being raised stays the one reported
+            raise
+        self.checkpoints.close()  # a failed write is raised here
+        return result
+
+    def _fit(self, callbacks: Sequence[Callback]) -> TrainResult:
+        """The loop of :meth:`fit`."""
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         self._callbacks = [*self.default_callbacks(), *callbacks]

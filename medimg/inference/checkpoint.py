@@ -49,11 +49,14 @@ from ..core.errors import CheckpointError, MedimgError, exception_reason
 from ..core.plain import to_plain
 from ..core.spec import InferenceSection, InferenceSpec
 from ..models import MODELS
+from .runlog import atomic_path
 
 __all__ = [
     "CHECKPOINT_FORMAT",
     "CHECKPOINT_VERSION",
     "save_checkpoint",
+    "checkpoint_payload",
+    "write_checkpoint",
     "load_checkpoint",
     "inference_spec",
     "build_model",
@@ -173,6 +176,37 @@ def save_checkpoint(
         CheckpointError: ``model_params`` without ``in_channels`` / ``out_channels``, or
             label names that do not match ``out_channels``.
     """
+    return write_checkpoint(
+        checkpoint_payload(
+            model, model_name=model_name, model_params=model_params, spec=spec, label_names=label_names,
+            preprocess=preprocess, inference=inference, data=data, training=training,
+            optimizer_state=optimizer_state, resume=resume,
+        ),
+        path,
+    )
+
+
+def checkpoint_payload(
+    model: nn.Module,
+    *,
+    model_name: str,
+    model_params: Mapping[str, Any],
+    spec: InferenceSpec | None = None,
+    label_names: Sequence[str] | None = None,
+    preprocess: Sequence[Mapping[str, Any]] | None = None,
+    inference: Mapping[str, Any] | InferenceSection | None = None,
+    data: Mapping[str, Any] | None = None,
+    training: Mapping[str, Any] | None = None,
+    optimizer_state: Mapping[str, Any] | None = None,
+    resume: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The checkpoint dict :func:`save_checkpoint` writes (arguments as there, without
+    ``path``); its tensors are the model's and optimizer's own where they live on the CPU
+    (copy them before training goes on if the dict is written later).
+
+    Raises:
+        CheckpointError: as :func:`save_checkpoint`.
+    """
     model = getattr(model, "module", model)  # DistributedDataParallel
     params = to_plain(dict(model_params))
     for key in ("in_channels", "out_channels"):
@@ -187,11 +221,17 @@ def save_checkpoint(
     payload["training"] = to_plain(dict(training or {}))
     payload["optimizer_state"] = optimizer_state
     payload["resume"] = dict(resume) if resume is not None else None
+    return payload
+
+
+def write_checkpoint(payload: Mapping[str, Any], path: str | os.PathLike) -> Path:
+    """``torch.save`` a checkpoint dict (:func:`checkpoint_payload`) atomically: to a hidden
+    temporary name beside ``path`` (:func:`~medimg.inference.runlog.atomic_path`), renamed over
+    it once complete, so a run killed mid-write never leaves a half-written file."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, out)
+    with atomic_path(out) as tmp:
+        torch.save(dict(payload), tmp)
     return out
 
 

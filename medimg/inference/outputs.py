@@ -47,7 +47,9 @@ def check_output_format(output_format: str) -> str:
 
 def output_path(out: Path, case_id: str, output_format: str = "nifti") -> Path:
     """Where a case's label map goes: ``out/<case_id>.nii.gz`` or ``out/<case_id>.seg.dcm``."""
-    return out / (f"{case_id}.seg.dcm" if output_format == "dicom-seg" else f"{case_id}.nii.gz")
+    from ..io.layout import SEG_SUFFIX
+
+    return out / (f"{case_id}{SEG_SUFFIX}" if output_format == "dicom-seg" else f"{case_id}.nii.gz")
 
 
 def _case_parts(case: Any) -> tuple[str, list[Any]]:

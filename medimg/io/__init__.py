@@ -110,6 +110,7 @@ def read_image(
     *,
     dtype: Any = None,
     kind: str | None = None,
+    source: Any = None,
 ) -> Image:
     """Read a NIfTI file, a DICOM file, a DICOM series folder or a 2D picture into an :class:`Image`.
 
@@ -123,6 +124,10 @@ def read_image(
             DICOM rescaled to HU -> the smallest dtype holding it).
         kind: ``"intensity"``, ``"label"`` or ``"probabilities"``; by default ``"label"``
             for NIfTI files with intent NIFTI_INTENT_LABEL, else what the reader says.
+        source: for a DICOM SEG file only (read by
+            :func:`medimg.io.dicom_seg.read_dicom_seg` as one label channel): the image or
+            DICOM series folder whose grid its frames are placed on, its source series; None:
+            the grid its own frames span. Other formats ignore it.
 
     Returns:
         ``Image`` with channel-first data ``(C, I, J, K)`` (``(C, H, W)`` for 2D files) and
@@ -132,6 +137,7 @@ def read_image(
         ImageReadError: the path does not exist, or is not a supported format (the message
             names the file and the supported formats), or the file is truncated/corrupt.
         DicomSeriesError: a DICOM series cannot be assembled into a correct volume.
+        GeometryError: a DICOM SEG frame does not lie on the ``source`` grid.
     """
     p = Path(path)
     if not p.exists():
@@ -150,7 +156,11 @@ def read_image(
         if fmt == "nifti":
             img = read_nifti(p, kind=kind)
         elif fmt == "dicom" or p.suffix.lower() in (".dcm", ".dicom", ".ima"):
-            img = importlib.import_module("medimg.io.dicom").read_dicom(p)
+            seg = importlib.import_module("medimg.io.dicom_seg")
+            if seg.is_dicom_seg(p):
+                img = seg.read_dicom_seg(p, source=source)
+            else:
+                img = importlib.import_module("medimg.io.dicom").read_dicom(p)
         else:
             other = _OTHER_FORMATS.get(p.suffix.lower())
             found = f"a {other} file" if other else f"suffix '{''.join(p.suffixes) or '(none)'}' and no NIfTI or DICOM signature"

@@ -25,6 +25,12 @@ so one folder shows the same cases to all of them. Accepted layouts:
 - with ``dicom=True``, **DICOM series folders**: a subfolder without NIfTI files that holds
   DICOM files is one case (its path is the folder); a folder that holds no case in any
   layout but DICOM files is itself one case.
+- with ``seg=True``, **DICOM SEG files** named as ``predict --format dicom-seg`` writes them,
+  ``<case_id>.seg.dcm`` (:data:`~medimg.io.layout.SEG_SUFFIX`): each such file directly in
+  the folder, or the file itself, is one case (id = the name without ``.seg.dcm``).
+- with ``column=NAME``, **a manifest**: a CSV file with a ``case_id`` column and the column
+  ``NAME`` holding each case's file or DICOM folder, relative to the CSV's folder (or
+  absolute); an empty cell or a path that does not exist is a case with a problem.
 
 Files and folders that fit none of these (``labels.json``, notes, plots) are ignored, or,
 with ``report_skipped=True`` (prediction), returned as skipped entries with the reason
@@ -45,7 +51,14 @@ from typing import Any, Literal
 
 from ..core.errors import DataError
 from .accounting import channel_count, looks_like_label, skipped_entries
-from .layout import PICTURE_SUFFIXES, is_nifti_path, list_folder, nifti_case_id, walk_files
+from .layout import (
+    PICTURE_SUFFIXES,
+    is_nifti_path,
+    list_folder,
+    nifti_case_id,
+    seg_case_id,
+    walk_files,
+)
 
 __all__ = ["FoundCase", "Pick", "add_skipped", "find_cases"]
 
@@ -109,6 +122,8 @@ def find_cases(
     report_skipped: bool = False,
     channels: int | None = None,
     skip_labels: bool | None = None,
+    seg: bool = False,
+    column: str | None = None,
 ) -> list[FoundCase]:
     """The cases a file or folder holds, in the layouts of the module docstring.
 
@@ -128,13 +143,15 @@ def find_cases(
             single-file case whose NIfTI header holds several volumes (4D) is skipped.
         skip_labels: label- and mask-named NIfTI files are not cases (default:
             ``report_skipped``).
+        seg: also accept ``<case_id>.seg.dcm`` DICOM SEG files, one case each.
+        column: ``path`` may be a manifest CSV; this column holds each case's file.
 
     Returns:
         The cases (and skipped entries), in sorted order (possibly none).
 
     Raises:
         DataError: ``path`` does not exist, or is a file that is not NIfTI (nor DICOM
-            with ``dicom=True``).
+            with ``dicom=True``); a manifest without ``case_id`` or ``column``.
     """
     if pick not in ("only", "label"):
         raise ValueError(f"pick must be 'only' or 'label', got {pick!r}")
@@ -142,8 +159,12 @@ def find_cases(
     if not root.exists():
         raise DataError(f"{what} not found: '{root}' is not a folder or a file")
     if root.is_file():
+        if column is not None and root.suffix.lower() == ".csv":
+            return _manifest_cases(root, column, what)
         if pictures and _is_picture(root):
             return [FoundCase(root.stem, (root,), None, root)]
+        if seg and seg_case_id(root) is not None:
+            return [FoundCase(str(seg_case_id(root)), (root,), None, root)]
         return [_single_file(root, dicom, what)]
     names = list(files) if files else None
     top_files, subfolders = list_folder(root)
@@ -152,6 +173,8 @@ def find_cases(
     found = [FoundCase(nifti_case_id(p) or p.name, (p,), None, p) for p in images]
     if pictures:
         found += [FoundCase(p.stem, (p,), None, p) for p in top_files if _is_picture(p)]
+    if seg:
+        found += [FoundCase(str(seg_case_id(p)), (p,), None, p) for p in top_files if seg_case_id(p) is not None]
     for folder in subfolders:
         case = _case_folder(folder, names, pick, dicom, no_labels)
         if case is not None:
@@ -183,6 +206,36 @@ def add_skipped(
     used = {p for c in found for p in c.paths} | {c.source for c in found if not c.ok and c.source is not None}
     skips = skipped_entries(root, used, dicom=dicom, pictures=pictures, names=names, unmatched=unmatched)
     return out + [FoundCase(rel, (), None, root / rel.rstrip("/"), skip=why) for rel, why in skips]
+
+
+def _manifest_cases(path: Path, column: str, what: str) -> list[FoundCase]:
+    """One case per row of a manifest CSV: ``case_id`` and the file in ``column``."""
+    import csv
+
+    with path.open(newline="", encoding="utf-8-sig") as f:
+        rows = list(csv.DictReader(f))
+        header = rows[0].keys() if rows else []
+    missing = [c for c in ("case_id", column) if c not in header]
+    if missing:
+        raise DataError(
+            f"{what} manifest '{path}' has no column {', '.join(repr(c) for c in missing)} "
+            f"(columns: {', '.join(header) or 'none'}); expected case_id and '{column}' holding each case's file"
+        )
+    found = []
+    for n, row in enumerate(rows, start=2):
+        cid, cell = (row["case_id"] or "").strip(), (row[column] or "").strip()
+        where = f"{what} manifest '{path}', line {n}"
+        if not cid:
+            raise DataError(f"{where}: empty case_id; give every row a case id")
+        file = Path(cell) if Path(cell).is_absolute() else path.parent / cell
+        if not cell:
+            found.append(FoundCase(cid, (), f"{where}: empty '{column}' cell for case '{cid}'", path))
+        elif not file.exists():
+            found.append(FoundCase(cid, (), f"{where}: '{file}' (case '{cid}') does not exist; paths are relative "
+                                   "to the manifest's folder", path))
+        else:
+            found.append(FoundCase(cid, (file,), None, file))
+    return sorted(_merge_duplicates(found, path), key=lambda c: c.case_id)
 
 
 def _is_picture(path: Path) -> bool:

@@ -9,7 +9,9 @@ same folder shows the same files to all of them:
 - folders are walked in sorted order and symbolic links to folders are not followed (a
   link loop cannot hang a scan); linked files are listed;
 - a NIfTI file is any name ending in one of :data:`NIFTI_SUFFIXES` (case-insensitive), and
-  its case id is the name without that suffix.
+  its case id is the name without that suffix;
+- a DICOM SEG file as ``medimg predict --format dicom-seg`` writes it is
+  ``<case_id>`` + :data:`SEG_SUFFIX` (``.seg.dcm``, case-insensitive).
 
 This module does no I/O beyond listing names (it never opens a file), so it sits at the
 bottom of ``medimg.io``.
@@ -27,6 +29,9 @@ __all__ = [
     "is_hidden",
     "is_nifti_path",
     "nifti_case_id",
+    "SEG_SUFFIX",
+    "is_seg_path",
+    "seg_case_id",
     "walk_files",
     "list_folder",
 ]
@@ -58,6 +63,23 @@ def nifti_case_id(path: str | os.PathLike) -> str | None:
     for suffix in NIFTI_SUFFIXES:
         if low.endswith(suffix) and len(name) > len(suffix):
             return name[: -len(suffix)]
+    return None
+
+
+#: File name ending of the DICOM SEG files ``predict`` writes (``<case_id>.seg.dcm``).
+SEG_SUFFIX = ".seg.dcm"
+
+
+def is_seg_path(path: str | os.PathLike) -> bool:
+    """Whether the file name ends in ``.seg.dcm`` (case-insensitive), the DICOM SEG naming."""
+    return seg_case_id(path) is not None
+
+
+def seg_case_id(path: str | os.PathLike) -> str | None:
+    """The case id of a ``<case_id>.seg.dcm`` file (``"c1.seg.dcm"`` -> ``"c1"``); else None."""
+    name = Path(path).name
+    if name.lower().endswith(SEG_SUFFIX) and len(name) > len(SEG_SUFFIX):
+        return name[: -len(SEG_SUFFIX)]
     return None
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["bootstrap_ci", "summarize"]
+__all__ = ["bootstrap_ci", "bootstrap_means", "summarize"]
 
 
 def bootstrap_ci(
@@ -41,10 +41,25 @@ def bootstrap_ci(
         raise ValueError(f"ci must be in (0, 1), e.g. 0.95; got {ci}")
     if int(n_boot) < 1:
         raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+    means = bootstrap_means(values, n_boot, seed)
+    if means.size == 0:
+        return (math.nan, math.nan)
+    alpha = (1.0 - ci) / 2.0
+    lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
+    return (float(lo), float(hi))
+
+
+def bootstrap_means(values: Sequence[float] | np.ndarray, n_boot: int = 1000, seed: int = 0) -> np.ndarray:
+    """The means of ``n_boot`` resamples (with replacement) of the finite ``values``.
+
+    Returns:
+        ``(n_boot,)`` float64; empty when no value is finite. The same seed and values
+        always give the same means (:func:`bootstrap_ci` takes its quantiles).
+    """
     v = np.asarray(values, dtype=np.float64).ravel()
     v = v[np.isfinite(v)]
     if v.size == 0:
-        return (math.nan, math.nan)
+        return np.empty(0)
     rng = np.random.default_rng(seed)
     means = np.empty(int(n_boot))
     # Chunks bound the memory of the (n_boot, n) index matrix for large studies.
@@ -53,9 +68,7 @@ def bootstrap_ci(
         stop = min(start + chunk, int(n_boot))
         idx = rng.integers(0, v.size, size=(stop - start, v.size))
         means[start:stop] = v[idx].mean(axis=1)
-    alpha = (1.0 - ci) / 2.0
-    lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
-    return (float(lo), float(hi))
+    return means
 
 
 def _none_if_nan(x: float) -> float | None:

@@ -15,8 +15,19 @@ with the same rules on both sides:
   else is ambiguous and that case is reported as failed, with the candidates, rather than
   guessed.
 
-Files and folders that are neither (``labels.json``, hidden files, folders without NIfTI)
-are ignored. Cases present on one side only are listed, never dropped silently: a
+Besides NIfTI files, a case's label map may be (on either side)
+
+* a DICOM mask series: a case folder (or the one folder given) of DICOM slices holding
+  a label map, read like any DICOM series;
+* a DICOM SEG file, ``DIR/<case_id>.seg.dcm`` as ``medimg predict --format dicom-seg``
+  names it (or one SEG file given), placed on its source series' grid: the scan from
+  ``images`` when given, else the other side's image; a SEG that does not lie on that grid
+  is a failed case saying so, never resampled (:mod:`.scoring` says why);
+* a row of a manifest: ``PRED`` or ``REF`` a CSV with ``case_id`` and a ``label_column``
+  (default ``label``) holding each case's file, relative to the CSV's folder.
+
+Files and folders that are none of these (``labels.json``, hidden files, folders without NIfTI
+or DICOM) are ignored. Cases present on one side only are listed, never dropped silently: a
 reference without a prediction is a *missed* case (``missing_pred``), which a study must
 count as a failure; ``missing_pred="empty"`` scores it as an empty prediction.
 
@@ -36,25 +47,24 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from ..core.errors import DataError, exception_reason
+from ..core.errors import DataError
 from ..core.image import Image
 from ..io.cases import FoundCase
 from ..io.cases import find_cases as find_cases_on_disk
-from .case import DEFAULT_METRICS, label_arrays, score_arrays
+from .case import DEFAULT_METRICS
 from .labels import (
     LabelCheck,
     format_label_map,
     label_name,
     names_dict,
-    present_labels,
     read_prediction_labels,
 )
-from .overlays import worst_case_overlays
+from .overlays import find_scans, worst_case_overlays
 from .registry import METRICS, compute_metrics, resolve_params
 from .report import EvaluationReport, case_rows, natural_key, summarize_rows, write_report
 from .report_page import write_segmentation_pages
+from .scoring import CaseJob, score_all
 
 __all__ = ["evaluate_folders", "find_cases"]
 
@@ -86,14 +96,15 @@ def find_cases(root: str | Path, file_name: str | None = None) -> tuple[dict[str
     return files, problems
 
 
-def _discover(root: Path, file_name: str | None, what: str) -> dict[str, FoundCase]:
-    cases = find_cases_on_disk(root, files=[file_name] if file_name else None, pick="label", what=what)
+def _discover(root: Path, file_name: str | None, what: str, column: str = "label") -> dict[str, FoundCase]:
+    cases = find_cases_on_disk(root, files=[file_name] if file_name else None, pick="label", what=what,
+                               dicom=True, seg=True, column=column)
     return {c.case_id: c for c in cases}
 
 
 @dataclass
 class _Matching:
-    """The cases of both sides, matched by case id."""
+    """The cases of both sides, matched by case id (and their scans, with ``--images``)."""
 
     pred: dict[str, FoundCase]
     ref: dict[str, FoundCase]
@@ -101,17 +112,43 @@ class _Matching:
     missing_pred: list[str] = field(default_factory=list)
     missing_ref: list[str] = field(default_factory=list)
     n_matched: int = 0
+    scans: dict[str, FoundCase] = field(default_factory=dict)
+
+    def add_scans(self, images: str | Path | None, image_name: str | None) -> None:
+        """The scans of ``--images`` (none without), matched by case id (one scan file: the one case)."""
+        if images is None:
+            return
+        self.scans = find_scans(Path(images), image_name)
+        if Path(images).is_file() and len(self.todo) == 1:  # one pair, one scan: whatever the names
+            self.scans = {self.todo[0]: next(iter(self.scans.values()))}
+
+    def jobs(self) -> list[CaseJob]:
+        """What scoring each case to do needs (:mod:`.scoring`)."""
+        out = []
+        for cid in self.todo:
+            sides = [c for c in (self.pred.get(cid), self.ref.get(cid)) if c is not None]
+            problem = next((str(c.problem) for c in sides if not c.ok), None)
+            pred = self.pred[cid].paths[0] if cid in self.pred and self.pred[cid].ok else None
+            ref = self.ref[cid].paths[0] if self.ref[cid].ok else Path()
+            scan = self.scans.get(cid)
+            out.append(CaseJob(cid, pred, ref, scan.paths[0] if scan is not None and scan.ok else None, problem))
+        return out
 
 
-def _match(pred: Path, ref: Path, pred_name: str | None, ref_name: str | None, missing_pred: str) -> _Matching:
+def _is_manifest(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() == ".csv"
+
+
+def _match(pred: Path, ref: Path, pred_name: str | None, ref_name: str | None, missing_pred: str,
+           column: str = "label") -> _Matching:
     """Find both sides' cases and pair them (two files are one pair, whatever their names)."""
-    if pred.is_file() and ref.is_file():
+    if pred.is_file() and ref.is_file() and not (_is_manifest(pred) or _is_manifest(ref)):
         p = _discover(pred, None, "prediction")
         cid = next(iter(p))
         r = {cid: replace(next(iter(_discover(ref, None, "reference").values())), case_id=cid)}
     else:
-        p = _discover(pred, pred_name, "prediction")
-        r = _discover(ref, ref_name, "reference")
+        p = _discover(pred, pred_name, "prediction", column)
+        r = _discover(ref, ref_name, "reference", column)
     m = _Matching(p, r)
     m.missing_pred = sorted(set(r) - set(p), key=natural_key)
     m.missing_ref = sorted(set(p) - set(r), key=natural_key)
@@ -158,54 +195,36 @@ class _Scored:
     used: dict[str, tuple[Path | None, Path]] = field(default_factory=dict)
 
 
-def _read_pair(cid: str, m: _Matching, read: Callable[[Path], Image]) -> tuple[Image, Image, Path | None, Path]:
-    """The prediction (an empty one for a missed case) and reference images of one case."""
-    for side in (m.pred.get(cid), m.ref.get(cid)):
-        if side is not None and not side.ok:
-            raise side.error()
-    ref_path = m.ref[cid].paths[0]
-    ref = read(ref_path)
-    ref.meta.setdefault("path", str(ref_path))
-    if cid not in m.pred:  # a missed case scored as an empty prediction
-        empty = torch.zeros((1, *ref.spatial_shape), dtype=torch.uint8)
-        return Image(empty, ref.affine, kind="label", meta={"path": f"<missing prediction for {cid}>"}), ref, None, ref_path
-    pred_path = m.pred[cid].paths[0]
-    pred = read(pred_path)
-    pred.meta.setdefault("path", str(pred_path))
-    return pred, ref, pred_path, ref_path
-
-
 def _score_cases(
     m: _Matching,
     check: LabelCheck,
-    read: Callable[[Path], Image],
+    read: Callable[[Path], Image] | None,
     metrics: Sequence[str],
     params: Mapping[str, Mapping[str, Any]],
     empty_score: float,
     progress: Callable[[int, int, str], None] | None,
     surface: str = "monai",
+    workers: int | None = 1,
 ) -> _Scored:
-    """Read and score every matched case; a bad case is recorded and the others go on.
+    """Read and score every matched case (in ``workers`` processes, :mod:`.scoring`); a bad
+    case is recorded and the others go on.
 
-    Once a case shows labels outside the prediction's classes, the remaining cases are
-    still read (so the error can list every value) but no longer scored.
+    Results are taken in case order. Once a case shows labels outside the prediction's
+    classes, the remaining cases' values are still collected (so the error can list every
+    value) but no longer kept.
     """
     out = _Scored()
-    for i, cid in enumerate(m.todo):
-        try:
-            pred, ref, pred_path, ref_path = _read_pair(cid, m, read)
-            p, r = label_arrays(pred, ref, check.label_map)
-            pv, rv = present_labels(p), present_labels(r)
-            check.add(cid, pv, rv)
-            if not check.failed:
-                classes = sorted((set(pv) | set(rv) | set(check.names)) - {0})
-                out.per_case[cid] = score_arrays(
-                    p, r, pred.spacing, check.names, metrics, metric_params=params,
-                    classes=classes, empty_score=empty_score, surface=surface,
-                )
-                out.used[cid] = (pred_path, ref_path)
-        except Exception as exc:  # noqa: BLE001  one bad case must not stop a study's evaluation
-            out.failed[cid] = exception_reason(exc)
+    results = score_all(m.jobs(), label_map=check.label_map, names=check.names, metrics=metrics, params=params,
+                        empty_score=empty_score, surface=surface, workers=workers, reader=read)
+    for i, res in enumerate(results):
+        cid = res.case_id
+        if res.error is not None:
+            out.failed[cid] = res.error
+        else:
+            check.add(cid, res.pred_values, res.ref_values)
+            if not check.failed and res.values is not None and res.files is not None:
+                out.per_case[cid] = res.values
+                out.used[cid] = res.files
         if progress is not None:
             progress(i + 1, len(m.todo), cid)
     return out
@@ -269,66 +288,59 @@ def _report(
     )
 
 
-def _default_reader(path: Path) -> Image:
-    from ..io import read_image
-
-    return read_image(path, kind="label")
-
-
 def evaluate_folders(
     pred_dir: str | Path,
     ref_dir: str | Path,
     output_dir: str | Path | None = None,
     metrics: Sequence[str] | None = None,
     label_names: Sequence[str] | Mapping[int, str] | None = None,
-    bootstrap: int = 1000,
-    ci: float = 0.95,
-    seed: int = 0,
+    bootstrap: int = 1000, ci: float = 0.95, seed: int = 0,
     *,
-    ref_name: str | None = None,
-    pred_name: str | None = None,
-    label_map: Mapping[int, int] | None = None,
+    ref_name: str | None = None, pred_name: str | None = None, label_map: Mapping[int, int] | None = None,
     metric_params: Mapping[str, Mapping[str, Any]] | None = None,
-    empty_score: float = 1.0,
-    missing_pred: str = "report",
+    empty_score: float = 1.0, missing_pred: str = "report",
     reader: Callable[[Path], Image] | None = None,
     progress: Callable[[int, int, str], None] | None = None,
-    allow_absent_classes: bool = False,
-    surface: str = "monai",
-    images: str | Path | None = None,
-    worst_cases: int = 3,
-    image_name: str | None = None,
+    allow_absent_classes: bool = False, surface: str = "monai",
+    images: str | Path | None = None, worst_cases: int = 3, image_name: str | None = None,
+    label_column: str = "label", workers: int | None = 1,
+    metadata: str | Path | None = None, subgroups: Sequence[str] | None = None,
 ) -> EvaluationReport:
     """Score every prediction in ``pred_dir`` against its reference in ``ref_dir``.
 
-    Cases are matched by case id (module docstring), or two NIfTI files are one pair. A case
-    that fails (unreadable file, grid mismatch...) is reported in ``failed`` and the others
-    are still scored; ``report.all_ok`` is False when any failed or is missing on a side.
+    Cases are matched by case id (module docstring), or two files are one pair. A case that
+    fails (unreadable, grid mismatch...) is in ``failed`` and the others are still scored;
+    ``report.all_ok`` is False when any failed or is missing on a side.
 
     Args:
-        pred_dir: predictions, a folder or a file (its ``labels.json``, ``label_map.json``).
-        ref_dir: references, a folder or a file.
-        output_dir: where ``metrics.csv``, ``summary.json``, ``dice_boxplot.png`` and the
-            report, ``report.html`` and ``report.md`` (:mod:`.report_page`), go (None: none).
-        metrics: metric names; default :data:`DEFAULT_METRICS`.
-        label_names: class names (background first, or ``{index: name}``); default
+        pred_dir, ref_dir: predictions (a folder or a file; its folder's ``labels.json`` and
+            ``label_map.json``) and references (a folder or a file).
+        output_dir: where ``metrics.csv``, ``summary.json``, ``<metric>_boxplot.png`` and
+            ``report.html`` / ``report.md`` (:mod:`.report_page`) go (None: none).
+        metrics: metric names (default :data:`DEFAULT_METRICS`). label_names: class names (background first, or ``{index: name}``); default
             ``labels.json`` in the prediction folder, else ``label_1``, ``label_2``...
-        bootstrap: bootstrap resamples for the confidence intervals (0: none).
-        ci: interval coverage, e.g. 0.95.
-        seed: bootstrap seed; the same seed gives the same intervals.
+        bootstrap: resamples for the confidence intervals (0: none).
+        ci, seed: interval coverage (e.g. 0.95); bootstrap seed (same seed, same intervals).
         ref_name / pred_name: label file name inside case folders (auto-detected if None).
         label_map: remapping of reference values, e.g. ``{1: 1, 2: 1, 3: 1, 4: 1}``;
             unlisted values become 0. Default: the prediction folder's ``label_map.json``.
-        metric_params: e.g. ``{"nsd": {"tolerance_mm": 1.0}}``.
-        empty_score: overlap score where a class is absent from both pred and ref.
+        metric_params: e.g. ``{"nsd": {"tolerance_mm": 1.0}}``. empty_score: overlap score
+            where a class is absent from both pred and ref.
         missing_pred: ``"report"`` (list missed cases only) or ``"empty"`` (also score
             them as empty predictions: Dice 0, distances inf).
-        reader: path -> Image; default :func:`medimg.io.read_image`.
-        progress: called as ``progress(done, total, case_id)`` after each case.
+        reader, progress: path -> Image (default :func:`medimg.io.read_image`); called as
+            ``progress(done, total, case_id)`` after each case.
         allow_absent_classes: score named classes found in no reference instead of stopping.
         surface: ``"monai"`` (default) or ``"deepmind"``: whose hd/hd95/assd/nsd definitions.
         images, worst_cases, image_name: scans (matched by case id; ``image_name`` in case
-            folders) on which the ``worst_cases`` lowest-Dice cases are drawn (:mod:`.overlays`).
+            folders) on which the ``worst_cases`` lowest-Dice cases are drawn (:mod:`.overlays`);
+            also the grid DICOM SEGs are placed on (:mod:`.scoring`).
+        label_column: a manifest CSV's column of label map files (beside ``case_id``).
+        workers: processes scoring cases (None: the cores available; 1: this one); the
+            results do not depend on it.
+        metadata, subgroups: a CSV (``case_id`` + one column per attribute) and the columns
+            to group by (:mod:`.seg_subgroups`): ``report.subgroups``, ``summary.json``'s
+            ``_subgroups``, ``subgroups.csv``; its problems make ``all_ok`` False.
 
     Returns:
         An :class:`EvaluationReport`; ``report.format()`` is a one-screen summary.
@@ -338,23 +350,49 @@ def evaluate_folders(
             not named classes, or a class in no reference; with the label map that fixes it.
         DataError: ``pred_dir``, ``ref_dir`` or ``images`` does not exist.
     """
-    if missing_pred not in ("report", "empty"):
-        raise ValueError(f"missing_pred must be 'report' or 'empty', got {missing_pred!r}")
-    metrics = [METRICS.get(m).name for m in (DEFAULT_METRICS if metrics is None else metrics)]
-    params = resolve_params(metrics, metric_params)  # fail early on bad names/params
+    metrics, params = _resolve(metrics, metric_params, missing_pred)  # fail early on bad names/params
     pred, ref = Path(pred_dir), Path(ref_dir)
     _check_images(images)
-    matching = _match(pred, ref, pred_name, ref_name, missing_pred)
+    matching = _match(pred, ref, pred_name, ref_name, missing_pred, label_column)
+    matching.add_scans(images, image_name)
     check = _label_check(pred, label_names, label_map, allow_absent_classes)
-    scored = _score_cases(matching, check, reader or _default_reader, metrics, params, empty_score, progress, surface)
+    scored = _score_cases(matching, check, reader, metrics, params, empty_score, progress, surface, workers)
     error = check.error()
     if error is not None:
         raise error
     stats = dict(bootstrap=bootstrap, ci=ci, seed=seed, missing_pred=missing_pred, pred=pred, ref=ref, surface=surface)
     report = _report(matching, scored, check, metrics, params, empty_score, stats)
+    if subgroups:
+        report.subgroups = _subgroups(report, metrics, metadata, subgroups, stats)
     if output_dir is not None:
         _write_outputs(report, Path(output_dir), metrics, images, worst_cases, image_name)
     return report
+
+
+def _resolve(metrics: Sequence[str] | None, metric_params: Mapping[str, Mapping[str, Any]] | None,
+             missing_pred: str) -> tuple[list[str], dict[str, Any]]:
+    """The metric names and their parameters, checked; ``missing_pred`` checked."""
+    if missing_pred not in ("report", "empty"):
+        raise ValueError(f"missing_pred must be 'report' or 'empty', got {missing_pred!r}")
+    names = [METRICS.get(m).name for m in (DEFAULT_METRICS if metrics is None else metrics)]
+    return names, resolve_params(names, metric_params)
+
+
+def _subgroups(report: EvaluationReport, metrics: Sequence[str], metadata: str | Path | None,
+               columns: Sequence[str], stats: Mapping[str, Any]) -> Any:
+    """The subgroup analysis of the scored cases (also put in ``report.summary``)."""
+    from .classification.subgroups import SubgroupReport
+    from .seg_subgroups import segmentation_subgroups
+
+    if metadata is None:
+        sub = SubgroupReport("segmentation", problems=["subgroups need a metadata file (case_id + one column per "
+                                                       "attribute)"])
+    else:
+        labels = [report.label_names[c] for c in sorted(report.label_names)]
+        sub = segmentation_subgroups(report.rows, report.cases, labels, metrics, metadata, list(columns),
+                                     bootstrap=stats["bootstrap"], ci=stats["ci"], seed=stats["seed"])
+    report.summary["_subgroups"] = sub.summary()
+    return sub
 
 
 def _check_images(images: str | Path | None) -> None:

@@ -86,7 +86,7 @@ def worst_cases(report: EvaluationReport, n: int = DEFAULT_WORST_CASES) -> list[
     return [(cid, d, vals) for d, _, cid, vals in scored[: max(0, n)]]
 
 
-def _find_scans(images: Path, image_name: str | None) -> dict[str, Any]:
+def find_scans(images: Path, image_name: str | None) -> dict[str, Any]:
     from ..io.cases import find_cases
 
     found = find_cases(images, files=[image_name] if image_name else None, pick="only", dicom=True,
@@ -126,9 +126,7 @@ def worst_case_overlays(
         import matplotlib  # noqa: F401
     except ImportError:  # optional: pip install 'medimg[plots]'
         return []
-    if reader is None:
-        from ..io import read_image as reader
-    scans = _find_scans(Path(images), image_name)
+    scans = find_scans(Path(images), image_name)
     if Path(images).is_file() and len(report.cases) == 1 and len(scans) == 1:  # one pair, one scan: whatever the names
         scans = {report.cases[0]: next(iter(scans.values()))}
     lmap = {int(k): int(v) for k, v in report.summary.get("_settings", {}).get("label_map", {}).items()} or None
@@ -157,10 +155,17 @@ def worst_case_overlays(
 
 
 def _read_case(report: EvaluationReport, cid: str, scan_path: Path,
-               reader: Callable[..., Image]) -> tuple[Image, Image, Image]:
+               reader: Callable[..., Image] | None) -> tuple[Image, Image, Image]:
     """The prediction (empty for a missed case), reference and scan, the scan checked to
-    lie on the reference's grid."""
+    lie on the reference's grid. Without a ``reader``, read as evaluation read them (DICOM
+    SEGs placed on their source grid: :mod:`.scoring`)."""
     pred_path, ref_path = report.files[cid]
+    if reader is None:
+        from ..io import read_image
+        from .scoring import CaseJob, read_pair
+
+        pred, ref = read_pair(CaseJob(cid, pred_path, ref_path, scan_path))
+        return pred, ref, _checked_scan(read_image(scan_path), ref, scan_path, ref_path)
     ref = reader(ref_path, kind="label")
     ref.meta.setdefault("path", str(ref_path))
     if pred_path is None:
@@ -170,7 +175,11 @@ def _read_case(report: EvaluationReport, cid: str, scan_path: Path,
     else:
         pred = reader(pred_path, kind="label")
         pred.meta.setdefault("path", str(pred_path))
-    scan = reader(scan_path)
+    return pred, ref, _checked_scan(reader(scan_path), ref, scan_path, ref_path)
+
+
+def _checked_scan(scan: Image, ref: Image, scan_path: Path, ref_path: Path) -> Image:
+    """``scan``, checked to lie on the reference's grid."""
     if not scan.same_grid(ref):
         sp = ", ".join(f"{s:.3g}" for s in scan.spacing)
         rsp = ", ".join(f"{s:.3g}" for s in ref.spacing)
@@ -179,7 +188,7 @@ def _read_case(report: EvaluationReport, cid: str, scan_path: Path,
             f"reference '{ref_path}' (shape {ref.spatial_shape}, spacing ({rsp}) mm); give the scans the "
             "references were drawn on"
         )
-    return pred, ref, scan
+    return scan
 
 
 def _axial(scan: np.ndarray, p: np.ndarray, r: np.ndarray, affine: np.ndarray,

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .bootstrap import summarize
-from .plots import dice_boxplot
+from .plots import metric_boxplot
 
 __all__ = [
     "CSV_COLUMNS",
@@ -49,10 +49,13 @@ class EvaluationReport:
         failed: ``{case_id: message}`` for cases that could not be evaluated.
         files: ``{case_id: (pred_path or None, ref_path)}`` actually used.
         label_names: ``{class index: name}`` used in the rows.
-        paths: outputs written: ``metrics_csv``, ``summary_json``, ``dice_boxplot``.
+        paths: outputs written: ``metrics_csv``, ``summary_json``, ``<metric>_boxplot``
+            per metric (``dice_boxplot``...), ``subgroups_csv``.
         warnings: things a reader of the numbers must know (e.g. classes scored by value
             because the predictions' class names are unknown).
         notes: how the scoring was set up (where the label map and names came from).
+        subgroups: with ``--metadata``/``--subgroup``, the per-group analysis
+            (:mod:`medimg.metrics.seg_subgroups`), else None.
     """
 
     rows: list[dict[str, Any]]
@@ -66,11 +69,14 @@ class EvaluationReport:
     paths: dict[str, Path] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    subgroups: Any = None
 
     @property
     def all_ok(self) -> bool:
-        """Every case scored: none failed, none missing a prediction or a reference."""
-        return bool(self.cases) and not (self.failed or self.missing_pred or self.missing_ref)
+        """Every case scored: none failed, none missing a prediction or a reference, and
+        the subgroup analysis asked for done without a problem."""
+        sub_ok = self.subgroups is None or not self.subgroups.problems
+        return bool(self.cases) and not (self.failed or self.missing_pred or self.missing_ref) and sub_ok
 
     def problems(self) -> str:
         """One line counting missing and failed cases ('' when :attr:`all_ok`)."""
@@ -83,9 +89,10 @@ class EvaluationReport:
             parts.append(f"{len(self.failed)} case(s) failed")
         if not self.cases:
             parts.append("no case could be evaluated")
+        sub = list(self.subgroups.problems) if self.subgroups is not None else []
         if not parts:
-            return ""
-        return "; ".join(parts) + f"; the summary covers the {len(self.cases)} case(s) scored"
+            return "\n".join(sub)
+        return "\n".join(["; ".join(parts) + f"; the summary covers the {len(self.cases)} case(s) scored", *sub])
 
     def values(self, label: str, metric: str) -> dict[str, float]:
         """``{case_id: value}`` of one label and metric."""
@@ -116,6 +123,8 @@ class EvaluationReport:
         for cid, msg in self.failed.items():
             lines.append(f"  failed {cid}: {msg.splitlines()[0]}")
         lines.extend(f"warning: {w}" for w in self.warnings)
+        if self.subgroups is not None and self.subgroups.rows:
+            lines.append(self.subgroups.format(problems=False))
         for key, p in self.paths.items():
             lines.append(f"wrote {key}: {p}")
         return "\n".join(lines)
@@ -197,16 +206,29 @@ def write_metrics_csv(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Pa
 
 
 def write_report(report: EvaluationReport, output_dir: str | Path, metrics: Sequence[str]) -> None:
-    """Write ``metrics.csv``, ``summary.json`` and (with Dice and matplotlib) the box plot;
-    record their paths in ``report.paths``."""
+    """Write ``metrics.csv``, ``summary.json``, (with matplotlib) a box plot per metric,
+    ``<metric>_boxplot.png``, and with subgroups ``subgroups.csv``; record their paths in
+    ``report.paths``."""
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     report.paths["metrics_csv"] = write_metrics_csv(report.rows, out / "metrics.csv")
     path = out / "summary.json"
     path.write_text(json.dumps(report.summary, indent=2, allow_nan=False) + "\n")
     report.paths["summary_json"] = path
-    if "dice" in metrics and report.rows:
-        labels = [report.label_names[c] for c in sorted(report.label_names)]
-        png = dice_boxplot(report.rows, labels, out / "dice_boxplot.png")
+    if report.subgroups is not None and report.subgroups.rows:
+        from .classification.writing import write_subgroups_csv
+
+        report.paths["subgroups_csv"] = write_subgroups_csv(report.subgroups.rows, out / "subgroups.csv")
+    labels = [report.label_names[c] for c in sorted(report.label_names)]
+    for old in out.glob("*_boxplot.png"):  # an earlier run's figures would mislead
+        old.unlink()
+    for metric in metrics if report.rows else ():
+        png = metric_boxplot(report.rows, labels, metric, out / f"{metric}_boxplot.png", unit=_unit(metric))
         if png is not None:
-            report.paths["dice_boxplot"] = png
+            report.paths[f"{metric}_boxplot"] = png
+
+
+def _unit(metric: str) -> str:
+    from .registry import METRICS
+
+    return str(getattr(METRICS.get(metric), "unit", "") or "")

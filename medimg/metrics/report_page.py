@@ -4,7 +4,8 @@
 :class:`~.overlays.Overlay` s of its worst cases, if any) into a
 :class:`~.html_report.Document`: what was scored and how, the summary table (mean, its
 bootstrap interval, median and n per class and metric; intervals from fewer than ten
-cases flagged), the per-class Dice box plot, the worst cases drawn on their scans, and
+cases flagged), a per-class box plot of every metric, the subgroup tables (with
+``--subgroup``), the worst cases drawn on their scans, and
 what was left out (cases without a prediction or reference, cases that failed, worst
 cases that could not be drawn). :func:`write_segmentation_pages` writes both files.
 """
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .classification.report_page import subgroup_sections
 from .html_report import (
     Bullets,
     Cell,
@@ -95,6 +97,8 @@ def _left_out(report: EvaluationReport, overlays: Sequence[Overlay]) -> Section:
                       caption=f"{len(report.failed)} case(s) failed"))
     items.extend(f"overlay of {o.case_id} not drawn: {o.problem}" for o in overlays if o.problem)
     items.extend(f"warning: {w}" for w in report.warnings)
+    if report.subgroups is not None:
+        items.extend(f"subgroups: {p}" for p in report.subgroups.problems)
     if items:
         sec.add(Bullets(items))
     if not (items or report.failed):
@@ -128,10 +132,14 @@ def segmentation_document(
     doc = Document("Segmentation evaluation", _about(report))
     summary = Section("Summary").add(_summary_table(report))
     doc.sections.append(summary)
-    box = report.paths.get("dice_boxplot")
-    if box is not None:
-        doc.sections.append(Section("Dice per class").add(
-            Figure(box, "Dice per case and class: box (quartiles, median line, mean triangle) and every case as a dot")))
+    metrics = list(report.summary.get("_settings", {}).get("metrics", {}))
+    boxes = [(m, report.paths[f"{m}_boxplot"]) for m in metrics if f"{m}_boxplot" in report.paths]
+    if boxes:
+        doc.sections.append(Section("Per-case values by class").add(*(
+            Figure(path, f"{m}{_unit(m)} per case and class: box (quartiles, median line, mean triangle) and every "
+                         "case as a dot; nan/inf values left out (counted under each box)")
+            for m, path in boxes)))
+    doc.sections.extend(subgroup_sections(report.subgroups, float(report.summary.get("_settings", {}).get("ci", 0.95))))
     if overlays:
         doc.sections.append(_worst_section(overlays, images))
     doc.sections.append(_left_out(report, overlays))

@@ -24,6 +24,7 @@ BENCHMARKS = {
     "predict_folder.py": {"monai"},
     "train_cls.py": {"plain torchvision loop"},
     "augment.py": {"monai", "torchio"},
+    "train.py": {"plain MONAI loop"},
 }
 
 

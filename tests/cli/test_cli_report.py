@@ -40,7 +40,7 @@ def test_evaluate_without_images_still_writes_the_report(tmp_path: Path):
     res = run("evaluate", d["pred"], d["ref"], "-o", tmp_path / "out", "--metrics", "dice", "--bootstrap", "0")
     assert res.exit_code == 0, res.output
     html = (tmp_path / "out" / "report.html").read_text()
-    assert "Worst cases" not in html and "Dice per class" in html
+    assert "Worst cases" not in html and "Per-case values by class" in html
 
 
 def test_images_options_usage_errors(tmp_path: Path):

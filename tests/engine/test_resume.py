@@ -20,8 +20,9 @@ from medimg.core.spec import ExperimentConfig
 from medimg.engine import train
 from medimg.engine.resume import config_differences
 
-# Run in a subprocess: train with a callback that, at epoch 2's first step (after epoch 1's
-# last.pt was written), drops a marker file and sleeps, so the parent can SIGKILL it there.
+# Run in a subprocess: train with a callback that, at epoch 2's first step, waits until epoch
+# 1's last.pt is on disk (checkpoints are written in the background), then drops a marker file
+# and sleeps, so the parent can SIGKILL it there.
 _SCRIPT = """
 import json, sys, time
 from pathlib import Path
@@ -32,13 +33,17 @@ from medimg.engine.callbacks import Callback
 cfg_dict, run, marker = json.loads(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
 
 class Pause(Callback):
+    def __init__(self, trainer):
+        self.trainer = trainer
+
     def on_step_end(self, state):
         if state.epoch == 2 and state.step == 1:
+            self.trainer.checkpoints.wait()
             marker.write_text("mid-epoch 2")
             time.sleep(600)
 
 fit = Trainer.fit
-Trainer.fit = lambda self, callbacks=(): fit(self, callbacks=[*callbacks, Pause()])
+Trainer.fit = lambda self, callbacks=(): fit(self, callbacks=[*callbacks, Pause(self)])
 train(ExperimentConfig.model_validate(cfg_dict), output_dir=run, progress=False)
 """
 

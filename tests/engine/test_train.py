@@ -11,6 +11,7 @@ import torch
 
 from medimg.config.schema import ExperimentConfig
 from medimg.core.errors import ConfigError, DataError
+from medimg.data import load_cases
 from medimg.engine import (
     OPTIMIZERS,
     SCHEDULERS,
@@ -185,3 +186,20 @@ def test_public_api():
     }
     assert {"adamw", "adam", "sgd"} <= set(OPTIMIZERS.list())
     assert {"cosine", "poly", "step", "none", "onecycle", "plateau"} <= set(SCHEDULERS.list())
+
+
+def test_disk_cache_through_train(tiny_data, tmp_path, monkeypatch):
+    """data.cache: disk writes one file per training case; a second run reads them, not the scans."""
+    import medimg.data.loading as loading
+
+    cfg = _cfg(tiny_data, max_epochs=1, iterations_per_epoch=1)
+    cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"cache": "disk", "cache_dir": tmp_path / "cache"})})
+    train(cfg, output_dir=tmp_path / "a", progress=False)
+    files = sorted((tmp_path / "cache").glob("*.pt"))
+    assert len(files) == 3  # the training cases
+    read = []
+    real = loading._read
+    monkeypatch.setattr(loading, "_read", lambda path, kind: read.append(path) or real(path, kind))
+    train(cfg, output_dir=tmp_path / "b", progress=False)
+    train_files = {str(p) for r in load_cases(cfg.data)["train"] for p in [*r.image_paths, r.label_path]}
+    assert read and not train_files & {str(p) for p in read}  # only validation cases are read

@@ -44,7 +44,7 @@ def test_segmentation_report_is_self_contained_with_every_figure(seg_report):
     assert "<script" not in html and "<link" not in html and "http://" not in html and "https://" not in html
     assert not re.search(r'src="(?!data:image/png;base64,)', html)  # nothing loaded from a path or the web
     pngs = _embedded_pngs(html)
-    assert len(pngs) == 4  # the Dice box plot + 3 worst cases
+    assert len(pngs) == 5  # the Dice and HD95 box plots + 3 worst cases
     assert all(p.format == "PNG" and p.size[0] > 100 for p in pngs)
     # the summary with flagged intervals (5 cases < 10), and the missing case left out
     assert "unreliable (n=5)" in html and "What was left out" in html
@@ -56,7 +56,7 @@ def test_segmentation_markdown_links_the_pngs_relatively(seg_report):
     report, out, _ = seg_report
     md = (out / "report.md").read_text()
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
-    assert links == ["dice_boxplot.png", *(f"overlays/{p.name}" for p in sorted(
+    assert links == ["dice_boxplot.png", "hd95_boxplot.png", *(f"overlays/{p.name}" for p in sorted(
         (report.paths[k] for k in report.paths if k.startswith("overlay_")), key=lambda p: p.name))]
     assert all((out / link).is_file() for link in links)
     assert "| organ | dice |" in md and "| organ | hd95 (mm) |" in md and "⚠" in md
@@ -167,7 +167,7 @@ def test_classification_flags_intervals_of_few_cases(tmp_path: Path):
 def test_reports_render_in_headless_chromium(seg_report, tmp_path: Path, chromium: str):
     _, out, _ = seg_report
     n, loaded, dom = images_loaded(chromium, out / "report.html", tmp_path / "browser")
-    assert (n, loaded) == (4, 4)
+    assert (n, loaded) == (5, 5)  # Dice and HD95 box plots, 3 worst cases
     assert "Segmentation evaluation" in dom
     preds, labels, _ = _classification_files(tmp_path)
     evaluate_classification(preds, labels, tmp_path / "cls_out", bootstrap=20)
@@ -184,7 +184,7 @@ def test_report_opens_from_a_copied_folder(seg_report, tmp_path: Path):
     lone = tmp_path / "elsewhere" / "report.html"
     lone.parent.mkdir()
     shutil.copy(out / "report.html", lone)
-    assert len(_embedded_pngs(lone.read_text())) == 4
+    assert len(_embedded_pngs(lone.read_text())) == 5
 
 
 @pytest.mark.slow

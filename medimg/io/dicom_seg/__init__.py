@@ -40,7 +40,7 @@ Modules: ``geometry`` (frame planes, placement in a grid, a SEG's own grid), ``s
 
 from __future__ import annotations
 
-from .read import SEG_SOP_CLASS_UIDS, read_dicom_seg
+from .read import SEG_SOP_CLASS_UIDS, is_dicom_seg, read_dicom_seg
 from .write import write_dicom_seg
 
-__all__ = ["read_dicom_seg", "write_dicom_seg", "SEG_SOP_CLASS_UIDS"]
+__all__ = ["read_dicom_seg", "write_dicom_seg", "is_dicom_seg", "SEG_SOP_CLASS_UIDS"]

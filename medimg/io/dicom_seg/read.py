@@ -17,7 +17,7 @@ from ...core.image import Image
 from .geometry import _floats, _frame_into_grid, _grid_from_planes, _label_dtype, _PlaneGeometry
 from .source import _source_grid
 
-__all__ = ["read_dicom_seg", "SEG_SOP_CLASS_UIDS"]
+__all__ = ["read_dicom_seg", "is_dicom_seg", "SEG_SOP_CLASS_UIDS"]
 
 #: Segmentation Storage and Label Map Segmentation Storage (PS3.4 B.5).
 SEG_SOP_CLASS_UIDS = {
@@ -26,6 +26,17 @@ SEG_SOP_CLASS_UIDS = {
 }
 
 Combine = Literal["labelmap", "channels"]
+
+
+def is_dicom_seg(path: str | Path) -> bool:
+    """Whether ``path`` is a DICOM file whose SOPClassUID is a Segmentation (reads one tag)."""
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SOPClassUID"])
+    except Exception:  # noqa: BLE001  not DICOM, unreadable: not a SEG
+        return False
+    return str(ds.get("SOPClassUID", "")) in SEG_SOP_CLASS_UIDS
 
 
 def read_dicom_seg(

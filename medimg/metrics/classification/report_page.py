@@ -28,7 +28,7 @@ from ..html_report import (
 )
 from .report import ClassificationReport
 
-__all__ = ["classification_document", "write_classification_pages"]
+__all__ = ["classification_document", "subgroup_sections", "write_classification_pages"]
 
 _TASKS = {"binary": "binary", "multiclass": "multi-class", "multilabel": "multi-label"}
 
@@ -103,10 +103,15 @@ def _confusion_table(r: ClassificationReport) -> list[Table]:
 
 
 def _subgroup_sections(r: ClassificationReport) -> list[Section]:
-    sub = r.subgroups
+    return subgroup_sections(r.subgroups, float(r.settings.get("ci", 0.95)))
+
+
+def subgroup_sections(sub: Any, ci: float = 0.95) -> list[Section]:
+    """A table per attribute of a :class:`~.subgroups.SubgroupReport` (None: none), and
+    its problems (also the segmentation report's)."""
     if sub is None:
         return []
-    pct = round(100 * float(r.settings.get("ci", 0.95)))
+    pct = round(100 * ci)
     out = []
     for att in dict.fromkeys(row["attribute"] for row in sub.rows):
         rows: list[list[str | Cell]] = []

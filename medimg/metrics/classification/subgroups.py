@@ -26,7 +26,7 @@ problem.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +36,7 @@ from .bootstrap import _quantiles, strata, stratified_resamples
 from .counts import check_metric_names, metric_table, one_vs_rest_counts, undefined_reason
 from .tasks import Prepared, decide, prepare
 
-__all__ = ["MIN_CASES", "SUBGROUPS_CSV_COLUMNS", "SubgroupReport", "subgroup_analysis"]
+__all__ = ["MIN_CASES", "SUBGROUPS_CSV_COLUMNS", "Group", "SubgroupReport", "analyse_subgroups", "subgroup_analysis"]
 
 #: Fewest cases for which a group gets an interval and enters the gaps.
 MIN_CASES = 10
@@ -141,36 +141,64 @@ def subgroup_analysis(
     decided = decide(prep, threshold) if y_pred is None else np.asarray(y_pred).reshape(prep.y.shape)
     if prep.task == "binary":  # the fairness criteria need both rates
         names = tuple(dict.fromkeys([*names, "sensitivity", "specificity"]))
+
+    def score(idx: np.ndarray, group_seed: int) -> Group:
+        return _score_group(prep, decided, idx, names, bootstrap, ci, group_seed, min_cases)
+
+    return analyse_subgroups(groups, prep.n, score, _metric_names(names, prep.task), prep.task,
+                             bootstrap=bootstrap, ci=ci, seed=seed, min_cases=min_cases)
+
+
+def analyse_subgroups(
+    groups: Mapping[str, Sequence[Any]],
+    n_cases: int,
+    score: Callable[[np.ndarray, int], Group],
+    metric_names: Sequence[str],
+    task: str,
+    *,
+    bootstrap: int = 1000,
+    ci: float = 0.95,
+    seed: int = 0,
+    min_cases: int = MIN_CASES,
+) -> SubgroupReport:
+    """The subgroup analysis whatever is scored (classification here, segmentation in
+    :mod:`medimg.metrics.seg_subgroups`): ``score(case indices, seed)`` scores one group
+    as a :class:`Group`; the groups, the gaps and their intervals are built from those.
+
+    Args:
+        groups: ``{attribute: one value per case}``; n_cases: the number of cases.
+        metric_names: the keys of each :class:`Group`'s ``values``, in report order.
+        task: the report's task (``"binary"`` adds the fairness rows).
+    """
     report = SubgroupReport(
-        prep.task, settings={"bootstrap": int(bootstrap), "ci": ci, "seed": seed, "min_cases": int(min_cases)}
+        task, settings={"bootstrap": int(bootstrap), "ci": ci, "seed": seed, "min_cases": int(min_cases)}
     )
     for a, (attribute, raw) in enumerate(groups.items()):
         values = ["(missing)" if str(v).strip() == "" else str(v).strip() for v in raw]
-        if len(values) != prep.n:
+        if len(values) != n_cases:
             report.problems.append(
-                f"subgroup column '{attribute}' has {len(values)} values for {prep.n} cases; give one per case"
+                f"subgroup column '{attribute}' has {len(values)} values for {n_cases} cases; give one per case"
             )
             continue
         distinct = sorted(set(values))
         if len(distinct) < 2:
             report.problems.append(
-                f"subgroup column '{attribute}' holds one value only ('{distinct[0]}') over the {prep.n} "
+                f"subgroup column '{attribute}' holds one value only ('{distinct[0]}') over the {n_cases} "
                 "cases: there is no other group to compare with; leave it out of the subgroups"
             )
             continue
         labels = np.asarray(values)
-        scored = [
-            _score_group(prep, decided, np.flatnonzero(labels == g), names, bootstrap, ci,
-                         seed + 7919 * a + j, min_cases)
-            for j, g in enumerate(distinct)
-        ]
-        report.rows.extend(_group_rows(attribute, distinct, scored, names, prep.task, ci))
-        report.rows.extend(_gap_rows(attribute, distinct, scored, names, prep.task, ci, min_cases))
+        scored = [score(np.flatnonzero(labels == g), seed + 7919 * a + j) for j, g in enumerate(distinct)]
+        report.rows.extend(_group_rows(attribute, distinct, scored, metric_names, ci))
+        report.rows.extend(_gap_rows(attribute, distinct, scored, metric_names, task, ci, min_cases))
     return report
 
 
 @dataclass
-class _Group:
+class Group:
+    """One group scored: its case count, each metric's value, the bootstrap resamples of
+    each (``(B,)``; None: too small or no bootstrap), why a value does not exist, a note."""
+
     n: int
     values: dict[str, float]
     resamples: dict[str, np.ndarray] | None  # (B,) per metric; None: too small or no bootstrap
@@ -179,7 +207,7 @@ class _Group:
 
 
 def _score_group(prep: Prepared, y_pred: np.ndarray, idx: np.ndarray, names: tuple[str, ...],
-                 n_boot: int, ci: float, seed: int, min_cases: int) -> _Group:
+                 n_boot: int, ci: float, seed: int, min_cases: int) -> Group:
     sub = Prepared(prep.task, prep.y[idx], prep.scores[idx], prep.num_classes)
     yp = y_pred[idx]
     table, m = metric_table(sub, yp, names)
@@ -188,9 +216,9 @@ def _score_group(prep: Prepared, y_pred: np.ndarray, idx: np.ndarray, names: tup
         values[FPR] = 1.0 - values["specificity"]
     why = {k: _why(sub, k, m) for k, v in values.items() if not math.isfinite(v)}
     if sub.n < min_cases:
-        return _Group(sub.n, values, None, why, f"fewer than {min_cases} cases: no interval")
+        return Group(sub.n, values, None, why, f"fewer than {min_cases} cases: no interval")
     if not n_boot:
-        return _Group(sub.n, values, None, why, "")
+        return Group(sub.n, values, None, why, "")
     parts: dict[str, list[np.ndarray]] = {k: [] for k in names}
     for ridx in stratified_resamples(strata(sub), int(n_boot), seed):
         t, _ = metric_table(sub, yp, names, ridx)
@@ -199,7 +227,7 @@ def _score_group(prep: Prepared, y_pred: np.ndarray, idx: np.ndarray, names: tup
     resamples = {k: np.concatenate(v) for k, v in parts.items()}
     if prep.task == "binary":
         resamples[FPR] = 1.0 - resamples["specificity"]
-    return _Group(sub.n, values, resamples, why, "")
+    return Group(sub.n, values, resamples, why, "")
 
 
 def _why(sub: Prepared, metric: str, m: np.ndarray) -> str:
@@ -219,11 +247,11 @@ def _metric_names(names: tuple[str, ...], task: str) -> list[str]:
     return [*names, FPR] if task == "binary" else list(names)
 
 
-def _group_rows(attribute: str, distinct: list[str], scored: list[_Group], names: tuple[str, ...],
-                task: str, ci: float) -> list[dict[str, Any]]:
+def _group_rows(attribute: str, distinct: list[str], scored: list[Group], metric_names: Sequence[str],
+                ci: float) -> list[dict[str, Any]]:
     rows = []
     for g, grp in zip(distinct, scored):
-        for k in _metric_names(names, task):
+        for k in metric_names:
             lo, hi = (math.nan, math.nan)
             if grp.resamples is not None and math.isfinite(grp.values[k]):
                 lo, hi = _quantiles(grp.resamples[k], ci)
@@ -237,11 +265,11 @@ def _row(attribute: str, kind: str, group: str, metric: str, value: float, lo: f
     return dict(zip(SUBGROUPS_CSV_COLUMNS, (attribute, kind, group, metric, value, lo, hi, n, note)))
 
 
-def _gap_rows(attribute: str, distinct: list[str], scored: list[_Group], names: tuple[str, ...],
+def _gap_rows(attribute: str, distinct: list[str], scored: list[Group], metric_names: Sequence[str],
               task: str, ci: float, min_cases: int) -> list[dict[str, Any]]:
     rows = []
     gaps: dict[str, tuple[float, np.ndarray | None]] = {}
-    for k in _metric_names(names, task):
+    for k in metric_names:
         ok = {g: grp for g, grp in zip(distinct, scored) if grp.n >= min_cases and math.isfinite(grp.values[k])}
         left = [g for g in distinct if g not in ok]
         n = sum(grp.n for grp in ok.values())
