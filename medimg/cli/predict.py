@@ -96,6 +96,11 @@ KeepLargestOpt = Annotated[
     typer.Option(metavar="CLASSES", help="Keep only the largest connected component of these classes, e.g. 1,2 "
                  "(default: the checkpoint's inference.postprocess)."),
 ]
+NoPostprocessOpt = Annotated[
+    bool,
+    typer.Option("--no-postprocess", help="Leave out the checkpoint's post-processing (inference.postprocess, e.g. "
+                 "learned on validation by `medimg train`); --keep-largest / --min-size still apply."),
+]
 RoiSizeOpt = Annotated[
     Optional[str],
     typer.Option(metavar="N[,N,N]", help="Sliding-window tile size in voxels per axis, e.g. 64,64,64, or one "
@@ -193,6 +198,7 @@ def predict(
     shard: ShardOpt = None,
     keep_largest: KeepLargestOpt = None,
     min_size: MinSizeOpt = None,
+    no_postprocess: NoPostprocessOpt = False,
     push: PushOpt = False,
     server: PacsServerOpt = None,
     max_memory: MaxMemoryOpt = None,
@@ -204,7 +210,7 @@ def predict(
     _check_run_inputs(checkpoint, Path("." if from_pacs else input_path), device,
                       "give a NIfTI file or a folder of cases")
     shard_value = _check_shard(shard)
-    post = _postprocess_option(keep_largest, min_size)
+    post = _postprocess_option(keep_largest, min_size, no_postprocess)
     from ..inference import predict_folder
 
     predictor = _load_predictor(checkpoint, device, overlap, sw_batch_size, tta, channels, post, backend, roi_size)
@@ -270,11 +276,12 @@ def _check_shard(value: str | None) -> tuple[int, int] | None:
         raise typer.BadParameter(exc.message.removeprefix(f"--shard {value!r}: "), param_hint="--shard") from None
 
 
-def _postprocess_option(keep_largest: str | None, min_size: str | None) -> dict:
-    """``--keep-largest`` and ``--min-size`` as fields of ``inference.postprocess``."""
+def _postprocess_option(keep_largest: str | None, min_size: str | None, none: bool = False) -> dict:
+    """``--keep-largest`` and ``--min-size`` as fields of ``inference.postprocess``; with
+    ``--no-postprocess`` (``none``) every field is given, empty unless those options set it."""
     from ..inference.postprocess import parse_class_list, parse_class_sizes
 
-    post: dict = {}
+    post: dict = {"keep_largest": [], "min_size_ml": {}} if none else {}
     try:
         if keep_largest is not None:
             post["keep_largest"] = parse_class_list(keep_largest)

@@ -383,6 +383,13 @@ class EvaluationSection(Strict):
     #: Surface-distance definitions of hd, hd95, assd and nsd on the test split:
     #: ``monai`` (default) or ``deepmind`` (the surface-distance package, ``medimg[surface]``).
     surface_distance: Literal["monai", "deepmind"] = "monai"
+    #: Segmentation: after training, choose ``inference.postprocess`` per foreground class
+    #: on the validation cases (keep the largest component, or remove components under
+    #: 0.1 / 0.5 / 1 mL, only where it raises the class's mean validation Dice), store it
+    #: in ``best.pt`` and record it in ``RUN_DIR/postprocess.json``
+    #: (:mod:`medimg.engine.postlearn`). Needs >= 2 validation cases; a config whose
+    #: ``inference.postprocess`` names classes keeps its own and learns nothing.
+    learn_postprocess: bool = True
 
     @model_validator(mode="after")
     def _one_threshold_rule(self) -> EvaluationSection:

@@ -142,8 +142,20 @@ def _details(r: dict[str, Any]) -> list[str]:
         rows.append(["temperature", _num(spec.get("temperature")) if spec.get("temperature") else "none (not calibrated)"])
     else:
         rows.append(["patch (roi) size", "x".join(map(str, spec.get("roi_size") or [])) or "not recorded"])
+        rows.append(["post-processing", _postprocess_text(spec.get("postprocess") or {}, names, r["run_dir"])])
     rows.append(["checkpoint", f"{r['best'].name}, sha256 {r['best_sha']}"])
     return ["## Model details", "", *_table(["", ""], rows)]
+
+
+def _postprocess_text(post: dict[str, Any], names: list[Any], run_dir: Path) -> str:
+    """The checkpoint's ``inference.postprocess`` in words, saying whether validation chose it."""
+    def name(c: Any) -> str:
+        return str(names[int(c)]) if int(c) < len(names) else f"class {c}"
+
+    rules = [f"largest component of {name(c)}" for c in post.get("keep_largest") or []]
+    rules += [f"{name(c)} components under {float(ml):g} mL removed" for c, ml in (post.get("min_size_ml") or {}).items()]
+    learned = (_json(run_dir / "postprocess.json") or {}).get("learned")
+    return ("; ".join(rules) or "none") + (" (chosen on validation Dice, postprocess.json)" if learned else "")
 
 
 def _sources(cfg: dict[str, Any], data: dict[str, Any]) -> list[str]:

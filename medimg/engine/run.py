@@ -38,6 +38,7 @@ from ..models.registry import with_roi_size
 from ..transforms.build import build_transforms
 from .distributed import DistInfo, cleanup, setup
 from .optim import OPTIMIZERS, build_scheduler
+from .postlearn import BestValidationPredictions, learn_run_postprocess
 from .resume import check_resume_config, load_resume_checkpoint
 from .rundir import prepare_run_dir, run_dir_for
 from .testsplit import TEST_DIR, evaluate_segmentation_test, mean_dice
@@ -273,6 +274,20 @@ def _score_test(cfg: ExperimentConfig, test: list[CaseRecord], result: TrainResu
     return summary
 
 
+def _fit(trainer: Trainer, tensorboard: bool) -> tuple[TrainResult, BestValidationPredictions]:
+    """Fit with the tracking callbacks and one keeping the best epoch's validation predictions."""
+    keeper = BestValidationPredictions(trainer)
+    return trainer.fit([*tracking_callbacks(trainer, tensorboard, images=True), keeper]), keeper
+
+
+def _finish(cfg: ExperimentConfig, data: _Data, result: TrainResult, trainer: Trainer,
+            keeper: BestValidationPredictions, device: torch.device) -> None:
+    """Rank 0, after training: learn the post-processing on the validation cases into
+    ``best.pt``, then score the test split with it (it predicts through ``best.pt``)."""
+    learn_run_postprocess(cfg, result.run_dir, result.best_checkpoint, data.val_samples, keeper, device, trainer.log)
+    result.test_summary = _score_test(cfg, data.test_records, result, trainer, device)
+
+
 def train(
     config: ExperimentConfig,
     output_dir: str | os.PathLike | None = None,
@@ -290,9 +305,9 @@ def train(
     (``config.resolved.yaml``, ``environment.json``); find the cases; preprocess (cached)
     the training cases; draw ``iterations_per_epoch * batch_size`` augmented patches per
     epoch; fit with whole-volume validation; write ``best.pt``, ``last.pt``,
-    ``history.csv`` and ``training_curve.png``; then (rank 0, unless
-    ``evaluation.test`` is false) score ``best.pt`` on the labelled test cases into
-    ``RUN_DIR/test`` (:func:`medimg.engine.testsplit.evaluate_segmentation_test`). Folds:
+    ``history.csv`` and ``training_curve.png``; then (rank 0) learn the post-processing
+    on validation into ``best.pt`` (:mod:`medimg.engine.postlearn`) and score it on the
+    labelled test cases into ``RUN_DIR/test`` (:mod:`medimg.engine.testsplit`). Folds:
     ``data.split_file`` + ``data.fold`` (:mod:`medimg.data.folds`); TensorBoard:
     ``trainer.tensorboard`` (:mod:`medimg.engine.tracking`).
 
@@ -346,9 +361,9 @@ def train(
             trainer.resume_from(ckpt, str(run_dir / "last.pt"))
         if dist.is_main and progress:
             _log_start(cfg, data, trainer, device, run_dir)
-        result = trainer.fit(tracking_callbacks(trainer, tr.tensorboard, images=True))
+        result, keeper = _fit(trainer, tr.tensorboard)
         if dist.is_main:
-            result.test_summary = _score_test(cfg, data.test_records, result, trainer, device)
+            _finish(cfg, data, result, trainer, keeper, device)
         return result
     finally:
         cleanup(dist)

@@ -282,11 +282,11 @@ class Trainer:
         return Predictor(self.eval_model, self.spec, device=self.device, amp=self.amp)
 
     def _validate(self) -> dict[str, float]:
-        """Score the current weights on the validation cases (rank 0)."""
+        """Score the current weights on the validation cases (rank 0), label maps kept in ``val_predictions``."""
         self.eval_model.eval()
-        return validation_metrics(
-            self._predictor(), self.val_samples, self.label_names, self.metrics, loss_fn=self.loss_fn
-        )
+        self.val_predictions: dict[str, torch.Tensor] = {}
+        return validation_metrics(self._predictor(), self.val_samples, self.label_names, self.metrics,
+                                  loss_fn=self.loss_fn, predictions=self.val_predictions)
 
     def _save(self, name: str, epoch: int, metrics: Mapping[str, float], best: float | None) -> Path:
         """Hand one checkpoint to :attr:`checkpoints` (copied now, written in the background)."""

@@ -34,6 +34,7 @@ def validation_metrics(
     metrics: Sequence[str] = ("dice", "jaccard"),
     *,
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    predictions: dict[str, torch.Tensor] | None = None,
 ) -> dict[str, float]:
     """Predict each sample whole and score it against its ``"label"`` on the native grid.
 
@@ -47,6 +48,9 @@ def validation_metrics(
         metrics: registered metric names, and ``"loss"`` for ``loss_fn`` on the predicted
             probabilities (their log as logits: a softmax loss sees the same probabilities).
         loss_fn: the training loss, ``loss(logits (B,K,...), label (B,1,...))``.
+        predictions: when given, filled with each case's predicted label map (case id ->
+            ``(*spatial)`` uint8 tensor on the CPU, on the label's grid, before any
+            post-processing), e.g. to learn post-processing without predicting again.
 
     Returns:
         For each metric ``m``: ``m`` (mean over foreground classes of each class's mean
@@ -72,6 +76,8 @@ def validation_metrics(
     for s in samples:
         probs = predictor.predict_probabilities(s, case_id=s.case_id).data
         pred = probs.argmax(0)
+        if predictions is not None:
+            predictions[str(s.case_id)] = pred.to(torch.uint8 if k <= 256 else torch.int16).cpu()
         ref_image = s["label"]
         ref = ref_image.data[0]
         for m in names:

@@ -14,7 +14,14 @@ import torch
 from ..core import Image
 from ..core.spec import PostprocessSpec
 
-__all__ = ["parse_class_list", "parse_class_sizes", "postprocess_labels", "voxel_volume_ml"]
+__all__ = [
+    "kept_components",
+    "label_components",
+    "parse_class_list",
+    "parse_class_sizes",
+    "postprocess_labels",
+    "voxel_volume_ml",
+]
 
 
 def voxel_volume_ml(image: Image) -> float:
@@ -24,35 +31,54 @@ def voxel_volume_ml(image: Image) -> float:
     return float(abs(np.linalg.det(a[:nd, :nd]))) / 1000.0
 
 
+def label_components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Connected components of a boolean ``mask`` (face connectivity, :func:`scipy.ndimage.label`).
+
+    Returns:
+        ``(components, sizes)``: the component index of each voxel (0 outside the mask,
+        1..n inside) and the voxel count of components 1..n (``sizes[i]`` is component i+1's).
+    """
+    from scipy import ndimage
+
+    comps, n = ndimage.label(mask)
+    return comps, np.bincount(comps.ravel(), minlength=n + 1)[1:]
+
+
+def kept_components(sizes: np.ndarray, voxel_ml: float, cls: int, spec: PostprocessSpec) -> np.ndarray:
+    """Which components of class ``cls`` (voxel counts ``sizes``) ``spec`` keeps: those of at
+    least ``spec.min_size_ml[cls]`` mL, then (``cls`` in ``spec.keep_largest``) the largest
+    of them alone (the first of equal largest ones). Boolean array like ``sizes``."""
+    keep = np.ones(len(sizes), dtype=bool)
+    if cls in spec.min_size_ml:
+        keep &= sizes * voxel_ml >= spec.min_size_ml[cls]
+    if cls in spec.keep_largest and keep.any():
+        largest = int(np.argmax(np.where(keep, sizes, -1)))
+        keep[:] = False
+        keep[largest] = True
+    return keep
+
+
 def postprocess_labels(label: Image, spec: PostprocessSpec | None) -> Image:
     """``label`` (``(1, *spatial)`` class values) with ``spec``'s rules applied per class.
 
     For each class in ``spec.min_size_ml``, components smaller than the size become
     background; then for each class in ``spec.keep_largest``, only its largest remaining
-    component is kept. A class absent from the map is left as it is (nothing to do).
+    component is kept (:func:`kept_components`). A class absent from the map is left as it
+    is (nothing to do).
 
     Returns:
         ``label`` itself when there is nothing to do, else a new Image on the same grid.
     """
     if spec is None or not spec.classes:
         return label
-    from scipy import ndimage
-
     data = label.data[0].cpu().numpy().copy()
     vox_ml = voxel_volume_ml(label)
     for cls in spec.classes:
         mask = data == cls
         if not mask.any():
             continue
-        comps, n = ndimage.label(mask)
-        sizes = np.bincount(comps.ravel(), minlength=n + 1)[1:]  # voxels per component 1..n
-        keep = np.ones(n, dtype=bool)
-        if cls in spec.min_size_ml:
-            keep &= sizes * vox_ml >= spec.min_size_ml[cls]
-        if cls in spec.keep_largest and keep.any():
-            largest = int(np.argmax(np.where(keep, sizes, -1)))
-            keep[:] = False
-            keep[largest] = True
+        comps, sizes = label_components(mask)
+        keep = kept_components(sizes, vox_ml, cls, spec)
         if keep.all():
             continue
         drop = np.concatenate([[False], ~keep])[comps]

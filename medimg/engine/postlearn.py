@@ -1,0 +1,271 @@
+"""Post-processing learned on the validation cases, as nnU-Net decides it.
+
+After a segmentation run has picked ``best.pt``, its validation predictions (those of the
+best epoch, kept by :class:`BestValidationPredictions`, or predicted once more with
+``best.pt`` when they are not at hand, e.g. after a resume) are cleaned up with each
+candidate rule of :func:`candidate_rules`, one foreground class at a time:
+
+- ``none``: the prediction as it is;
+- ``min_size_ml=T`` for T in :data:`MIN_SIZE_CANDIDATES_ML` (0.1, 0.5, 1 mL): connected
+  components of the class under T mL become background;
+- ``keep_largest``: only the largest component of the class is kept.
+
+A class's Dice depends only on that class's voxels, so the classes are decided
+independently. A rule is kept only where it raises the class's mean validation Dice over
+the cases above that of ``none`` (a tie keeps ``none``; between equal rules the one that
+removes less, earlier in the list, wins). Dice is validation's (``history.csv``): a class
+absent from both prediction and reference scores 1. nnU-Net also tries the largest
+component of all foreground classes merged; for a single foreground class that is
+``keep_largest`` itself, and for several it is not something ``inference.postprocess``
+can express, so it is not tried.
+
+The decision goes into ``best.pt``'s ``inference.postprocess`` (``medimg predict`` and the
+run's test-split scoring apply it without options) and ``RUN_DIR/postprocess.json``
+records every rule tried with its validation Dice. Components and rules are those of
+:mod:`medimg.inference.postprocess`, so what is measured here is what prediction does.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..core.errors import DataError, exception_reason
+from ..core.plain import to_plain
+from ..core.sample import Sample
+from ..core.spec import ExperimentConfig, PostprocessSpec
+from ..inference.checkpoint import inference_spec, load_checkpoint
+from ..inference.postprocess import kept_components, label_components, voxel_volume_ml
+from ..inference.predictor import Predictor
+from ..inference.runlog import atomic_path
+from .callbacks import Callback, FitState
+
+__all__ = [
+    "MIN_SIZE_CANDIDATES_ML",
+    "POSTPROCESS_FILE",
+    "BestValidationPredictions",
+    "candidate_rules",
+    "learn_postprocess",
+    "learn_run_postprocess",
+    "store_postprocess",
+]
+
+#: The run folder's record of the post-processing learned (or why none was).
+POSTPROCESS_FILE = "postprocess.json"
+#: Component sizes (mL) tried as ``min_size_ml`` for each class.
+MIN_SIZE_CANDIDATES_ML = (0.1, 0.5, 1.0)
+
+#: One validation case: ``(case_id, predicted label map, reference label map, voxel mL)``,
+#: both maps ``(*spatial)`` class values on the reference's grid.
+ValidationCase = tuple[str, np.ndarray, np.ndarray, float]
+
+
+def candidate_rules(cls: int, sizes_ml: Sequence[float] = MIN_SIZE_CANDIDATES_ML) -> list[tuple[str, PostprocessSpec]]:
+    """The rules tried for class ``cls``, named, least removal first: ``none``, then
+    ``min_size_ml=T`` for each size (ascending), then ``keep_largest``."""
+    return [
+        ("none", PostprocessSpec()),
+        *((f"min_size_ml={t:g}", PostprocessSpec(min_size_ml={cls: float(t)})) for t in sorted(sizes_ml)),
+        ("keep_largest", PostprocessSpec(keep_largest=[cls])),
+    ]
+
+
+@dataclass
+class _ClassView:
+    """One case seen by one class: its predicted components and their overlap with the reference."""
+
+    sizes: np.ndarray  # voxels of each predicted component
+    hits: np.ndarray  # reference voxels of the class inside each component
+    ref: int  # reference voxels of the class
+    voxel_ml: float
+
+    def dice(self, keep: np.ndarray) -> float:
+        """Dice of the class when only the components ``keep`` are kept (1 when both are empty)."""
+        den = int(self.sizes[keep].sum()) + self.ref
+        return 1.0 if den == 0 else 2.0 * float(self.hits[keep].sum()) / den
+
+
+def _view(pred: np.ndarray, ref: np.ndarray, cls: int, voxel_ml: float) -> _ClassView:
+    comps, sizes = label_components(pred == cls)
+    in_ref = ref == cls
+    hits = np.bincount(comps[in_ref].ravel(), minlength=len(sizes) + 1)[1:]
+    return _ClassView(sizes, hits, int(in_ref.sum()), voxel_ml)
+
+
+def learn_postprocess(
+    cases: Sequence[ValidationCase],
+    label_names: Sequence[str],
+    sizes_ml: Sequence[float] = MIN_SIZE_CANDIDATES_ML,
+) -> tuple[PostprocessSpec, dict[str, Any]]:
+    """Choose each foreground class's rule on ``cases`` (module docstring).
+
+    Args:
+        cases: the validation cases' raw predictions and references (:data:`ValidationCase`).
+        label_names: class names, background first (classes 1.. are decided).
+        sizes_ml: the ``min_size_ml`` sizes tried.
+
+    Returns:
+        ``(spec, record)``: the chosen rules, and per class name ``{"class", "chosen",
+        "dice_before", "dice_after", "tried": {rule: mean Dice}}`` with the means over the
+        foreground classes before and after.
+
+    Raises:
+        DataError: a prediction and its reference differ in shape.
+    """
+    for case_id, pred, ref, _ in cases:
+        if pred.shape != ref.shape:
+            raise DataError(f"validation case '{case_id}': prediction grid {tuple(pred.shape)} differs from its "
+                            f"label's {tuple(ref.shape)}", hint="predict the case on its label's grid")
+    keep_largest: list[int] = []
+    min_size: dict[int, float] = {}
+    classes: dict[str, Any] = {}
+    for cls in range(1, len(label_names)):
+        views = [_view(pred, ref, cls, ml) for _, pred, ref, ml in cases]
+        rules = candidate_rules(cls, sizes_ml)
+        tried = {
+            name: float(np.mean([v.dice(kept_components(v.sizes, v.voxel_ml, cls, rule)) for v in views]))
+            for name, rule in rules
+        }
+        best = max(tried, key=lambda name: tried[name])  # the first of equal ones: "none", then less removal
+        chosen = best if tried[best] > tried["none"] else "none"
+        rule = dict(rules)[chosen]
+        keep_largest += rule.keep_largest
+        min_size.update(rule.min_size_ml)
+        classes[str(label_names[cls])] = {
+            "class": cls, "chosen": chosen, "dice_before": tried["none"], "dice_after": tried[chosen], "tried": tried,
+        }
+    spec = PostprocessSpec(keep_largest=keep_largest, min_size_ml=min_size)
+    before = [c["dice_before"] for c in classes.values()]
+    after = [c["dice_after"] for c in classes.values()]
+    record = {
+        "classes": classes,
+        "mean_dice_before": float(np.mean(before)) if before else None,
+        "mean_dice_after": float(np.mean(after)) if after else None,
+    }
+    return spec, record
+
+
+class BestValidationPredictions(Callback):
+    """Keeps the validation label maps of the epoch ``best.pt`` holds (rank 0), from the
+    trainer's ``val_predictions``, so that post-processing is learned without predicting
+    the validation cases again. Nothing of it goes into checkpoints: a resumed run whose
+    best epoch came before the resume predicts them once more with ``best.pt``.
+
+    Attributes:
+        epoch: the epoch of :attr:`predictions` (None before any best validation).
+        predictions: case id -> label map tensor.
+    """
+
+    def __init__(self, trainer: Any) -> None:
+        self.trainer = trainer
+        self.epoch: int | None = None
+        self.predictions: dict[str, torch.Tensor] | None = None
+        self._validated: int | None = None
+
+    def on_validation_end(self, state: FitState, metrics: Mapping[str, float]) -> None:
+        self._validated = state.epoch
+
+    def on_epoch_end(self, state: FitState) -> None:
+        best = self.trainer._best_model()
+        if best is not None and best.best_epoch == state.epoch == self._validated:
+            self.epoch, self.predictions = state.epoch, getattr(self.trainer, "val_predictions", None)
+
+
+def _validation_cases(
+    checkpoint: Path, samples: Sequence[Sample], kept: Mapping[str, torch.Tensor] | None, device: torch.device
+) -> tuple[list[ValidationCase], str]:
+    """The cases' raw predictions (``kept`` when it has them all, else predicted with
+    ``checkpoint``) with their references; and where the predictions came from."""
+    ids = [str(s.case_id) for s in samples]
+    if kept is not None and all(i in kept for i in ids):
+        preds, source = {i: kept[i].numpy() for i in ids}, "validation of the best epoch"
+    else:
+        predictor = Predictor.from_checkpoint(checkpoint, device)
+        preds = {str(s.case_id): predictor.predict_probabilities(s, case_id=s.case_id).data.argmax(0).cpu().numpy()
+                 for s in samples}
+        source = f"predicted again with {checkpoint.name}"
+    cases = [(i, preds[i], s["label"].data[0].cpu().numpy(), voxel_volume_ml(s["label"])) for i, s in zip(ids, samples)]
+    return cases, source
+
+
+def store_postprocess(checkpoint: str | Path, spec: PostprocessSpec) -> None:
+    """Write ``spec`` as ``checkpoint``'s ``inference.postprocess``, atomically.
+
+    Raises:
+        CheckpointError: the checkpoint cannot be read, or the spec names classes it lacks.
+    """
+    payload = load_checkpoint(checkpoint)
+    payload["inference"] = {**payload["inference"], "postprocess": to_plain(spec)}
+    inference_spec(payload, checkpoint)  # still a spec prediction can read
+    with atomic_path(checkpoint) as tmp:
+        torch.save(payload, tmp)
+
+
+def _describe(record: Mapping[str, Any]) -> str:
+    changes = [f"{name}: {c['chosen']} (Dice {c['dice_before']:.4f} -> {c['dice_after']:.4f})"
+               for name, c in record["classes"].items() if c["chosen"] != "none"]
+    return "; ".join(changes) if changes else "none (no rule raises a class's validation Dice)"
+
+
+def _write(run_dir: Path, record: Mapping[str, Any]) -> Path:
+    path = run_dir / POSTPROCESS_FILE
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(to_plain(dict(record)), indent=2))
+    return path
+
+
+def learn_run_postprocess(
+    cfg: ExperimentConfig,
+    run_dir: Path,
+    checkpoint: Path | None,
+    samples: Sequence[Sample],
+    keeper: BestValidationPredictions | None,
+    device: torch.device,
+    log: Callable[[str], None],
+) -> dict[str, Any] | None:
+    """Learn the post-processing of a finished segmentation run and store it in ``checkpoint``.
+
+    Does nothing with ``evaluation.learn_postprocess: false``. Writes
+    ``RUN_DIR/postprocess.json`` (``learned``: false with the ``reason`` where the config
+    gives ``inference.postprocess``, there is no ``best.pt`` or fewer than 2 validation
+    cases; a failure is logged and recorded, not raised: the model stays usable).
+
+    Returns:
+        ``postprocess.json``'s content (None with ``learn_postprocess: false``).
+    """
+    if not cfg.evaluation.learn_postprocess:
+        return None
+    given = cfg.inference.postprocess
+    reason = (
+        "the config sets inference.postprocess (kept as given)" if given.classes
+        else "no best.pt" if checkpoint is None
+        else f"{len(samples)} validation case(s); learning needs at least 2" if len(samples) < 2
+        else None
+    )
+    record: dict[str, Any] = {"learned": False, "reason": reason, "postprocess": to_plain(given)}
+    if reason is None:
+        assert checkpoint is not None
+        try:
+            kept = keeper.predictions if keeper is not None and keeper.epoch is not None else None
+            cases, source = _validation_cases(checkpoint, samples, kept, device)
+            spec, learned = learn_postprocess(cases, cfg.data.label_names)
+            store_postprocess(checkpoint, spec)
+        except (DataError, ValueError, OSError, RuntimeError) as exc:
+            reason = record["reason"] = f"failed: {exception_reason(exc)}"
+        else:
+            record = {
+                "learned": True, "reason": None, "postprocess": to_plain(spec), "checkpoint": checkpoint.name,
+                "validation_cases": [c[0] for c in cases], "predictions": source,
+                "candidates": [name for name, _ in candidate_rules(1)], **learned,
+            }
+            log(f"post-processing learned on {len(cases)} validation cases ({source}): {_describe(learned)}")
+    if reason is not None:
+        log(f"post-processing not learned: {reason}")
+    _write(run_dir, record)
+    return record
