@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ..core.builder import as_spec
-from ..core.errors import CheckpointError, ConfigError, TrainingError
+from ..core.errors import CheckpointError, ConfigError
 from ..core.sample import Sample
 from ..core.spec import ComponentSpec, InferenceSpec
 from ..inference.checkpoint import checkpoint_payload, inference_spec
@@ -44,25 +44,14 @@ from .callbacks import (
 )
 from .checkpoint_writer import CheckpointWriter
 from .distributed import DistInfo
+from .ema import ema_model, refresh_batch_norm
+from .failures import is_out_of_memory, non_finite_error, out_of_memory_error
 from .optim import scheduler_callbacks, steps_per_epoch, steps_per_iteration
 from .resume import rng_state, set_rng_state
 from .selection import parse_select_by
 from .validation import validation_metrics
 
 __all__ = ["Trainer", "TrainResult", "amp_dtype", "validation_metrics", "HISTORY_FILE", "CURVE_FILE"]
-
-
-#: Training batches over which the averaged model's batch-norm statistics are recomputed.
-EMA_BN_BATCHES = 64
-
-
-def _ema_model(model: nn.Module, decay: float | None) -> nn.Module | None:
-    """A moving average of ``model``'s weights and buffers (batch-norm statistics too), or None."""
-    if not decay:
-        return None
-    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-
-    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(float(decay)), use_buffers=True)
 
 
 def amp_dtype(amp: bool | str, device: torch.device) -> torch.dtype | None:
@@ -222,7 +211,7 @@ class Trainer:
         self.grad_clip = grad_clip
         self.accumulate = max(1, int(accumulate))
         self._accumulated = 0  # batches whose gradients wait for the optimizer step
-        self.ema = _ema_model(model, ema)
+        self.ema = ema_model(model, ema)
         self._resume: dict[str, Any] | None = None
         self.checkpoints = CheckpointWriter()  # best.pt / last.pt, written in the background
         self.progress = progress and self.dist.is_main
@@ -260,23 +249,9 @@ class Trainer:
         return self.ema.module if self.ema is not None else self.model
 
     def _refresh_ema_batch_norm(self, epoch: int) -> None:
-        """Recompute the averaged model's batch-norm statistics on training batches.
-
-        Averaged weights and averaged running statistics do not belong together (the
-        statistics trail the weights that produced them); as for SWA, the statistics are
-        recomputed with the averaged weights (``torch.optim.swa_utils.update_bn``) on up to
-        :data:`EMA_BN_BATCHES` batches of this epoch's data, before validation and saving.
-        """
-        if self.ema is None or not self.dist.is_main:
-            return
-        if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.ema.module.modules()):
-            return
-        from itertools import islice
-
-        from torch.optim.swa_utils import update_bn
-
-        images = (b["image"].to(self.device) for b in islice(iter(self.train_batches(epoch - 1)), EMA_BN_BATCHES))
-        update_bn(images, self.ema.module, self.device)
+        """The averaged model's batch-norm statistics, recomputed on this epoch's batches."""
+        if self.ema is not None and self.dist.is_main:
+            refresh_batch_norm(self.ema.module, self.train_batches(epoch - 1), self.device)
 
     def _predictor(self) -> Predictor:
         return Predictor(self.eval_model, self.spec, device=self.device, amp=self.amp)
@@ -410,15 +385,15 @@ class Trainer:
                 self.scheduler.step()
         self._accumulated = 0
 
-    def _non_finite(self, state: FitState, batch: Mapping[str, Any], exc: Exception) -> TrainingError:
-        ids = [str(c) for c in (batch.get("case_id") or [])]
-        cases = ", ".join(ids[:8]) + (f" and {len(ids) - 8} more" if len(ids) > 8 else "")
-        done = f"; last.pt holds epoch {state.epoch - 1}" if state.epoch > 1 and self.dist.is_main else ""
-        return TrainingError(
-            f"{exc} at epoch {state.epoch}, step {state.step + 1} (batch cases: {cases or 'unnamed'}){done}",
-            hint="lower the learning rate (optimizer.lr), clip gradients (trainer.grad_clip: 1.0), turn "
-            "off trainer.amp, or check those cases for NaN or infinite voxels",
-        )
+    def _step_failure(self, state: FitState, batch: Mapping[str, Any], exc: Exception) -> Exception | None:
+        """The one-line error for a failed step (NaN loss, out of memory), or None."""
+        if isinstance(exc, FloatingPointError):
+            return non_finite_error(exc, state.epoch, state.step + 1, batch, self.dist.is_main)
+        if is_out_of_memory(exc):
+            return out_of_memory_error(exc, epoch=state.epoch, step=state.step + 1, batch=batch, net=self.net,
+                                       optimizer=self.optimizer, model_params=self.model_spec.params,
+                                       device=self.device, amp=bool(self.amp))
+        return None
 
     # -- callbacks ------------------------------------------------------------------------
     def default_callbacks(self) -> list[Callback]:
@@ -541,8 +516,11 @@ class Trainer:
                 break
             try:
                 losses.append(self._train_step(batch, update=(state.step + 1) % self.accumulate == 0))
-            except FloatingPointError as exc:
-                raise self._non_finite(state, batch, exc) from None
+            except (FloatingPointError, RuntimeError) as exc:
+                failure = self._step_failure(state, batch, exc)
+                if failure is None:
+                    raise
+                raise failure from None
             state.step, state.loss = state.step + 1, losses[-1]
             state.data_wait = waited / max(time.perf_counter() - t_epoch, 1e-9)
             if self._task is not None:

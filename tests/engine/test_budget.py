@@ -1,4 +1,5 @@
-"""Budget and failure: gradient accumulation, bf16 autocast on CPU, a NaN loss, CUDA asked
+"""Budget and failure: gradient accumulation, bf16 autocast on CPU, a NaN loss, running out
+of memory, CUDA asked
 for where there is none, and a time budget met within an epoch then resumed."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import torch
 from test_classification import make_npz  # this folder is on sys.path (pytest rootdir import)
 from torch import nn
 
-from medimg.core.errors import ConfigError, TrainingError
+from medimg.core.errors import ConfigError, InsufficientMemoryError, TrainingError
 from medimg.core.spec import ExperimentConfig, InferenceSpec
 from medimg.engine import Trainer, train
 
@@ -103,6 +104,38 @@ def test_a_nan_loss_names_epoch_step_and_cases(tmp_path: Path):
     assert isinstance(err.value, FloatingPointError)
 
 
+class Hungry(Probe):
+    """Runs out of memory on its second training step, as CPU's allocator says it."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and len(self.dtypes) == 1:
+            raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: "
+                               "you tried to allocate 68719476736 bytes. Error code 12 (Cannot allocate memory)")
+        return super().forward(x)
+
+
+def test_out_of_memory_names_the_step_the_sizes_and_the_keys_to_lower(tmp_path: Path):
+    x, y, ids = _data(8)
+    t = _trainer(Hungry(), _split(x, y, ids, 4), tmp_path)
+    with pytest.raises(InsufficientMemoryError) as err:
+        t.fit()
+    msg = err.value.message
+    assert msg.startswith("out of memory on cpu at epoch 1, step 2 (batch cases: case4, case5, case6, case7)")
+    assert "batch 4 x 1 x 4 x 4" in msg and "weights, gradients and optimizer state 0.00 GB" in msg
+    assert "of RAM available" in msg and len(msg.splitlines()) == 1
+    assert "trainer.batch_size" in err.value.hint and "trainer.amp" in err.value.hint
+
+
+def test_other_runtime_errors_are_not_taken_for_out_of_memory(tmp_path: Path):
+    class Broken(Probe):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
+
+    x, y, ids = _data(8)
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
+        _trainer(Broken(), _split(x, y, ids, 4), tmp_path).fit()
+
+
 def _cls(npz: Path, **trainer) -> ExperimentConfig:
     return ExperimentConfig.model_validate({
         "experiment": {"task": "classification", "seed": 0},
@@ -158,3 +191,16 @@ def test_cuda_autocast_and_scaler(tmp_path: Path, amp, dtype, scaled):
     assert set(model.dtypes) == {dtype} and (t.scaler is not None) == scaled
     last = torch.load(tmp_path / "last.pt", weights_only=True)
     assert (last["resume"]["scaler"] is not None) == scaled and "cuda" in last["resume"]["rng"]
+
+
+def test_out_of_memory_estimates_a_unets_activations_by_the_planners_formula():
+    from medimg.engine.failures import out_of_memory_error
+    from medimg.engine.plan_rules import memory_gb
+
+    net = nn.Conv3d(1, 2, 3)
+    batch = {"image": torch.zeros(2, 1, 96, 96, 96), "case_id": ["a", "b"]}
+    err = out_of_memory_error(torch.OutOfMemoryError("CUDA out of memory"), epoch=3, step=7, batch=batch, net=net,
+                              optimizer=torch.optim.Adam(net.parameters()), model_params={"channels": [16, 32, 64, 128]},
+                              device=torch.device("cpu"), amp=False)
+    assert f"activations about {memory_gb(2, [96, 96, 96], 16, 4, False):.2f} GB" in err.message
+    assert "batch 2 x 1 x 96 x 96 x 96 (0.01 GB)" in err.message and "epoch 3, step 7 (batch cases: a, b)" in err.message
