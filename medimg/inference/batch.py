@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -265,7 +265,7 @@ def predict_cases(
         seg_source = dicom_source((e.case_id, e.paths)) if output_format == "dicom-seg" else None
         return predictor.prepare(e.paths, case_id=e.case_id), seg_source
 
-    def finish(e: CaseEntry, prepared: tuple[Any, Any]) -> None:
+    def finish(e: CaseEntry, prepared: tuple[Any, Any]) -> Callable[[], None]:
         predictor.check_memory(prepared[0], max_memory_gb, save_probabilities)
         if save_probabilities:
             probs = predictor.predict_probabilities(prepared[0])
@@ -275,7 +275,7 @@ def predict_cases(
         else:  # a few classes at a time back to the input's grid: less memory
             label = predictor.predict(prepared[0])
         label = postprocess_labels(label, predictor.spec.postprocess)
-        _write_label(label, e, out, output_format, names, prepared[1])
+        return lambda: _write_label(label, e, out, output_format, names, prepared[1])  # while the next computes
 
     with RunLog(out, shard, run_context(predictor)) as log:
         report = BatchReport(output_dir=out, log_path=log.path)

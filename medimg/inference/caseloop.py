@@ -3,9 +3,10 @@
 :func:`run_cases` takes the run's entries (cases, cases with a problem, skipped files),
 logs each one in the :class:`~medimg.inference.runlog.RunLog` as it finishes, and keeps
 one case ahead: while the network computes case ``k``, a background thread reads and
-preprocesses case ``k + 1`` (``prepare``), so reading and computing overlap. At most two
-prepared cases are held at once. A case that fails (in ``prepare`` or ``finish``) is
-logged with the reason and the others go on.
+preprocesses case ``k + 1`` (``prepare``), and another writes case ``k - 1``'s output,
+so reading, computing and writing overlap. At most two prepared cases and one output
+being written are held at once. A case that fails (in ``prepare``, ``finish`` or its
+write) is logged with the reason and the others go on.
 """
 
 from __future__ import annotations
@@ -88,15 +89,17 @@ def run_cases(
     log: RunLog,
     report: BatchReport,
     prepare: Callable[[CaseEntry], Any],
-    finish: Callable[[CaseEntry, Any], None],
+    finish: Callable[[CaseEntry, Any], Callable[[], None] | None],
     *,
     done: Callable[[CaseEntry], bool] = lambda e: False,
     progress: bool = True,
 ) -> BatchReport:
     """Log skipped, already done and problem entries, then predict the rest with one case
     prepared ahead: ``finish(entry, prepare(entry))`` for each, ``prepare`` running in a
-    background thread. Each case is logged (``ok`` with its seconds, or ``failed`` with the
-    reason) as soon as it finishes."""
+    background thread. ``finish`` may return the case's write step (a callable): it then
+    runs in a second background thread while the next case computes, at most one at a
+    time. Each case is logged (``ok`` with its seconds, from the start of its computation
+    until its output is on disk, or ``failed`` with the reason) once it is done, in order."""
     todo: list[CaseEntry] = []
     for e in entries:
         if e.skip is not None or (e.problem is None and done(e)):
@@ -109,25 +112,46 @@ def run_cases(
         else:
             todo.append(e)
     # the bar counts the cases to compute only, so its ETA is not skewed by instant skips
-    with progress_bar(progress) as bar:
+    with progress_bar(progress) as bar, ThreadPoolExecutor(1, "medimg-prefetch") as reader, \
+            ThreadPoolExecutor(1, "medimg-write") as writer:
         task = bar.add_task("predict", total=len(todo))
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="medimg-prefetch") as pool:
-            ahead: Future | None = pool.submit(prepare, todo[0]) if todo else None
+
+        def settle(e: CaseEntry, step: Future | None, t0: float) -> None:
+            try:
+                if step is not None:
+                    step.result()
+            except Exception as exc:  # noqa: BLE001 - one bad case must not stop the batch
+                _failed(log, report, e, exc)
+            else:
+                report.seconds[e.case_id] = dt = time.perf_counter() - t0
+                log.write(e.case_id, "ok", input=e.input, seconds=dt)
+                report.ok.append(e.case_id)
+            bar.update(task, advance=1)
+
+        ahead: Future | None = reader.submit(prepare, todo[0]) if todo else None
+        pending: tuple[CaseEntry, Future | None, float] | None = None
+        for k, e in enumerate(todo):
+            current, ahead = ahead, (reader.submit(prepare, todo[k + 1]) if k + 1 < len(todo) else None)
+            bar.update(task, description=f"predict {e.case_id}")
             t0 = time.perf_counter()
-            for k, e in enumerate(todo):
-                current, ahead = ahead, (pool.submit(prepare, todo[k + 1]) if k + 1 < len(todo) else None)
-                bar.update(task, description=f"predict {e.case_id}")
-                try:
-                    finish(e, current.result())  # type: ignore[union-attr]
-                except Exception as exc:  # noqa: BLE001 - one bad case must not stop the batch
-                    msg = exception_reason(exc)
-                    log.write(e.case_id, "failed", input=e.input, error=msg)
-                    report.failed.append((e.case_id, msg))
-                else:
-                    dt = time.perf_counter() - t0
-                    log.write(e.case_id, "ok", input=e.input, seconds=dt)
-                    report.ok.append(e.case_id)
-                    report.seconds[e.case_id] = dt
-                t0 = time.perf_counter()
+            try:
+                write = finish(e, current.result())  # type: ignore[union-attr]
+            except Exception as exc:  # noqa: BLE001 - one bad case must not stop the batch
+                if pending is not None:
+                    settle(*pending)
+                    pending = None
+                _failed(log, report, e, exc)
                 bar.update(task, advance=1)
+                continue
+            if pending is not None:
+                settle(*pending)
+            pending = (e, writer.submit(write) if write is not None else None, t0)
+        if pending is not None:
+            settle(*pending)
     return report
+
+
+def _failed(log: RunLog, report: BatchReport, e: CaseEntry, exc: Exception) -> None:
+    msg = exception_reason(exc)
+    log.write(e.case_id, "failed", input=e.input, error=msg)
+    report.failed.append((e.case_id, msg))

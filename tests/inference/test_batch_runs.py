@@ -298,3 +298,31 @@ def test_kill_9_mid_run_loses_no_finished_case_and_leaves_no_partial_file(ckpt, 
     report = predict_folder(ckpt, src, out, device="cpu", progress=False)
     assert report.all_ok and {c for c, _ in report.skipped} >= finished
     assert sorted(report.ok + [c for c, _ in report.skipped]) == [f"k{i:02d}" for i in range(12)]
+
+
+def test_a_case_is_written_while_the_next_computes_and_a_failed_write_fails_that_case_only(tmp_path: Path):
+    """``finish`` returns the write step: case k's write runs while case k + 1 computes (it
+    waits for that computation to start, so a loop that wrote in line would time out), a
+    write that raises fails its case alone, and the log keeps the cases' order."""
+    computing = {k: threading.Event() for k in range(3)}
+    overlapped = []
+
+    def finish(e: CaseEntry, _: object):
+        k = int(e.case_id[-1])
+        computing[k].set()
+
+        def write() -> None:
+            if k < 2:
+                overlapped.append(computing[k + 1].wait(timeout=20))
+            if k == 1:
+                raise OSError("disk full")
+
+        return write
+
+    entries = [CaseEntry(f"case{k}", f"in{k}", paths=[f"in{k}"]) for k in range(3)]
+    with RunLog(tmp_path) as log:
+        report = run_cases(entries, log, BatchReport(output_dir=tmp_path), lambda e: None, finish, progress=False)
+    assert overlapped == [True, True]
+    assert report.ok == ["case0", "case2"] and report.failed == [("case1", "disk full")]
+    rows = list(csv.DictReader(open(tmp_path / "predict_log.csv")))
+    assert [(r["case_id"], r["status"]) for r in rows] == [("case0", "ok"), ("case1", "failed"), ("case2", "ok")]
