@@ -6,8 +6,8 @@ probabilities per case), ``labels.json`` (class value -> name, read by ``medimg
 evaluate``) and ``predict_log.csv``: one row per case or skipped file, appended as each
 finishes (:mod:`medimg.inference.runlog`). Outputs are written under a temporary name and
 renamed, so a killed run leaves no half-written file; a re-run skips the cases already
-predicted (``overwrite=True`` redoes them). The next case is read and preprocessed while
-the current one computes (:mod:`medimg.inference.caseloop`). ``shard=(i, N)`` predicts
+predicted (``overwrite=True`` redoes them). The next case is read and preprocessed, and the
+previous one written, while the current one computes (:mod:`medimg.inference.caseloop`). ``shard=(i, N)`` predicts
 every N-th case only, so several processes or machines can share one output folder.
 """
 
