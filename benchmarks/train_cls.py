@@ -4,7 +4,9 @@ Data: PneumoniaMNIST's training images (28x28, in memory, float32 in [0, 1]) fro
 ``../shared/data/cls/pneumoniamnist.npz`` (synthetic images of the same shape when the file
 is absent). Model: the same torchvision ResNet-18 (3x3 stride-1 stem, max-pool kept, built
 once and copied, so both start from the same weights), AdamW, cross-entropy, batch 128, the
-same number of steps, the same threads. Each tool also saves its weights at the end.
+same number of steps, the same threads. Each tool ends with a checkpoint a run could
+resume from on disk (weights and optimizer state): medimg's ``last.pt``, the plain loop's
+``torch.save`` of both state dicts.
 
 Cases:
   * ``no augmentation``: medimg's ``Trainer`` over ``classification_loader`` batches vs a
@@ -129,7 +131,7 @@ def plain_tool(x: torch.Tensor, y: torch.Tensor, init: torch.nn.Module, steps: i
             opt.step()
             losses.append(float(loss.detach()))
         with tempfile.TemporaryDirectory() as tmp:
-            torch.save(model.state_dict(), Path(tmp) / "last.pt")
+            torch.save({"model": model.state_dict(), "optimizer": opt.state_dict()}, Path(tmp) / "last.pt")
         return float(np.mean(losses))
 
     return run
