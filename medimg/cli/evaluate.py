@@ -28,6 +28,12 @@ _Workers = Annotated[
     typer.Option(min=1, help="Segmentation: processes scoring cases in parallel (default: the cores available); "
                  "the results do not depend on it."),
 ]
+_ResampleTo = Annotated[
+    Optional[str],
+    typer.Option("--resample-to", metavar="reference",
+                 help="Segmentation: resample a prediction that is not on its reference's grid onto it "
+                 "(nearest neighbour) instead of failing the case."),
+]
 _Split = Annotated[
     Optional[str], typer.Option(help="Classification: score only the labels' rows of this split, e.g. test.")
 ]
@@ -130,6 +136,7 @@ def evaluate(
     worst_cases: _WorstCases = 3,
     image_name: _ImageName = None,
     workers: _Workers = None,
+    resample_to: _ResampleTo = None,
 ) -> None:
     """Score predictions against references: per case, per class, with confidence intervals.
 
@@ -139,7 +146,7 @@ def evaluate(
     if is_predictions_csv(pred_dir):
         seg_only = {"--label-names": label_names, "--ref-name": ref_name, "--label-map": label_map, "--images": images,
                     "--allow-absent-classes": allow_absent_classes or None, "--image-name": image_name,
-                    "--workers": workers}
+                    "--workers": workers, "--resample-to": resample_to}
         return _evaluate_classification(pred_dir, ref_dir, output_dir, metrics, bootstrap, label_column, split,
                                         threshold, seed, seg_only, (metadata, _split_list(subgroup)))
     _reject_options({"--split": split, "--threshold": threshold}, _CLASSIFICATION)
@@ -147,6 +154,8 @@ def evaluate(
     metric_names = _split_list(metrics)
     _check_names("--metrics", metric_names, "metrics")  # a misspelt name: usage error, before any work
     _require_paths(pred_dir, ref_dir, images, output_dir)
+    if resample_to not in (None, "reference"):
+        raise typer.BadParameter(f"expected 'reference', got {resample_to!r}", param_hint="--resample-to")
     from ..metrics import evaluate_folders
 
     with _EvaluateProgress(progress_enabled()) as step:
@@ -155,8 +164,8 @@ def evaluate(
             bootstrap=bootstrap, ref_name=ref_name, label_map=_parse_label_map(label_map),
             progress=step, allow_absent_classes=allow_absent_classes, seed=seed,
             images=images, worst_cases=worst_cases, image_name=image_name, label_column=label_column or "label",
-            workers=workers, metadata=metadata, subgroups=columns,
-            **segmentation_conventions(empty, surface_distance),
+            workers=workers, metadata=metadata, subgroups=columns, resample_to=resample_to,
+            interface="cli", **segmentation_conventions(empty, surface_distance),
         )
     _console().print(report.format(), markup=False)
     if not report.all_ok:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from ..core.affine import GRID_ATOL_MM
 from ..core.errors import DataError, GeometryError
@@ -84,6 +85,8 @@ def _check_grid(pred: Image, ref: Image, pred_src: str, ref_src: str) -> None:
             f"shape {pred.spatial_shape} vs {ref.spatial_shape}",
             hint="write predictions on the reference's own grid (medimg predict inverts its "
             "preprocessing) or resample the prediction with nearest-neighbour first",
+            cli_hint="write predictions on the reference's own grid (medimg predict does), or pass "
+            "--resample-to reference to resample each prediction onto its reference (nearest neighbour)",
         )
     diff = np.abs(np.asarray(pred.affine) - np.asarray(ref.affine))
     if diff.max() > GRID_ATOL_MM:
@@ -96,7 +99,29 @@ def _check_grid(pred: Image, ref: Image, pred_src: str, ref_src: str) -> None:
             f"spacing {fmt(pred.spacing)} vs {fmt(ref.spacing)} mm, origin {fmt(pred.origin)} "
             f"vs {fmt(ref.origin)} mm, axes {''.join(pred.axcodes)} vs {''.join(ref.axcodes)}",
             hint="resample or reorient the prediction onto the reference grid first",
+            cli_hint="pass --resample-to reference to resample each prediction onto its reference "
+            "(nearest neighbour), or write predictions on the reference's grid",
         )
+
+
+def resample_labels_onto(pred: Image, ref: Image) -> Image:
+    """``pred`` (a label map) resampled onto ``ref``'s grid, nearest neighbour; 0 where
+    the reference grid reaches outside the prediction's. What ``--resample-to reference``
+    does: each reference voxel takes the label of the prediction voxel its centre falls in
+    (``scipy.ndimage.affine_transform``, order 0)."""
+    from scipy.ndimage import affine_transform
+
+    if pred.data.ndim != 4 or ref.data.ndim != 4:
+        raise DataError(f"resampling onto the reference grid takes 3D label maps; '{source_of(pred, '<pred>')}' "
+                        f"has shape {tuple(pred.data.shape[1:])}, '{source_of(ref, '<ref>')}' {tuple(ref.data.shape[1:])}")
+    # one voxel of 0 around the prediction: scipy's "constant" mode gives cval to every
+    # point past the outer voxel *centres*, but a voxel reaches half a voxel further
+    arr = np.pad(pred.data[0].detach().cpu().numpy(), 1)
+    m = np.linalg.inv(np.asarray(pred.affine, dtype=np.float64)) @ np.asarray(ref.affine, dtype=np.float64)
+    out = affine_transform(arr, m[:3, :3], offset=m[:3, 3] + 1.0, output_shape=tuple(ref.spatial_shape), order=0,
+                           mode="constant", cval=0)
+    meta = {**pred.meta, "resampled_onto": source_of(ref, "<ref>")}
+    return Image(torch.from_numpy(out[None]), np.asarray(ref.affine).copy(), kind="label", meta=meta)
 
 
 def label_arrays(

@@ -205,6 +205,8 @@ def _score_cases(
     progress: Callable[[int, int, str], None] | None,
     surface: str = "monai",
     workers: int | None = 1,
+    resample_to: str | None = None,
+    interface: str = "python",
 ) -> _Scored:
     """Read and score every matched case (in ``workers`` processes, :mod:`.scoring`); a bad
     case is recorded and the others go on.
@@ -215,7 +217,8 @@ def _score_cases(
     """
     out = _Scored()
     results = score_all(m.jobs(), label_map=check.label_map, names=check.names, metrics=metrics, params=params,
-                        empty_score=empty_score, surface=surface, workers=workers, reader=read)
+                        empty_score=empty_score, surface=surface, workers=workers, reader=read,
+                        resample_to=resample_to, interface=interface)
     for i, res in enumerate(results):
         cid = res.case_id
         if res.error is not None:
@@ -303,7 +306,8 @@ def evaluate_folders(
     progress: Callable[[int, int, str], None] | None = None,
     allow_absent_classes: bool = False, surface: str = "monai",
     images: str | Path | None = None, worst_cases: int = 3, image_name: str | None = None,
-    label_column: str = "label", workers: int | None = 1,
+    label_column: str = "label", workers: int | None = 1, resample_to: str | None = None,
+    interface: str = "python",
     metadata: str | Path | None = None, subgroups: Sequence[str] | None = None,
 ) -> EvaluationReport:
     """Score every prediction in ``pred_dir`` against its reference in ``ref_dir``.
@@ -338,6 +342,9 @@ def evaluate_folders(
         label_column: a manifest CSV's column of label map files (beside ``case_id``).
         workers: processes scoring cases (None: the cores available; 1: this one); the
             results do not depend on it.
+        resample_to: ``"reference"``: a prediction on another grid than its reference is
+            resampled onto it (nearest neighbour) and scored; None: such a case fails,
+            naming both grids and the fix (in command-line terms with ``interface="cli"``).
         metadata, subgroups: a CSV (``case_id`` + one column per attribute) and the columns
             to group by (:mod:`.seg_subgroups`): ``report.subgroups``, ``summary.json``'s
             ``_subgroups``, ``subgroups.csv``; its problems make ``all_ok`` False.
@@ -356,7 +363,8 @@ def evaluate_folders(
     matching = _match(pred, ref, pred_name, ref_name, missing_pred, label_column)
     matching.add_scans(images, image_name)
     check = _label_check(pred, label_names, label_map, allow_absent_classes)
-    scored = _score_cases(matching, check, reader, metrics, params, empty_score, progress, surface, workers)
+    scored = _score_cases(matching, check, reader, metrics, params, empty_score, progress, surface, workers,
+                          resample_to, interface)
     error = check.error()
     if error is not None:
         raise error

@@ -32,7 +32,7 @@ import torch
 from ..core.errors import DataError, GeometryError, exception_reason
 from ..core.image import Image
 from ..io.layout import is_seg_path
-from .case import label_arrays, score_arrays
+from .case import label_arrays, resample_labels_onto, score_arrays
 from .labels import present_labels
 
 __all__ = ["CaseJob", "CaseResult", "default_workers", "score_all"]
@@ -77,6 +77,8 @@ class _Settings:
     params: Mapping[str, Mapping[str, Any]]
     empty_score: float
     surface: str
+    resample_to: str | None = None
+    interface: str = "python"  # the terms a grid error's fix is given in: "python" or "cli"
 
 
 def _is_seg(path: Path | None) -> bool:
@@ -151,6 +153,8 @@ def _score_one(job: CaseJob, s: _Settings, reader: Callable[[Path], Image] | Non
     out = CaseResult(job.case_id)
     try:
         pred, ref = read_pair(job, reader)
+        if s.resample_to == "reference" and not pred.same_grid(ref):
+            pred = resample_labels_onto(pred, ref)
         p, r = label_arrays(pred, ref, s.label_map)
         out.pred_values, out.ref_values = present_labels(p), present_labels(r)
         classes = sorted((set(out.pred_values) | set(out.ref_values) | set(s.names)) - {0})
@@ -159,6 +163,8 @@ def _score_one(job: CaseJob, s: _Settings, reader: Callable[[Path], Image] | Non
         out.files = (job.pred, job.ref)
     except Exception as exc:  # noqa: BLE001  one bad case must not stop a study's evaluation
         out.error = exception_reason(exc)
+        if isinstance(exc, GeometryError) and exc.hint_for(s.interface):
+            out.error += f"; {exc.hint_for(s.interface)}"  # what to do, in the caller's terms
     return out
 
 
@@ -181,14 +187,20 @@ def score_all(
     surface: str,
     workers: int | None = None,
     reader: Callable[[Path], Image] | None = None,
+    resample_to: str | None = None,
+    interface: str = "python",
 ) -> Iterator[CaseResult]:
     """Score every job, yielding results in the order of ``jobs`` (as each is ready).
 
     Args:
         workers: processes (None: :func:`default_workers`; 1: in this process). A custom
             ``reader`` (which may not survive pickling) runs in this process.
+        resample_to: ``"reference"``: a prediction on another grid than its reference is
+            resampled onto it, nearest neighbour (:func:`~.case.resample_labels_onto`);
+            None: such a case fails, naming both grids and the fix.
+        interface: ``"cli"`` words that fix in command-line options.
     """
-    settings = _Settings(label_map, dict(names), list(metrics), params, empty_score, surface)
+    settings = _Settings(label_map, dict(names), list(metrics), params, empty_score, surface, resample_to, interface)
     n = default_workers() if workers is None else max(1, int(workers))
     n = min(n, len(jobs))
     if n <= 1 or reader is not None:
