@@ -24,6 +24,12 @@ Tools, in each case:
   which; the JSON's ``monai_best`` too), so that ``monai_best/medimg`` compares medimg with
   MONAI at its best tile batch size, measured in the same run.
 
+Channels-last rows (every case): ``medimg_channels_last`` is ``sliding_window`` with a copy
+of the network and its tiles in ``torch.channels_last_3d`` layout, which is what
+``medimg predict`` runs on CPU (``Predictor.from_checkpoint``); ``monai_sw4_channels_last``
+is MONAI at 4 tiles per pass with the same layout, the like-for-like peer of that row (a
+MONAI user can set the layout too). Neither enters ``monai_best``.
+
 MONAI gets medimg's weight map (``roi_weight_map``; MONAI's own Gaussian is the same
 function up to a constant factor), so the outputs are the same computation. ``agrees``:
 largest absolute difference from medimg's output below 1e-4. Timing, peak memory, table
@@ -56,6 +62,15 @@ TOLERANCE = 1e-4
 
 def _monai_name(bs: int) -> str:
     return "monai" if bs == 1 else f"monai_sw{bs}"
+
+
+def _channels_last(model: torch.nn.Module):
+    """A copy of ``model`` in channels-last 3D layout, fed tiles in that layout."""
+    import copy
+
+    fmt = torch.channels_last_3d
+    net = copy.deepcopy(model).to(memory_format=fmt)
+    return lambda batch: net(batch.contiguous(memory_format=fmt))
 
 
 def _case(label: str, model: torch.nn.Module, vol: torch.Tensor, repeats: int) -> list:
@@ -91,8 +106,24 @@ def _case(label: str, model: torch.nn.Module, vol: torch.Tensor, repeats: int) -
     for bs in MONAI_BATCHES:
         tools.append(Tool(_monai_name(bs), monai(bs), agrees, note=f"sliding_window_inference, sw_batch_size {bs}"
                           + (" (its default)" if bs == 1 else "")))
+    cl_model = _channels_last(model)
+
+    def medimg_cl() -> torch.Tensor:
+        with torch.inference_mode():
+            return sliding_window(vol, cl_model, ROI, overlap=OVERLAP, sw_batch_size=medimg_bs, blend="gaussian")
+
+    def monai_cl() -> torch.Tensor:
+        with torch.inference_mode():
+            out = sliding_window_inference(vol[None], ROI, 4, cl_model, overlap=OVERLAP, mode="gaussian",
+                                           roi_weight_map=weight)
+        return torch.as_tensor(out)[0]
+
+    tools.append(Tool("medimg_channels_last", medimg_cl, agrees, peer=False,
+                      note="sliding_window, network and tiles channels-last (as medimg predict on CPU)"))
+    tools.append(Tool("monai_sw4_channels_last", monai_cl, agrees,
+                      note="sliding_window_inference, sw_batch_size 4, network and tiles channels-last"))
     results = run_case(case, tools, repeats)
-    monai_rows = [r for r in results if r.tool in {_monai_name(bs) for bs in MONAI_BATCHES}]
+    monai_rows = [r for r in results if r.tool in {_monai_name(bs) for bs in MONAI_BATCHES}]  # contiguous only
     best = min(monai_rows, key=lambda r: r.seconds)
     results.append(dataclasses.replace(best, tool="monai_best", note=f"the fastest MONAI row of this case: {best.tool}"))
     return results
