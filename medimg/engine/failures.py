@@ -9,7 +9,7 @@ step holds and what the device has, and which config keys lower it:
 - weights, gradients and optimizer state: counted from the model's parameters and the
   optimizer's state tensors (before the first step, Adam's two moments per parameter);
 - activations, for networks given by ``channels`` (UNet, DynUNet with ``filters``...): the
-  planner's documented estimate (:func:`medimg.engine.plan_rules.memory_gb`), which is rough
+  planner's documented estimate (:func:`medimg.engine.step_memory.memory_gb`), which is rough
   (within about 2x of measured peaks on CPU);
 - what the device has: free GPU memory, or the RAM available to the process.
 """
@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from ..core.errors import InsufficientMemoryError, TrainingError
+from .step_memory import memory_gb
 
 __all__ = ["is_out_of_memory", "non_finite_error", "out_of_memory_error"]
 
@@ -66,8 +67,6 @@ def _state_bytes(net: torch.nn.Module, optimizer: torch.optim.Optimizer) -> int:
 
 def _activation_bytes(model_params: Mapping[str, Any], image: torch.Tensor, amp: bool) -> float | None:
     """The planner's activation estimate for a network given by ``channels``, else None."""
-    from .plan_rules import memory_gb
-
     widths = model_params.get("channels") or model_params.get("filters")
     if not isinstance(widths, Sequence) or not widths or image.ndim < 4:
         return None

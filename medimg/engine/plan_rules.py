@@ -21,9 +21,9 @@ Segmentation
   as keep the coarsest feature map at least 4 voxels on the patch's smallest axis
   (at most 4). Width: 16 base channels on CPU, 32 on CUDA, doubling per level, at most
   320; 8 when even a 32-voxel patch does not fit the memory at 16.
-- **Memory of a step** (the patch-size constraint): activations kept for the backward pass,
-  ``bytes = B * P * c0 * K * sum_l (2^l / 8^l) * b``, with B the batch, P the patch voxels,
-  c0 the base channels, K = 12 feature maps per voxel and channel at a level, b = 4 bytes
+- **Memory of a step** (the patch-size constraint; :mod:`medimg.engine.step_memory`):
+  activations kept for the backward pass, ``bytes = B * P * c0 * K * sum_l (2^l / 8^l) * b``,
+  with B the batch, P the patch voxels, c0 the base channels, K = 12 feature maps per voxel and channel at a level, b = 4 bytes
   (2 with AMP). K is calibrated on CPU: one step of the 16-32-64-128 U-Net (2 residual
   units, 2 input channels, batch 2) raised the peak resident memory by 0.37, 0.49 and
   0.97 GB at 48^3, 64^3 and 96^3 patches, against 0.21, 0.50 and 1.68 GB by the formula;
@@ -68,11 +68,10 @@ import numpy as np
 
 from ..core.errors import DataError
 from .probe import ProbeResult, probe_step
+from .step_memory import ACTIVATION_MAPS, memory_gb  # noqa: F401  (the rules' estimate, used by plan_seg)
 
 __all__ = ["Decision", "Plan", "PlanOptions", "memory_gb", "target_spacing", "default_memory_gb"]
 
-#: Feature maps per voxel and base channel kept for the backward pass at one level.
-ACTIVATION_MAPS = 12
 CPU_MAX_PATCH = 96**3
 MIN_CPU_ITERATIONS = 150
 EPOCHS = 40
@@ -124,12 +123,6 @@ def default_memory_gb(device: str) -> float:
 
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return min(8.0, total / 4)
-
-
-def memory_gb(batch: int, patch: list[int], base: int, depth: int, amp: bool = False) -> float:
-    """The activation estimate of the module docstring, in GB."""
-    levels = sum(2**lv / 8**lv if len(patch) == 3 else 2**lv / 4**lv for lv in range(depth + 1))
-    return batch * math.prod(patch) * base * ACTIVATION_MAPS * levels * (2 if amp else 4) / 2**30
 
 
 def target_spacing(fp: dict[str, Any]) -> tuple[list[float], str]:

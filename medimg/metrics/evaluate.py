@@ -306,8 +306,7 @@ def evaluate_folders(
     progress: Callable[[int, int, str], None] | None = None,
     allow_absent_classes: bool = False, surface: str = "monai",
     images: str | Path | None = None, worst_cases: int = 3, image_name: str | None = None,
-    label_column: str = "label", workers: int | None = 1, resample_to: str | None = None,
-    interface: str = "python",
+    label_column: str = "label", workers: int | None = 1, resample_to: str | None = None, interface: str = "python",
     metadata: str | Path | None = None, subgroups: Sequence[str] | None = None,
 ) -> EvaluationReport:
     """Score every prediction in ``pred_dir`` against its reference in ``ref_dir``.
@@ -340,11 +339,9 @@ def evaluate_folders(
             folders) on which the ``worst_cases`` lowest-Dice cases are drawn (:mod:`.overlays`);
             also the grid DICOM SEGs are placed on (:mod:`.scoring`).
         label_column: a manifest CSV's column of label map files (beside ``case_id``).
-        workers: processes scoring cases (None: the cores available; 1: this one); the
-            results do not depend on it.
-        resample_to: ``"reference"``: a prediction on another grid than its reference is
-            resampled onto it (nearest neighbour) and scored; None: such a case fails,
-            naming both grids and the fix (in command-line terms with ``interface="cli"``).
+        workers: processes scoring cases (None: the cores available; 1: this one; same results).
+        resample_to: ``"reference"``: a prediction on another grid is resampled onto its reference
+            (nearest); None: that case fails, naming both grids and the fix (CLI terms: ``interface="cli"``).
         metadata, subgroups: a CSV (``case_id`` + one column per attribute) and the columns
             to group by (:mod:`.seg_subgroups`): ``report.subgroups``, ``summary.json``'s
             ``_subgroups``, ``subgroups.csv``; its problems make ``all_ok`` False.
@@ -360,8 +357,7 @@ def evaluate_folders(
     metrics, params = _resolve(metrics, metric_params, missing_pred)  # fail early on bad names/params
     pred, ref = Path(pred_dir), Path(ref_dir)
     _check_images(images)
-    matching = _match(pred, ref, pred_name, ref_name, missing_pred, label_column)
-    matching.add_scans(images, image_name)
+    (matching := _match(pred, ref, pred_name, ref_name, missing_pred, label_column)).add_scans(images, image_name)
     check = _label_check(pred, label_names, label_map, allow_absent_classes)
     scored = _score_cases(matching, check, reader, metrics, params, empty_score, progress, surface, workers,
                           resample_to, interface)

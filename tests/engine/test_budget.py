@@ -195,7 +195,7 @@ def test_cuda_autocast_and_scaler(tmp_path: Path, amp, dtype, scaled):
 
 def test_out_of_memory_estimates_a_unets_activations_by_the_planners_formula():
     from medimg.engine.failures import out_of_memory_error
-    from medimg.engine.plan_rules import memory_gb
+    from medimg.engine.step_memory import memory_gb
 
     net = nn.Conv3d(1, 2, 3)
     batch = {"image": torch.zeros(2, 1, 96, 96, 96), "case_id": ["a", "b"]}

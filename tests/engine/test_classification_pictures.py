@@ -82,6 +82,10 @@ def test_png_manifest_and_class_folders_train(tmp_path: Path, source: str):
         report = predict_folder(result.best_checkpoint, tmp_path / "pics" / "test" / "bright", tmp_path / "out", progress=False)
         rows = _rows(tmp_path / "out" / "predictions.csv")
         assert report.all_ok and len(rows) == SPLITS["test"] // 2 and rows[0]["case_id"] == "x1"
-        assert sum(r["predicted"] == "bright" for r in rows) >= len(rows) - 1
+        # the decisions follow the stored threshold; the run's own test rows give the same probabilities
+        assert all((float(r["prob_bright"]) >= float(r["threshold"])) == (r["predicted"] == "bright") for r in rows)
+        scored = {r["case_id"]: r for r in _rows(tmp_path / "run" / "test" / "predictions.csv")}
+        assert all(abs(float(r["prob_bright"]) - float(scored[f"test_{r['case_id'][1:]}"]["prob_bright"])) < 1e-5
+                   for r in rows)
         report = predict_folder(result.best_checkpoint, tmp_path / "pics" / "test" / "dark" / "x0.png", tmp_path / "one", progress=False)
         assert report.ok == ["x0"]
