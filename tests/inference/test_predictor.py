@@ -166,19 +166,3 @@ def test_with_options_leaves_the_original_alone():
         pred.overlap = 0.9  # settings are read-only: change them with with_options
     with pytest.raises(TypeError, match="unknown inference override"):
         pred.with_options(tile=3)
-
-
-def test_channels_last_on_cpu_gives_the_same_probabilities(tmp_path):
-    p = tmp_path / "m.pt"
-    save_checkpoint(p, _tiny_model(), model_name="unet", model_params=PARAMS, label_names=["bg", "a", "b"],
-                    preprocess=PREPROCESS, inference={"roi_size": [16, 16, 16], "overlap": 0.5})
-    fast = Predictor.from_checkpoint(p, device="cpu")
-    assert fast.channels_last and fast.with_options(overlap=0.25).channels_last
-    assert any(w.is_contiguous(memory_format=torch.channels_last_3d) and not w.is_contiguous()
-               for w in fast.model.parameters() if w.ndim == 5)
-    plain = Predictor(_tiny_model(), preprocess=PREPROCESS, roi_size=[16, 16, 16], overlap=0.5, device="cpu")
-    assert not plain.channels_last
-    image = _lps_anisotropic()
-    a, b = fast.predict_probabilities(image).data, plain.predict_probabilities(image).data
-    assert a.shape == b.shape and float((a - b).abs().max()) < 1e-5
-    assert not Predictor(torch.nn.Linear(4, 2), device="cpu", channels_last=True).channels_last  # no 3D conv: off
