@@ -171,3 +171,7 @@ def test_compare_classification_errors(tmp_path):
     assert res.exit_code != 0 and "no case is in all of" in res.output and "a.csv" in res.output
     res = run("compare", fa, tmp_path / "b_folder", la)
     assert res.exit_code != 0 and "all be CSV files" in res.output
+    res = run("compare", fa, tmp_path / "gone.csv", la)
+    assert res.exit_code == 1 and f"PRED_B '{tmp_path / 'gone.csv'}' does not exist" in res.output
+    res = run("compare", fa, fa, la, "--workers", 2)
+    assert res.exit_code == 2 and "--workers applies to segmentation label maps only" in res.output
