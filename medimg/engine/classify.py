@@ -24,7 +24,7 @@ from ..core.errors import ConfigError, DataError
 from ..core.spec import ExperimentConfig, InferenceSpec
 from ..data.classification import ClassificationData, ClassificationSplit, load_classification
 from ..data.cls_loader import ClassificationDataset, check_two_classes, classification_loader
-from ..data.folds import apply_fold_classification
+from ..data.folds import apply_fold_classification, fold_split_file
 from ..inference.classify import task_of, write_class_predictions
 from ..inference.predictor import Predictor
 from ..losses import LOSSES
@@ -206,14 +206,8 @@ def _load(cfg: ExperimentConfig, config_path: Any) -> ClassificationData:
     base_dir = Path(config_path).absolute().parent if config_path else Path.cwd()
     preprocess = build_transforms(cfg.preprocess, "preprocess", deterministic=True) if cfg.preprocess else None
     data = load_classification(cfg.data, base_dir, preprocess)
-    if cfg.data.split_file is not None:
-        if cfg.data.fold is None:
-            raise ConfigError(
-                f"data.split_file is set ({cfg.data.split_file}) but not data.fold: which fold validates?",
-                hint="set data.fold, or run every fold with medimg.engine.cross_validate",
-                cli_hint="give --fold K, or run every fold with `medimg cv CONFIG`",
-            )
-        split_file = cfg.data.split_file if cfg.data.split_file.is_absolute() else base_dir / cfg.data.split_file
+    split_file = fold_split_file(cfg.data, base_dir)
+    if split_file is not None:
         data = apply_fold_classification(data, split_file, cfg.data.fold)
     val = data.splits.get("validation")
     wants_auc = "auc" in [*cfg.evaluation.metrics, cfg.evaluation.select_by]
