@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from medimg.core import Image, make_affine
 from medimg.core.errors import InsufficientMemoryError, exception_reason
-from medimg.inference import Predictor, predict_folder, save_checkpoint
+from medimg.inference import Predictor, predict_folder
 from medimg.inference.memory import (
     DEFAULT_ACTIVATION_BYTES,
     GB,
@@ -34,6 +34,7 @@ from medimg.inference.predictor import label_map_of
 from medimg.inference.sliding import add_flipped_, softmax_
 from medimg.io import write_image
 from medimg.models import create_model
+from tests.conftest import tiny_unet_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 PRE = [{"name": "orient", "axcodes": "RAS"}, {"name": "resample", "spacing": [1.5, 1.0, 1.25]}]
@@ -158,13 +159,8 @@ def test_cannot_fit_message_gives_estimate_available_and_fixes():
 
 
 def _checkpoint(path: Path) -> Path:
-    params = {"in_channels": 1, "out_channels": 3, "spatial_dims": 3, "channels": [4, 8], "strides": [2]}
-    torch.manual_seed(0)
-    save_checkpoint(path, create_model("unet", **params), model_name="unet", model_params=params,
-                    label_names=["background", "a", "b"], preprocess=[{"name": "orient", "axcodes": "RAS"}],
-                    inference={"roi_size": [16, 16, 16], "overlap": 0.25, "sw_batch_size": 2},
-                    data={"images": ["img.nii.gz"]})
-    return path
+    return tiny_unet_checkpoint(path, label_names=["background", "a", "b"], preprocess=[{"name": "orient", "axcodes": "RAS"}],
+                                inference={"roi_size": [16, 16, 16], "overlap": 0.25, "sw_batch_size": 2})
 
 
 def _folder(root: Path) -> Path:

@@ -10,17 +10,10 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from medimg.cli import app
 from medimg.metrics.compare import paired_bootstrap_ci, paired_difference
 from medimg.metrics.delong import delong_test, placements
-
-ENV = {"COLUMNS": "200", "NO_COLOR": "1"}
-
-
-def run(*args):
-    return CliRunner().invoke(app, [str(a) for a in args], env=ENV)
+from tests.conftest import run_cli as run
 
 
 # ----------------------------------------------------------------------------- statistics
