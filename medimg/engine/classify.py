@@ -35,6 +35,7 @@ from ..metrics.classification import (
 )
 from ..models import MODELS
 from ..transforms.build import build_transforms
+from .callbacks import training_info
 from .distributed import DistInfo
 from .optim import OPTIMIZERS, build_scheduler
 from .selection import LOSS
@@ -216,12 +217,6 @@ def _load(cfg: ExperimentConfig, config_path: Any) -> ClassificationData:
     return data
 
 
-def _training_info(cfg: ExperimentConfig) -> dict[str, Any]:
-    """The checkpoint's ``training`` entry (the fold only in cross-validation)."""
-    info = {"experiment": cfg.experiment.name, "seed": cfg.experiment.seed, "max_epochs": cfg.trainer.max_epochs}
-    return info if cfg.data.fold is None else {**info, "fold": cfg.data.fold}
-
-
 def _components(cfg: ExperimentConfig, params: dict[str, Any], device: torch.device, iterations: int) -> tuple[Any, Any, Any, Any]:
     """Model, loss, optimizer and scheduler, each built from its spec."""
     model = MODELS.build({"name": cfg.model.name, **params}, key="model").to(device)
@@ -272,7 +267,7 @@ def fit_classification(cfg: ExperimentConfig, config_path: str | os.PathLike | N
         max_minutes=tr.max_minutes, grad_clip=tr.grad_clip, accumulate=tr.accumulate, ema=tr.ema, metrics=cfg.evaluation.metrics,
         select_by=cfg.evaluation.select_by, amp=tr.amp, dist=dist, progress=progress,
         data_info={"source": data.source, "class_names": data.class_names, **_split_counts(data)},
-        training_info=_training_info(cfg),
+        training_info=training_info(cfg),
         val_split=data.splits.get("validation"), target_sensitivity=cfg.evaluation.target_sensitivity,
         threshold_rule=cfg.evaluation.threshold,
     )

@@ -37,6 +37,7 @@ from ..losses import LOSSES
 from ..models import MODELS
 from ..models.registry import with_roi_size
 from ..transforms.build import build_transforms
+from .callbacks import training_info
 from .distributed import DistInfo, cleanup, setup
 from .optim import OPTIMIZERS, build_scheduler
 from .postlearn import BestValidationPredictions, learn_run_postprocess
@@ -89,13 +90,6 @@ def model_params_for(cfg: ExperimentConfig) -> dict[str, Any]:
                 hint=f"remove model.{key} (it is derived) or make them agree",
             )
     return params
-
-
-def training_info(cfg: ExperimentConfig) -> dict[str, Any]:
-    """The checkpoint's ``training`` entry from the config: experiment name, seed, epochs,
-    and the cross-validation fold (None outside cross-validation)."""
-    info = {"experiment": cfg.experiment.name, "seed": cfg.experiment.seed, "max_epochs": cfg.trainer.max_epochs}
-    return info if cfg.data.fold is None else {**info, "fold": cfg.data.fold}
 
 
 @dataclass
