@@ -101,6 +101,26 @@ def test_labels_by_class_chunks_equal_argmax_of_probabilities():
     assert float((got - ref).abs().max()) < 1e-6
 
 
+def test_labels_by_class_chunks_break_exact_ties_towards_the_lower_class_as_argmax():
+    # probabilities in eighths (exact in float32, summing to exactly 1): many exact ties,
+    # across the class chunks and with the background; the labels must be argmax's
+    # (first maximum), voxel for voxel, on the label path and in label_map_of
+    from medimg.inference.predictor import _labels_by_class_chunks
+
+    rng = np.random.default_rng(0)
+    counts = rng.multinomial(8, [1 / 6] * 6, size=(12, 10, 9)).transpose(3, 0, 1, 2)
+    probs = torch.from_numpy(counts.astype(np.float32) / 8.0)
+    ref = torch.argmax(probs, dim=0)
+    top2 = torch.topk(probs, 2, dim=0).values
+    tied = top2[0] == top2[1]
+    last = probs.shape[0] - 1 - torch.argmax(probs.flip(0), dim=0)  # ties broken towards the higher class
+    assert int(tied.sum()) > 100 and bool((last != ref).any())  # the comparison can fail
+    image = Image(probs, make_affine(spacing=(1.0, 1.0, 1.0)), kind="probabilities")
+    labels = _labels_by_class_chunks(image, [], Image(probs[:1], image.affine), "ties")
+    assert labels.dtype == torch.uint8 and torch.equal(labels.long(), ref)
+    assert torch.equal(label_map_of(image).data[0].long(), ref)
+
+
 def _size(**kw) -> CaseSize:
     base = dict(source_shape=(256, 256, 160), pre_shape=(205, 205, 213), in_channels=1, num_classes=14,
                 roi=(96, 96, 96), sw_batch_size=4, tta=True, activation_bytes=250.0)
