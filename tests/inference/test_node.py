@@ -26,7 +26,7 @@ pytest.importorskip("highdicom")
 from medimg.core.errors import PacsError
 from medimg.inference.node import node_status, process_one, promote_quiet, recover
 from medimg.io.pacs import connect, load_server, query_series, store_dimse
-from tests.inference.test_pacs_predict import _unet_checkpoint
+from tests.conftest import tiny_unet_checkpoint
 from tests.io.dicom_study import write_dicom_series
 
 REPO = Path(__file__).resolve().parents[2]
@@ -91,7 +91,7 @@ def _wait(state: Path, n_done: int, timeout: float = 120) -> dict:
 
 @pytest.mark.slow
 def test_node_survives_kill_9_and_processes_every_study_once(orthanc, tmp_path):
-    ckpt = _unet_checkpoint(tmp_path / "model.pt")
+    ckpt = tiny_unet_checkpoint(tmp_path / "model.pt")
     port = _free_port()
     config = tmp_path / "node.yaml"
     config.write_text(yaml.safe_dump({
