@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,48 @@ def shared_path(*parts: str) -> Path:
     if not p.exists():
         pytest.skip(f"real data file not found: {p}")
     return p
+
+
+#: The environment of a command-line test: wide lines (messages unwrapped), no colour codes.
+CLI_ENV = {"COLUMNS": "200", "NO_COLOR": "1"}
+
+
+def run_cli(*args: object, env: dict[str, str] | None = None):
+    """``medimg ARGS...`` in-process (Typer's CliRunner), arguments as strings; the result's
+    ``exit_code`` and ``output``. ``env`` is added to :data:`CLI_ENV`."""
+    from typer.testing import CliRunner
+
+    from medimg.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args], env={**CLI_ENV, **(env or {})})
+
+
+def tiny_unet_checkpoint(
+    path: Path,
+    *,
+    in_channels: int = 1,
+    label_names: Sequence[str] = ("background", "lesion"),
+    preprocess: Sequence[dict] = (),
+    inference: dict | None = None,
+    data: dict | None = None,
+) -> Path:
+    """A seeded 3D UNet (channels 4, 8) saved as a segmentation checkpoint: one output per
+    label name; ``inference`` default ``roi_size`` 8^3 with 2 tiles a batch, ``data`` default
+    one image ``img.nii.gz``."""
+    import torch
+
+    from medimg.inference import save_checkpoint
+    from medimg.models import create_model
+
+    params = {"in_channels": in_channels, "out_channels": len(label_names), "spatial_dims": 3,
+              "channels": [4, 8], "strides": [2]}
+    torch.manual_seed(0)
+    return save_checkpoint(
+        path, create_model("unet", **params), model_name="unet", model_params=params,
+        label_names=list(label_names), preprocess=list(preprocess),
+        inference=inference or {"roi_size": [8, 8, 8], "sw_batch_size": 2},
+        data=data or {"images": ["img.nii.gz"]},
+    )
 
 
 @pytest.fixture(scope="session")

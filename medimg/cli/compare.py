@@ -15,7 +15,7 @@ import typer
 from ..core.errors import DataError
 from .app import EXIT_FAILURE, _check_names, _console, _split_list, app
 from .conventions import EmptyOption, SurfaceOption, segmentation_conventions
-from .evaluate import _Workers, is_predictions_csv
+from .evaluate import _Workers, check_inputs, is_predictions_csv
 
 
 @app.command()
@@ -59,19 +59,15 @@ def compare(
             f"(segmentation); got {', '.join(str(p) for p in (pred_a, pred_b, ref))}",
             hint="give two predictions.csv and a label CSV, or two prediction folders and a reference folder",
         )
-    for what, p in (("PRED_A", pred_a), ("PRED_B", pred_b), ("REF", ref)):
-        if not p.exists():
-            raise DataError(f"{what} '{p}' does not exist", hint="check the path")
+    paths = {"PRED_A": pred_a, "PRED_B": pred_b, "REF": ref}
     if classification:
-        if workers is not None:
-            raise typer.BadParameter("applies to segmentation label maps only", param_hint="--workers")
+        check_inputs(paths, "check the path", {"--workers": workers}, "segmentation label maps")
         from ..metrics.compare_classification import compare_classification
 
         report = compare_classification(pred_a, pred_b, ref, output_dir, label_column=label_column, split=split,
                                         bootstrap=bootstrap, seed=seed)
     else:
-        if split is not None:
-            raise typer.BadParameter("applies to classification (CSV files) only", param_hint="--split")
+        check_inputs(paths, "check the path", {"--split": split}, "classification (CSV files)")
         names = _split_list(metrics)
         _check_names("--metrics", names, "metrics")
         from ..metrics.compare import compare_segmentation

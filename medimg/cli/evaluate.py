@@ -149,11 +149,15 @@ def evaluate(
                     "--workers": workers, "--resample-to": resample_to}
         return _evaluate_classification(pred_dir, ref_dir, output_dir, metrics, bootstrap, label_column, split,
                                         threshold, seed, seg_only, (metadata, _split_list(subgroup)))
-    _reject_options({"--split": split, "--threshold": threshold}, _CLASSIFICATION)
     columns = _subgroup_columns(metadata, _split_list(subgroup))
     metric_names = _split_list(metrics)
     _check_names("--metrics", metric_names, "metrics")  # a misspelt name: usage error, before any work
-    _require_paths(pred_dir, ref_dir, images, output_dir)
+    if images is not None and output_dir is None:
+        raise typer.BadParameter("--images draws the worst cases into the report: give --output-dir too",
+                                 param_hint="--images")
+    check_inputs({f"prediction {_kind(pred_dir)}": pred_dir, f"reference {_kind(ref_dir)}": ref_dir},
+                 "give a folder of label maps, one .nii/.nii.gz or .seg.dcm file, or a manifest CSV",
+                 {"--split": split, "--threshold": threshold}, _CLASSIFICATION)
     if resample_to not in (None, "reference"):
         raise typer.BadParameter(f"expected 'reference', got {resample_to!r}", param_hint="--resample-to")
     from ..metrics import evaluate_folders
@@ -195,16 +199,21 @@ def _subgroup_columns(metadata: Optional[Path], columns: Optional[list[str]]) ->
     return columns
 
 
-def _require_paths(pred_dir: Path, ref_dir: Path, images: Optional[Path] = None,
-                   output_dir: Optional[Path] = None) -> None:
-    if images is not None and output_dir is None:
-        raise typer.BadParameter("--images draws the worst cases into the report: give --output-dir too",
-                                 param_hint="--images")
-    for what, p in (("prediction", pred_dir), ("reference", ref_dir)):
+def check_inputs(paths: dict[str, Path], hint: str, options: dict[str, Any], what: str) -> None:
+    """The input checks of ``medimg evaluate`` and ``medimg compare``, before any work.
+
+    A usage error naming the ``options`` given (not None) that apply to ``what`` only (the
+    other kind of input), then a :class:`DataError` for the first of ``paths`` (``{name in
+    the message: path}``) that does not exist, with ``hint``.
+    """
+    _reject_options(options, what)
+    for name, p in paths.items():
         if not p.exists():
-            kind = "file" if p.suffix else "folder"
-            raise DataError(f"{what} {kind} '{p}' does not exist",
-                            hint="give a folder of label maps, one .nii/.nii.gz or .seg.dcm file, or a manifest CSV")
+            raise DataError(f"{name} '{p}' does not exist", hint=hint)
+
+
+def _kind(p: Path) -> str:
+    return "file" if p.suffix else "folder"
 
 
 def _is_csv(path: Path) -> bool:

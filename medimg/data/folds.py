@@ -34,13 +34,17 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..core.errors import DataError
+from ..core.errors import ConfigError, DataError
 from .records import CaseRecord
 
 if TYPE_CHECKING:
+    from ..core.spec import DataSection
     from .classification import ClassificationData
 
-__all__ = ["SPLIT_FILE_COLUMNS", "assign_folds", "apply_fold", "apply_fold_classification", "fold_case_ids", "read_split_file", "write_split_file"]
+__all__ = [
+    "SPLIT_FILE_COLUMNS", "assign_folds", "apply_fold", "apply_fold_classification", "fold_case_ids",
+    "fold_split_file", "read_split_file", "write_split_file",
+]
 
 #: The columns every split file has, in order.
 SPLIT_FILE_COLUMNS = ("case_id", "fold")
@@ -184,6 +188,24 @@ def fold_case_ids(split_file: str | Path, fold: int, pool: Iterable[str], test: 
             hint="write the split file again from this data with `medimg split`",
         )
     return {c for c, f in folds.items() if f == int(fold)}, n
+
+
+def fold_split_file(data: "DataSection", base_dir: Path) -> Path | None:
+    """The run's ``data.split_file`` (relative to ``base_dir``, the config's folder), or None
+    without one; the setup of a fold for segmentation and classification training alike.
+
+    Raises:
+        ConfigError: a split file without ``data.fold`` (which fold validates?).
+    """
+    if data.split_file is None:
+        return None
+    if data.fold is None:
+        raise ConfigError(
+            f"data.split_file is set ({data.split_file}) but not data.fold: which fold validates?",
+            hint="set data.fold, or run every fold with medimg.engine.cross_validate",
+            cli_hint="give --fold K, or run every fold with `medimg cv CONFIG`",
+        )
+    return data.split_file if Path(data.split_file).is_absolute() else Path(base_dir) / data.split_file
 
 
 def apply_fold(splits: Mapping[str, list[CaseRecord]], split_file: str | Path, fold: int,

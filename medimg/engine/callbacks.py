@@ -41,11 +41,14 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
 from .distributed import DistInfo
+
+if TYPE_CHECKING:
+    from ..core.spec import ExperimentConfig
 
 __all__ = [
     "CURVE_FILE",
@@ -331,6 +334,14 @@ class History(Callback):
             self.log(f"{CURVE_FILE} skipped: matplotlib not installed (pip install 'medimg[plots]')")
             return
         plot_history(state.history, self.monitor, self.run_dir / CURVE_FILE, title=self.title)
+
+
+def training_info(cfg: "ExperimentConfig") -> dict[str, Any]:
+    """The checkpoint's ``training`` entry from the config, for segmentation and
+    classification alike: experiment name, seed, epochs, and the cross-validation fold
+    (absent outside cross-validation)."""
+    info = {"experiment": cfg.experiment.name, "seed": cfg.experiment.seed, "max_epochs": cfg.trainer.max_epochs}
+    return info if cfg.data.fold is None else {**info, "fold": cfg.data.fold}
 
 
 def curve_title(training_info: Mapping[str, Any]) -> str | None:

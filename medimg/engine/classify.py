@@ -24,7 +24,7 @@ from ..core.errors import ConfigError, DataError
 from ..core.spec import ExperimentConfig, InferenceSpec
 from ..data.classification import ClassificationData, ClassificationSplit, load_classification
 from ..data.cls_loader import ClassificationDataset, check_two_classes, classification_loader
-from ..data.folds import apply_fold_classification
+from ..data.folds import apply_fold_classification, fold_split_file
 from ..inference.classify import task_of, write_class_predictions
 from ..inference.predictor import Predictor
 from ..losses import LOSSES
@@ -35,6 +35,7 @@ from ..metrics.classification import (
 )
 from ..models import MODELS
 from ..transforms.build import build_transforms
+from .callbacks import training_info
 from .distributed import DistInfo
 from .optim import OPTIMIZERS, build_scheduler
 from .selection import LOSS
@@ -206,26 +207,14 @@ def _load(cfg: ExperimentConfig, config_path: Any) -> ClassificationData:
     base_dir = Path(config_path).absolute().parent if config_path else Path.cwd()
     preprocess = build_transforms(cfg.preprocess, "preprocess", deterministic=True) if cfg.preprocess else None
     data = load_classification(cfg.data, base_dir, preprocess)
-    if cfg.data.split_file is not None:
-        if cfg.data.fold is None:
-            raise ConfigError(
-                f"data.split_file is set ({cfg.data.split_file}) but not data.fold: which fold validates?",
-                hint="set data.fold, or run every fold with medimg.engine.cross_validate",
-                cli_hint="give --fold K, or run every fold with `medimg cv CONFIG`",
-            )
-        split_file = cfg.data.split_file if cfg.data.split_file.is_absolute() else base_dir / cfg.data.split_file
+    split_file = fold_split_file(cfg.data, base_dir)
+    if split_file is not None:
         data = apply_fold_classification(data, split_file, cfg.data.fold)
     val = data.splits.get("validation")
     wants_auc = "auc" in [*cfg.evaluation.metrics, cfg.evaluation.select_by]
     if val is not None and len(val) and wants_auc:
         check_two_classes(val, data.class_names, data.split_names.get("validation", "validation"), data.source)
     return data
-
-
-def _training_info(cfg: ExperimentConfig) -> dict[str, Any]:
-    """The checkpoint's ``training`` entry (the fold only in cross-validation)."""
-    info = {"experiment": cfg.experiment.name, "seed": cfg.experiment.seed, "max_epochs": cfg.trainer.max_epochs}
-    return info if cfg.data.fold is None else {**info, "fold": cfg.data.fold}
 
 
 def _components(cfg: ExperimentConfig, params: dict[str, Any], device: torch.device, iterations: int) -> tuple[Any, Any, Any, Any]:
@@ -278,7 +267,7 @@ def fit_classification(cfg: ExperimentConfig, config_path: str | os.PathLike | N
         max_minutes=tr.max_minutes, grad_clip=tr.grad_clip, accumulate=tr.accumulate, ema=tr.ema, metrics=cfg.evaluation.metrics,
         select_by=cfg.evaluation.select_by, amp=tr.amp, dist=dist, progress=progress,
         data_info={"source": data.source, "class_names": data.class_names, **_split_counts(data)},
-        training_info=_training_info(cfg),
+        training_info=training_info(cfg),
         val_split=data.splits.get("validation"), target_sensitivity=cfg.evaluation.target_sensitivity,
         threshold_rule=cfg.evaluation.threshold,
     )

@@ -31,11 +31,13 @@ from ..data import (
     load_cases,
     load_sample,
 )
+from ..data.folds import fold_split_file
 from ..inference.predictor import resolve_device
 from ..losses import LOSSES
 from ..models import MODELS
 from ..models.registry import with_roi_size
 from ..transforms.build import build_transforms
+from .callbacks import training_info
 from .distributed import DistInfo, cleanup, setup
 from .optim import OPTIMIZERS, build_scheduler
 from .postlearn import BestValidationPredictions, learn_run_postprocess
@@ -90,13 +92,6 @@ def model_params_for(cfg: ExperimentConfig) -> dict[str, Any]:
     return params
 
 
-def training_info(cfg: ExperimentConfig) -> dict[str, Any]:
-    """The checkpoint's ``training`` entry from the config: experiment name, seed, epochs,
-    and the cross-validation fold (None outside cross-validation)."""
-    info = {"experiment": cfg.experiment.name, "seed": cfg.experiment.seed, "max_epochs": cfg.trainer.max_epochs}
-    return info if cfg.data.fold is None else {**info, "fold": cfg.data.fold}
-
-
 @dataclass
 class _Data:
     """The cases of a run: training patches and whole validation cases."""
@@ -119,22 +114,13 @@ class _Data:
         return make
 
 
-def _resolve(path: Path, base_dir: Path) -> Path:
-    return path if Path(path).is_absolute() else base_dir / path
-
-
 def _find_cases(cfg: ExperimentConfig, config_path: str | os.PathLike | None) -> dict[str, list[CaseRecord]]:
     base_dir = Path(config_path).absolute().parent if config_path else Path.cwd()
     splits = load_cases(cfg.data, base_dir)
-    if cfg.data.split_file is not None:
-        if cfg.data.fold is None:
-            raise ConfigError(
-                f"data.split_file is set ({cfg.data.split_file}) but not data.fold: which fold validates?",
-                hint="set data.fold, or run every fold with medimg.engine.cross_validate",
-                cli_hint="give --fold K, or run every fold with `medimg cv CONFIG`",
-            )
+    split_file = fold_split_file(cfg.data, base_dir)
+    if split_file is not None:
         source = f"data.{'manifest' if cfg.data.manifest is not None else 'root'} {cfg.data.manifest or cfg.data.root}"
-        splits = apply_fold(splits, _resolve(cfg.data.split_file, base_dir), cfg.data.fold, source)
+        splits = apply_fold(splits, split_file, cfg.data.fold, source)
     if not splits.get("train"):
         raise DataError(
             f"no training cases found (data: {cfg.data.manifest or cfg.data.root}; "

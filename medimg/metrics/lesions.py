@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 
 from .registry import SegmentationMetric, _register
-from .surface import hd_from_distances, surface_distances
+from .surface import foreground_box, hd_from_distances, surface_distances
 
 __all__ = ["LESION_METRICS", "LesionMatch", "match_lesions"]
 
@@ -117,17 +117,9 @@ def _overlaps(ref_lab: np.ndarray, n_ref: int, pred_lab: np.ndarray, n_pred: int
     return m[1:, 1:]
 
 
-def _box(mask: np.ndarray) -> tuple[slice, ...]:
-    """Bounding box of ``mask`` grown by one voxel, clipped to the array (all of it if empty)."""
-    idx = np.nonzero(mask)
-    if not idx[0].size:
-        return tuple(slice(0, 1) for _ in mask.shape)
-    return tuple(slice(max(int(i.min()) - 1, 0), int(i.max()) + 2) for i in idx)
-
-
 def _hd95(ref: np.ndarray, pred: np.ndarray, spacing: tuple[float, ...]) -> float:
     """HD95 (mm) of two binary masks, on their common bounding box grown by one voxel."""
-    box = _box(ref | pred)
+    box = foreground_box(ref | pred)  # a detected lesion: never empty
     d = surface_distances(pred[box].view(np.uint8), ref[box].view(np.uint8), [1], spacing)[1]
     return hd_from_distances(d, 95.0)
 
@@ -162,7 +154,8 @@ def match_lesions(
     if not 0.0 <= float(min_overlap) <= 1.0:
         raise ValueError(f"lesion metrics: min_overlap is a fraction in [0, 1], got {min_overlap}")
     min_size = max(float(min_voxels), float(min_ml) * 1000.0 / float(np.prod(sp)))
-    box = _box(pred | ref)  # components and surfaces are unchanged on the box grown by 1
+    # Components and surfaces are unchanged on the box grown by 1; both empty: one voxel.
+    box = foreground_box(pred | ref) or tuple(slice(0, 1) for _ in ref.shape)
     pred, ref = pred[box], ref[box]
     ref_lab, n_ref = _components(ref, connectivity, min_size)
     pred_lab, n_pred = _components(pred, connectivity, min_size)

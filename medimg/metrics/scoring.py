@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from ..core.errors import DataError, GeometryError, exception_reason
+from ..core.errors import DataError, GeometryError, MedimgError, exception_reason
 from ..core.image import Image
 from ..io.layout import is_seg_path
 from .case import label_arrays, resample_labels_onto, score_arrays
@@ -78,7 +78,7 @@ class _Settings:
     empty_score: float
     surface: str
     resample_to: str | None = None
-    interface: str = "python"  # the terms a grid error's fix is given in: "python" or "cli"
+    interface: str = "python"  # the terms a failed case's hint is given in: "python" or "cli"
 
 
 def _is_seg(path: Path | None) -> bool:
@@ -163,8 +163,9 @@ def _score_one(job: CaseJob, s: _Settings, reader: Callable[[Path], Image] | Non
         out.files = (job.pred, job.ref)
     except Exception as exc:  # noqa: BLE001  one bad case must not stop a study's evaluation
         out.error = exception_reason(exc)
-        if isinstance(exc, GeometryError) and exc.hint_for(s.interface):
-            out.error += f"; {exc.hint_for(s.interface)}"  # what to do, in the caller's terms
+        hint = exc.hint_for(s.interface) if isinstance(exc, MedimgError) else None
+        if hint:
+            out.error += f"; {hint}"  # what to do, in the caller's terms
     return out
 
 

@@ -24,8 +24,12 @@ __all__ = [
 ]
 
 
-def _foreground_box(lab: np.ndarray) -> tuple[slice, ...] | None:
-    """Bounding box of ``lab > 0`` grown by one voxel (clipped to the array), or None."""
+def foreground_box(lab: np.ndarray) -> tuple[slice, ...] | None:
+    """Bounding box of ``lab != 0`` grown by one voxel (clipped to the array), or None if empty.
+
+    Components and surfaces of the foreground are unchanged on this crop (used here and by
+    :mod:`medimg.metrics.lesions`).
+    """
     fg = lab != 0
     box = []
     for ax in range(lab.ndim):
@@ -63,7 +67,7 @@ def _surface_voxels(labels: np.ndarray | torch.Tensor, classes: Sequence[int]) -
     lab = to_label_array(labels, "labels")
     nd = lab.ndim
     out = {int(c): np.zeros((0, nd), np.int64) for c in classes}
-    box = _foreground_box(lab)
+    box = foreground_box(lab)
     if box is None:
         return out
     crop = lab[box]

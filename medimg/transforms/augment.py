@@ -228,7 +228,9 @@ class RandomAffine(Transform):
     uniform in ``scale``; the warp is computed in physical space (voxel spacing taken
     into account) and sampled with ``F.affine_grid``/``grid_sample`` (a true rotation is
     not separable). Labels nearest, intensities linear with 0 outside, probabilities
-    linear with background 1 outside. The grid and affine are unchanged.
+    linear with background 1 outside (``interpolation: nearest`` samples intensities
+    nearest too: binary masks given as images, such as MedMNIST's AdrenalMNIST3D shapes,
+    stay binary, as the images met at test time are). The grid and affine are unchanged.
 
     Args:
         degrees: max rotation per axis (3D: about I, J, K; 2D: one angle); one value for all.
@@ -237,6 +239,8 @@ class RandomAffine(Transform):
             extent along it (uniform in ``[-translate, translate]``); 0 (default): none.
         prob: probability of applying the warp at all.
         keys: images to warp (all by default).
+        interpolation: ``linear`` (default) or ``nearest`` for intensity images; labels
+            are always sampled nearest.
 
     Params: ``theta``: the ``nd x (nd+1)`` map from normalised output to input
     coordinates (data axis order, ``align_corners=False``), or None when not applied;
@@ -254,8 +258,12 @@ class RandomAffine(Transform):
         prob: float = 0.5,
         keys: Sequence[str] | None = None,
         translate: float = 0.0,
+        interpolation: str = "linear",
     ) -> None:
         super().__init__(keys)
+        if interpolation not in ("linear", "nearest"):
+            raise TransformError(f"random_affine: interpolation must be linear or nearest, got {interpolation!r}")
+        self.interpolation = interpolation
         if not 0.0 <= float(translate) < 1.0:
             raise TransformError(f"random_affine: translate is a fraction of the image extent in [0, 1), got {translate}")
         self.translate = float(translate)
@@ -285,11 +293,12 @@ class RandomAffine(Transform):
     def apply_image(self, image: Image, params: dict[str, Any]) -> Image:
         if params["theta"] is None:
             return image.new(image.data.clone())
-        return self._warp(image, np.asarray(params["theta"]))
+        return self._warp(image, np.asarray(params["theta"]), self.interpolation)
 
     @classmethod
-    def _warp(cls, image: Image, theta: np.ndarray) -> Image:
-        data = Fn.warp_affine(image.data, torch.as_tensor(theta), interp_mode(image))
+    def _warp(cls, image: Image, theta: np.ndarray, interpolation: str = "linear") -> Image:
+        mode = "nearest" if image.kind == "intensity" and interpolation == "nearest" else interp_mode(image)
+        data = Fn.warp_affine(image.data, torch.as_tensor(theta), mode)
         return image.new(finish(image, data))
 
     @classmethod
@@ -330,7 +339,7 @@ class RandomAffine(Transform):
         thetas = self._batch_thetas(x.shape[0], x.shape[2:], spacing or [1.0] * nd, generator)
         if thetas is None:
             return x
-        return Fn.warp_affine_batch(x, thetas)
+        return Fn.warp_affine_batch(x, thetas, self.interpolation)
 
 
 @TRANSFORMS.register("random_intensity")

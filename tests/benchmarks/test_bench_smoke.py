@@ -21,7 +21,7 @@ BENCHMARKS = {
     "preprocess.py": {"monai"},
     "metrics_seg.py": {"monai"},
     "inference.py": {"monai", "monai_sw4"},
-    "predict_folder.py": {"monai"},
+    "predict_folder.py": {"monai", "monai_default"},
     "train_cls.py": {"plain torchvision loop"},
     "augment.py": {"monai", "torchio"},
     "train.py": {"plain MONAI loop"},

@@ -12,16 +12,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 import yaml
-from typer.testing import CliRunner
 
-from medimg.cli import app
+from tests.conftest import run_cli as run
 
 REPO = Path(__file__).resolve().parents[2]
-ENV = {"COLUMNS": "200", "NO_COLOR": "1"}
-
-
-def run(*args: str):
-    return CliRunner().invoke(app, [str(a) for a in args], env=ENV)
 
 
 def _nifti(path: Path, data: np.ndarray, affine: np.ndarray | None = None) -> Path:

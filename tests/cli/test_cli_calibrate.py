@@ -12,20 +12,13 @@ import numpy as np
 import pytest
 import torch
 from scipy.special import softmax
-from typer.testing import CliRunner
 
-from medimg.cli import app
 from medimg.engine import train
 from medimg.inference import Predictor, save_checkpoint
 from medimg.metrics.classification.temperature import fit_temperature
 from medimg.models import create_model
+from tests.conftest import run_cli as run
 from tests.engine.test_classification import config, make_npz
-
-ENV = {"COLUMNS": "200", "NO_COLOR": "1"}
-
-
-def run(*args):
-    return CliRunner().invoke(app, [str(a) for a in args], env=ENV)
 
 
 @pytest.fixture(scope="module")

@@ -11,17 +11,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from medimg.cli import app
 from medimg.engine import train
+from tests.conftest import run_cli as run
 from tests.engine.test_classification import config, make_npz
-
-ENV = {"COLUMNS": "200", "NO_COLOR": "1"}
-
-
-def run(*args):
-    return CliRunner().invoke(app, [str(a) for a in args], env=ENV)
 
 
 @pytest.fixture(scope="module")

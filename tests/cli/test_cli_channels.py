@@ -6,33 +6,24 @@ from pathlib import Path
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
 pytest.importorskip("pydicom")
 
-from medimg.cli import app
 from medimg.core import Image, make_affine
 from medimg.inference import save_checkpoint
 from medimg.io import read_image, write_image
 from medimg.models import create_model
+from tests.conftest import run_cli, tiny_unet_checkpoint
 from tests.io.dicom_study import write_dicom_series
-
-ENV = {"NO_COLOR": "1", "COLUMNS": "300", "TERM": "dumb"}
 
 
 def run(*args):
-    return CliRunner().invoke(app, [str(a) for a in args], env=ENV)
+    return run_cli(*args, env={"COLUMNS": "300", "TERM": "dumb"})
 
 
 def _checkpoint(path: Path) -> Path:
-    params = {"in_channels": 2, "out_channels": 2, "spatial_dims": 3, "channels": [4, 8], "strides": [2]}
-    torch.manual_seed(0)
-    return save_checkpoint(
-        path, create_model("unet", **params), model_name="unet", model_params=params,
-        label_names=["background", "tumour"], preprocess=[],
-        inference={"roi_size": [8, 8, 8], "sw_batch_size": 2},
-        data={"images": ["Flair.nii.gz", "T1.nii.gz"]},
-    )
+    return tiny_unet_checkpoint(path, in_channels=2, label_names=["background", "tumour"],
+                                data={"images": ["Flair.nii.gz", "T1.nii.gz"]})
 
 
 @pytest.fixture

@@ -7,18 +7,10 @@ import csv
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
-
-from medimg.cli import app
 
 pytest.importorskip("highdicom", reason="highdicom (medimg[dicom-seg]) writes the SEGs of these tests")
+from tests.conftest import run_cli as run
 from tests.metrics.seg_inputs import make_study  # noqa: E402
-
-ENV = {"COLUMNS": "200", "NO_COLOR": "1"}
-
-
-def run(*args):
-    return CliRunner().invoke(app, [str(a) for a in args], env=ENV)
 
 
 @pytest.fixture(scope="module")

@@ -10,15 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from medimg.cli import app
-
-ENV = {"COLUMNS": "200", "NO_COLOR": "1"}
-
-
-def run(*args):
-    return CliRunner().invoke(app, [str(a) for a in args], env=ENV)
+from tests.conftest import run_cli as run
 
 
 def _write(path: Path, header: list[str], rows: list[list]) -> Path:

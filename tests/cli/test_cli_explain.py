@@ -9,21 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
 
-from medimg.cli import app
 from medimg.core import Image
 from medimg.core.affine import make_affine
 from medimg.core.spec import InferenceSpec
 from medimg.inference import save_checkpoint
 from medimg.io import read_image, write_image
 from medimg.models import MODELS
-
-ENV = {"COLUMNS": "200", "NO_COLOR": "1"}
-
-
-def run(*args):
-    return CliRunner().invoke(app, [str(a) for a in args], env=ENV)
+from tests.conftest import run_cli as run
 
 
 def _checkpoint(path: Path, name: str, task: str, **params) -> Path:

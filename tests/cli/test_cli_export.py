@@ -11,11 +11,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
 
 pytest.importorskip("onnxruntime", reason="the onnx extra (pip install 'medimg[onnx]') is not installed")
 
-from medimg.cli import app
 from medimg.cli.export import ExportFormat
 from medimg.cli.predict import Backend
 from medimg.core.spec import InferenceSpec
@@ -24,14 +22,10 @@ from medimg.inference import save_checkpoint
 from medimg.inference.export import EXPORT_FORMATS
 from medimg.inference.onnx_backend import BACKENDS
 from medimg.models import create_model
+from tests.conftest import run_cli as run
 
-ENV = {"COLUMNS": "200", "NO_COLOR": "1"}
 SEG = {"in_channels": 1, "out_channels": 3, "spatial_dims": 3, "channels": [4, 8], "strides": [2]}
 CLS = {"in_channels": 1, "out_channels": 2, "spatial_dims": 3, "channels": [4, 8], "dropout": 0.0}
-
-
-def run(*args):
-    return CliRunner().invoke(app, [str(a) for a in args], env=ENV)
 
 
 def _ckpt(path: Path, name: str, params: dict, spec: InferenceSpec) -> Path:

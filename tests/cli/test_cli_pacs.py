@@ -10,17 +10,14 @@ import uuid
 
 import pytest
 import yaml
-from typer.testing import CliRunner
 
-from medimg.cli import app
 from medimg.io.layout import walk_files
+from tests.conftest import run_cli
 from tests.io.dicom_study import write_dicom_series
-
-ENV = {"COLUMNS": "250", "NO_COLOR": "1"}
 
 
 def run(*args, env=None):
-    return CliRunner().invoke(app, [str(a) for a in args], env={**ENV, **(env or {})})
+    return run_cli(*args, env={"COLUMNS": "250", **(env or {})})
 
 
 @pytest.fixture(scope="module")

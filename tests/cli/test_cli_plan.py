@@ -9,18 +9,11 @@ import json
 
 import numpy as np
 import yaml
-from typer.testing import CliRunner
 
-from medimg.cli import app
 from medimg.config import load_config
 from medimg.engine.plan_rules import memory_gb, target_spacing
+from tests.conftest import run_cli as run
 from tests.data.test_fingerprint import seg_set
-
-ENV = {"COLUMNS": "200", "NO_COLOR": "1"}
-
-
-def run(*args):
-    return CliRunner().invoke(app, [str(a) for a in args], env=ENV)
 
 
 def test_fingerprint_writes_json(tmp_path):

@@ -7,18 +7,11 @@ from __future__ import annotations
 import csv
 import json
 
-from typer.testing import CliRunner
-
-from medimg.cli import app
 from medimg.config import load_config
+from tests.conftest import run_cli as run
 from tests.data.test_fingerprint_dicom import mr_study, write_label
 
-ENV = {"COLUMNS": "200", "NO_COLOR": "1"}
 CHANNELS = ["--channel", "flair=*FLAIR*", "--channel", "t1c='*T1*C*'"]
-
-
-def run(*args):
-    return CliRunner().invoke(app, [str(a) for a in args], env=ENV)
 
 
 def tree(tmp_path):

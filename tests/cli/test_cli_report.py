@@ -7,17 +7,11 @@ import re
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from medimg.cli import app
+from tests.conftest import run_cli as run
 from tests.metrics.report_fixtures import make_study
 
-ENV = {"COLUMNS": "200", "NO_COLOR": "1"}
 pytest.importorskip("matplotlib")
-
-
-def run(*args):
-    return CliRunner().invoke(app, [str(a) for a in args], env=ENV)
 
 
 def test_evaluate_writes_the_report_with_worst_cases(tmp_path: Path):

@@ -9,19 +9,21 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from medimg.cli import app
-from medimg.cli.app import EXIT_CONFIG, EXIT_FAILURE, EXIT_USAGE, DeidNaming, GantryTilt, MultiVolume, UnevenSpacing
+from medimg.cli.app import (
+    EXIT_CONFIG,
+    EXIT_FAILURE,
+    EXIT_USAGE,
+    DeidNaming,
+    GantryTilt,
+    MultiVolume,
+    UnevenSpacing,
+)
 from medimg.cli.listing import first_sentence, type_text, yaml_value
+from tests.conftest import run_cli as run
 
 REPO = Path(__file__).resolve().parents[2]
-ENV = {"COLUMNS": "200", "NO_COLOR": "1"}
 BOX = set("┏┃━│┡╇┗└╭╮╰╯")
-
-
-def run(*args: object):
-    return CliRunner().invoke(app, [str(a) for a in args], env=ENV)
 
 
 def _nifti(path: Path) -> Path:

@@ -167,3 +167,16 @@ def test_fold_table_from_folders_and_npz(tmp_path):
     table = fold_table(tmp_path / "d.npz")
     assert table.case_ids == ["train_0", "train_1", "train_2", "val_0", "val_1"]
     assert table.columns["label"] == ["0", "1", "1", "1", "0"]
+
+
+def test_fold_split_file_resolves_against_the_config_folder_and_needs_a_fold(tmp_path):
+    from medimg.core.errors import ConfigError
+    from medimg.core.spec import DataSection
+    from medimg.data.folds import fold_split_file
+
+    assert fold_split_file(DataSection(root="d", images=["image"]), tmp_path) is None
+    assert fold_split_file(DataSection(root="d", images=["image"], split_file="s.csv", fold=1), tmp_path) == tmp_path / "s.csv"
+    absolute = tmp_path / "elsewhere" / "s.csv"
+    assert fold_split_file(DataSection(root="d", images=["image"], split_file=absolute, fold=0), tmp_path / "cfg") == absolute
+    with pytest.raises(ConfigError, match=r"data.split_file is set \(s.csv\) but not data.fold"):
+        fold_split_file(DataSection(root="d", images=["image"], split_file="s.csv"), tmp_path)

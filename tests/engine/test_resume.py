@@ -230,9 +230,7 @@ def test_config_differences_are_dotted_paths():
 
 
 def test_cli_resume(tmp_path: Path):
-    from typer.testing import CliRunner
-
-    from medimg.cli import app
+    from tests.conftest import run_cli as medimg
 
     npz = make_npz(tmp_path / "toy.npz", n=(16, 8, 8))
     cfg = tmp_path / "exp.yaml"
@@ -244,10 +242,6 @@ def test_cli_resume(tmp_path: Path):
         "trainer: {max_epochs: 1, batch_size: 8, device: cpu}\n"
     )
     run = tmp_path / "run"
-
-    def medimg(*args):
-        return CliRunner().invoke(app, [str(a) for a in args], env={"COLUMNS": "200", "NO_COLOR": "1"})
-
     assert medimg("train", cfg, "--output-dir", run).exit_code == 0
     res = medimg("train", cfg, "--resume", run, "--set", "trainer.max_epochs=2")
     assert res.exit_code != 0 and "trainer.max_epochs: 1 -> 2" in res.output and "--allow-config-change" in res.output

@@ -10,23 +10,17 @@ import pytest
 import torch
 
 from medimg.core import DataError, Image, make_affine
-from medimg.inference import find_cases, predict_folder, save_checkpoint
+from medimg.inference import find_cases, predict_folder
 from medimg.io import read_image, write_image
-from medimg.models import create_model
+from tests.conftest import tiny_unet_checkpoint
 
 PREPROCESS = [{"name": "orient", "axcodes": "RAS"}, {"name": "resample", "spacing": [2.0, 2.0, 2.0]}]
 
 
 def _checkpoint(path, in_channels=1, images=("img.nii.gz",), label_map=None):
-    params = {"in_channels": in_channels, "out_channels": 2, "spatial_dims": 3, "channels": [4, 8], "strides": [2]}
-    torch.manual_seed(0)
-    save_checkpoint(
-        path, create_model("unet", **params), model_name="unet", model_params=params,
-        label_names=["background", "lesion"], preprocess=PREPROCESS,
-        inference={"roi_size": [16, 16, 16], "overlap": 0.25, "sw_batch_size": 2},
-        data={"images": list(images), "label_map": label_map},
-    )
-    return path
+    return tiny_unet_checkpoint(path, in_channels=in_channels, preprocess=PREPROCESS,
+                                inference={"roi_size": [16, 16, 16], "overlap": 0.25, "sw_batch_size": 2},
+                                data={"images": list(images), "label_map": label_map})
 
 
 def _image(shape, spacing, seed, direction=None) -> Image:

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from medimg.core import ConfigError, Image, make_affine
-from medimg.inference import predict_folder, save_checkpoint
+from medimg.inference import predict_folder
 from medimg.inference.caseloop import BatchReport, CaseEntry, run_cases
 from medimg.inference.runlog import (
     ALREADY_DONE,
@@ -25,19 +25,12 @@ from medimg.inference.runlog import (
     resolve_shard,
 )
 from medimg.io import read_image, write_image
-from medimg.models import create_model
+from tests.conftest import tiny_unet_checkpoint
 
 
 def _checkpoint(path):
-    params = {"in_channels": 1, "out_channels": 2, "spatial_dims": 3, "channels": [4, 8], "strides": [2]}
-    torch.manual_seed(0)
-    save_checkpoint(
-        path, create_model("unet", **params), model_name="unet", model_params=params,
-        label_names=["background", "lesion"], preprocess=[{"name": "orient", "axcodes": "RAS"}],
-        inference={"roi_size": [16, 16, 16], "overlap": 0.25, "sw_batch_size": 2},
-        data={"images": ["img.nii.gz"]},
-    )
-    return path
+    return tiny_unet_checkpoint(path, preprocess=[{"name": "orient", "axcodes": "RAS"}],
+                                inference={"roi_size": [16, 16, 16], "overlap": 0.25, "sw_batch_size": 2})
 
 
 def _folder(root, n=5):

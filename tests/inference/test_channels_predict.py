@@ -12,10 +12,9 @@ pytest.importorskip("pydicom")
 from medimg.core import Image, make_affine
 from medimg.core.errors import ConfigError
 from medimg.core.spec import InferenceSpec
-from medimg.inference import Predictor, predict_folder, save_checkpoint
+from medimg.inference import Predictor, predict_folder
 from medimg.io import read_image, write_image
-from medimg.models import create_model
-from tests.conftest import shared_path
+from tests.conftest import shared_path, tiny_unet_checkpoint
 from tests.io.dicom_study import copy_series_into_study, write_dicom_series
 
 KEYS = ["flair.nii.gz", "t1.nii.gz"]
@@ -63,14 +62,7 @@ def test_multichannel_studies_channels_by_series_description(tmp_path):
 
 
 def _unet_checkpoint(path, channels=None):
-    params = {"in_channels": 1, "out_channels": 2, "spatial_dims": 3, "channels": [4, 8], "strides": [2]}
-    torch.manual_seed(0)
-    return save_checkpoint(
-        path, create_model("unet", **params), model_name="unet", model_params=params,
-        label_names=["background", "lesion"], preprocess=[],
-        inference={"roi_size": [8, 8, 8], "sw_batch_size": 2, "channels": channels},
-        data={"images": ["img.nii.gz"]},
-    )
+    return tiny_unet_checkpoint(path, inference={"roi_size": [8, 8, 8], "sw_batch_size": 2, "channels": channels})
 
 
 def test_single_channel_model_predicts_only_the_series_its_pattern_selects(tmp_path):

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from medimg.core import Image, make_affine
 from medimg.core.errors import InsufficientMemoryError, exception_reason
-from medimg.inference import Predictor, predict_folder, save_checkpoint
+from medimg.inference import Predictor, predict_folder
 from medimg.inference.memory import (
     DEFAULT_ACTIVATION_BYTES,
     GB,
@@ -34,6 +34,7 @@ from medimg.inference.predictor import label_map_of
 from medimg.inference.sliding import add_flipped_, softmax_
 from medimg.io import write_image
 from medimg.models import create_model
+from tests.conftest import tiny_unet_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 PRE = [{"name": "orient", "axcodes": "RAS"}, {"name": "resample", "spacing": [1.5, 1.0, 1.25]}]
@@ -100,6 +101,26 @@ def test_labels_by_class_chunks_equal_argmax_of_probabilities():
     assert float((got - ref).abs().max()) < 1e-6
 
 
+def test_labels_by_class_chunks_break_exact_ties_towards_the_lower_class_as_argmax():
+    # probabilities in eighths (exact in float32, summing to exactly 1): many exact ties,
+    # across the class chunks and with the background; the labels must be argmax's
+    # (first maximum), voxel for voxel, on the label path and in label_map_of
+    from medimg.inference.predictor import _labels_by_class_chunks
+
+    rng = np.random.default_rng(0)
+    counts = rng.multinomial(8, [1 / 6] * 6, size=(12, 10, 9)).transpose(3, 0, 1, 2)
+    probs = torch.from_numpy(counts.astype(np.float32) / 8.0)
+    ref = torch.argmax(probs, dim=0)
+    top2 = torch.topk(probs, 2, dim=0).values
+    tied = top2[0] == top2[1]
+    last = probs.shape[0] - 1 - torch.argmax(probs.flip(0), dim=0)  # ties broken towards the higher class
+    assert int(tied.sum()) > 100 and bool((last != ref).any())  # the comparison can fail
+    image = Image(probs, make_affine(spacing=(1.0, 1.0, 1.0)), kind="probabilities")
+    labels = _labels_by_class_chunks(image, [], Image(probs[:1], image.affine), "ties")
+    assert labels.dtype == torch.uint8 and torch.equal(labels.long(), ref)
+    assert torch.equal(label_map_of(image).data[0].long(), ref)
+
+
 def _size(**kw) -> CaseSize:
     base = dict(source_shape=(256, 256, 160), pre_shape=(205, 205, 213), in_channels=1, num_classes=14,
                 roi=(96, 96, 96), sw_batch_size=4, tta=True, activation_bytes=250.0)
@@ -158,13 +179,8 @@ def test_cannot_fit_message_gives_estimate_available_and_fixes():
 
 
 def _checkpoint(path: Path) -> Path:
-    params = {"in_channels": 1, "out_channels": 3, "spatial_dims": 3, "channels": [4, 8], "strides": [2]}
-    torch.manual_seed(0)
-    save_checkpoint(path, create_model("unet", **params), model_name="unet", model_params=params,
-                    label_names=["background", "a", "b"], preprocess=[{"name": "orient", "axcodes": "RAS"}],
-                    inference={"roi_size": [16, 16, 16], "overlap": 0.25, "sw_batch_size": 2},
-                    data={"images": ["img.nii.gz"]})
-    return path
+    return tiny_unet_checkpoint(path, label_names=["background", "a", "b"], preprocess=[{"name": "orient", "axcodes": "RAS"}],
+                                inference={"roi_size": [16, 16, 16], "overlap": 0.25, "sw_batch_size": 2})
 
 
 def _folder(root: Path) -> Path:

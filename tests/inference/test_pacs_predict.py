@@ -11,34 +11,19 @@ import uuid
 
 import numpy as np
 import pytest
-import torch
-from typer.testing import CliRunner
 
 pytest.importorskip("highdicom")
 
-from medimg.cli import app
-from medimg.inference import predict_folder, save_checkpoint
+from medimg.inference import predict_folder
 from medimg.inference.pacs import seg_tag
 from medimg.io import read_image
 from medimg.io.pacs import connect, load_server, parse_dicomweb_uri, pull, push, query_series
-from medimg.models import create_model
+from tests.conftest import run_cli, tiny_unet_checkpoint
 from tests.io.dicom_study import write_dicom_series
-
-ENV = {"COLUMNS": "250", "NO_COLOR": "1"}
 
 
 def run(*args):
-    return CliRunner().invoke(app, [str(a) for a in args], env=ENV)
-
-
-def _unet_checkpoint(path):
-    params = {"in_channels": 1, "out_channels": 2, "spatial_dims": 3, "channels": [4, 8], "strides": [2]}
-    torch.manual_seed(0)
-    return save_checkpoint(
-        path, create_model("unet", **params), model_name="unet", model_params=params,
-        label_names=["background", "lesion"], preprocess=[],
-        inference={"roi_size": [8, 8, 8], "sw_batch_size": 2}, data={"images": ["img.nii.gz"]},
-    )
+    return run_cli(*args, env={"COLUMNS": "250"})
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +34,7 @@ def setup(orthanc, tmp_path_factory):
     write_dicom_series(series, "T1 axial", study_uid=study_uid, number=1, shape=(10, 12, 6), seed=3)
     client = connect(load_server(orthanc.server_file))
     assert push(client, [series]).n_stored == 6
-    ckpt = _unet_checkpoint(root / "model.pt")
+    ckpt = tiny_unet_checkpoint(root / "model.pt")
     return client, orthanc, study_uid, series, ckpt, root
 
 

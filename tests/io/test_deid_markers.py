@@ -157,13 +157,11 @@ def test_real_ct_python_api(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("option", [None, "shift_dates"])
 def test_real_ct_cli(tmp_path: Path, option: str | None) -> None:
-    from typer.testing import CliRunner
-
-    from medimg.cli import app
+    from tests.conftest import run_cli
 
     folder, planted = _real_ct_planted(tmp_path)
-    args = ["deid", str(folder), str(tmp_path / "out")] + ([f"--{option.replace('_', '-')}"] if option else [])
-    res = CliRunner().invoke(app, args, env={"COLUMNS": "200", "NO_COLOR": "1"})
+    args = ["deid", folder, tmp_path / "out"] + ([f"--{option.replace('_', '-')}"] if option else [])
+    res = run_cli(*args)
     assert res.exit_code == 0, res.output
     left = set(survivors(_one_output(tmp_path / "out"), planted))
     want = _kept_by(option, planted) if option else set()

@@ -10,17 +10,10 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from medimg.cli import app
 from medimg.metrics.compare import paired_bootstrap_ci, paired_difference
 from medimg.metrics.delong import delong_test, placements
-
-ENV = {"COLUMNS": "200", "NO_COLOR": "1"}
-
-
-def run(*args):
-    return CliRunner().invoke(app, [str(a) for a in args], env=ENV)
+from tests.conftest import run_cli as run
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -171,3 +164,7 @@ def test_compare_classification_errors(tmp_path):
     assert res.exit_code != 0 and "no case is in all of" in res.output and "a.csv" in res.output
     res = run("compare", fa, tmp_path / "b_folder", la)
     assert res.exit_code != 0 and "all be CSV files" in res.output
+    res = run("compare", fa, tmp_path / "gone.csv", la)
+    assert res.exit_code == 1 and f"PRED_B '{tmp_path / 'gone.csv'}' does not exist" in res.output
+    res = run("compare", fa, fa, la, "--workers", 2)
+    assert res.exit_code == 2 and "--workers applies to segmentation label maps only" in res.output

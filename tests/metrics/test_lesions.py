@@ -76,3 +76,14 @@ def test_registered_with_parameters():
     assert v["lesion_f1"] == 1.0
     with pytest.raises(ValueError, match="no parameter"):
         compute_metrics(pred, ref, [1], ["lesion_f1"], metric_params={"lesion_f1": {"min_size": 3}})
+
+
+def test_foreground_box_grows_by_one_voxel_and_clips():
+    from medimg.metrics.surface import foreground_box
+
+    m = np.zeros((6, 5), bool)
+    assert foreground_box(m) is None
+    m[0, 2] = m[3, 3] = True
+    assert foreground_box(m) == (slice(0, 5), slice(1, 5))
+    m[5, 4] = True
+    assert foreground_box(m) == (slice(0, 6), slice(1, 5))

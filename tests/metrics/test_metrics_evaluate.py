@@ -265,3 +265,20 @@ def test_label_map_unlisted_values_become_background(tmp_path):
     _save(pred_dir / "c1.nii.gz", pred)
     rep = evaluate_folders(pred_dir, ref_dir, metrics=["dice"], label_map={2: 1}, reader=_read)
     assert rep.values("label_1", "dice") == {"c1": 1.0}
+
+
+def test_a_failed_case_carries_its_errors_hint_in_the_callers_terms(tmp_path):
+    from medimg.core.errors import ImageReadError
+    from medimg.metrics.scoring import CaseJob, score_all
+
+    def unreadable(path):
+        raise ImageReadError(f"'{path}' is truncated", hint="read_image(path, strict=False)",
+                             cli_hint="convert it again with `medimg convert`")
+
+    job = CaseJob("c1", tmp_path / "p.nii.gz", tmp_path / "r.nii.gz")
+    kw = dict(label_map=None, names={1: "fg"}, metrics=["dice"], params={}, empty_score=1.0, surface="monai",
+              reader=unreadable)
+    (py,) = score_all([job], **kw)
+    (cli,) = score_all([job], interface="cli", **kw)
+    assert py.error.endswith("is truncated; read_image(path, strict=False)")
+    assert cli.error.endswith("is truncated; convert it again with `medimg convert`")

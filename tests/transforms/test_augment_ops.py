@@ -211,9 +211,8 @@ augment:
 
 def test_config_augment_builds_and_validates(tmp_path: Path):
     import yaml
-    from typer.testing import CliRunner
 
-    from medimg.cli import app
+    from tests.conftest import run_cli
 
     (tmp_path / "data").mkdir()
     cfg = tmp_path / "exp.yaml"
@@ -223,12 +222,12 @@ def test_config_augment_builds_and_validates(tmp_path: Path):
         model: {name: unet, channels: [8, 16], strides: [2]}
         inference: {roi_size: [32, 32, 32]}
         """) + AUGMENT_YAML)
-    res = CliRunner().invoke(app, ["config", "validate", str(cfg)], env={"COLUMNS": "200", "NO_COLOR": "1"})
+    res = run_cli("config", "validate", cfg)
     assert res.exit_code == 0, res.output
     chain = build_transforms(yaml.safe_load(AUGMENT_YAML)["augment"], key="augment")
     out = chain(make_sample(3), gen(0))
     assert [r.name for r in out.history][:3] == ["random_elastic", "random_noise", "random_blur"]
     bad = cfg.read_text().replace("std: [0.0, 0.1]", "std: [0.3, 0.1]")
     cfg.write_text(bad)
-    res = CliRunner().invoke(app, ["config", "validate", str(cfg)], env={"COLUMNS": "200", "NO_COLOR": "1"})
+    res = run_cli("config", "validate", cfg)
     assert res.exit_code == 2 and "augment[1].std" in res.output and "write std: [min, max]" in res.output

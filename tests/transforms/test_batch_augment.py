@@ -95,3 +95,25 @@ def test_same_seed_same_batch_3d():
     assert torch.equal(a, b)
     assert not torch.equal(a, c)
     assert a.shape == x.shape
+
+
+@pytest.mark.parametrize("path", ["item", "batch"])
+def test_affine_nearest_keeps_a_binary_image_binary(path):
+    x = torch.zeros(1, 16, 16, 16)
+    x[0, 4:11, 5:12, 3:9] = 1.0
+    values = {}
+    for interpolation in ("linear", "nearest"):
+        t = RandomAffine(degrees=20, scale=(0.9, 1.1), translate=0.1, prob=1.0, interpolation=interpolation)
+        if path == "item":
+            sample = Sample(images={"image": Image(x)}, case_id="c")
+            y = t.apply(sample, t.make_params(sample, torch.Generator().manual_seed(2)))["image"].data
+        else:
+            y = t.apply_batch(x[None], torch.Generator().manual_seed(2))[0]
+        values[interpolation] = torch.unique(y)
+    assert set(values["nearest"].tolist()) == {0.0, 1.0}
+    assert len(values["linear"]) > 2  # linear blurs the edges: the option is what keeps it binary
+
+
+def test_affine_rejects_an_unknown_interpolation():
+    with pytest.raises(Exception, match="interpolation must be linear or nearest"):
+        RandomAffine(interpolation="cubic")

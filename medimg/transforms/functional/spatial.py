@@ -257,10 +257,11 @@ def foreground_bbox(
     return start, stop
 
 
-def warp_affine_batch(data: torch.Tensor, thetas: torch.Tensor) -> torch.Tensor:
-    """Linear resampling of each item of ``data`` ``(B, C, *spatial)`` through its own affine
-    map ``thetas[b]`` ``(nd, nd+1)`` (as in :func:`warp_affine`: normalised coordinates,
-    data axis order), 0 outside, in one ``grid_sample`` call."""
+def warp_affine_batch(data: torch.Tensor, thetas: torch.Tensor, mode: str = "linear") -> torch.Tensor:
+    """Resampling (``mode``: ``"linear"`` or ``"nearest"``) of each item of ``data``
+    ``(B, C, *spatial)`` through its own affine map ``thetas[b]`` ``(nd, nd+1)`` (as in
+    :func:`warp_affine`: normalised coordinates, data axis order), 0 outside, in one
+    ``grid_sample`` call."""
     nd = data.ndim - 2
     th = torch.as_tensor(thetas, dtype=torch.float32)
     rev = list(range(nd - 1, -1, -1))  # data axis order (I, J, K) -> grid order (x = last axis, ...)
@@ -268,7 +269,8 @@ def warp_affine_batch(data: torch.Tensor, thetas: torch.Tensor) -> torch.Tensor:
     theta_xyz = torch.cat([m, th[:, rev, nd:]], dim=2).to(data.device)
     x = data if data.is_floating_point() else data.to(torch.float32)
     grid = F.affine_grid(theta_xyz.to(x.dtype), list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return F.grid_sample(x, grid, mode="nearest" if mode == "nearest" else "bilinear", padding_mode="zeros",
+                         align_corners=False)
 
 
 def warp_affine(
