@@ -367,11 +367,14 @@ def plot_history(history: list[dict[str, Any]], monitor: str, out: Path, title: 
     """Train loss (left axis) and validation ``monitor`` (right axis) per epoch, as PNG.
 
     Drawn on a bare ``Figure`` (no pyplot state: safe beside other threads) with fixed
-    margins (no ``tight_layout`` pass: it cost half the drawing time at the end of a run)."""
+    margins (no ``tight_layout`` pass: it cost half the drawing time at the end of a run)
+    and whole-epoch ticks (no "0.75" epochs; fewer tick labels to lay out on short runs)."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     fig = Figure(figsize=(6, 3.5), dpi=100)
     ax = fig.add_subplot()
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     ax.plot([r["epoch"] for r in history], [r["train_loss"] for r in history], "o-", color="tab:blue", label="train loss")
     ax.set_xlabel("epoch")
     ax.set_ylabel("train loss", color="tab:blue")

@@ -357,14 +357,15 @@ class Trainer:
             loss = self.loss_fn(logits.float(), y)
         else:
             loss = self.loss_fn(self.net(x), y)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"training loss became {float(loss.detach())}")
+        value = float(loss.detach())  # the step's one device sync: logged, and checked before backward
+        if not math.isfinite(value):
+            raise FloatingPointError(f"training loss became {value}")
         scaled = loss / self.accumulate if self.accumulate > 1 else loss
         (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
         self._accumulated += 1
         if update:
             self._optimizer_step()
-        return float(loss.detach())
+        return value
 
     def _optimizer_step(self) -> None:
         """Clip, step the optimizer (through the scaler with fp16), then the per-iteration
