@@ -38,7 +38,9 @@ ChannelOption = Annotated[
 LabelsOption = Annotated[
     Optional[Path],
     typer.Option("--labels", metavar="DIR", help="DICOM study tree: folder of label maps named <study id>.nii.gz "
-                 "(on the grid of the study's first channel); needed to plan a segmentation."),
+                 "(on the grid of the study's first channel) or DICOM SEG files named <study id>.seg.dcm (as medimg "
+                 "predict --format dicom-seg writes; placed on the first channel's grid, never resampled: a SEG made "
+                 "on another series skips its study, with the reason); needed to plan a segmentation."),
 ]
 
 

@@ -6,7 +6,7 @@
 - **Segmentation**, a folder layout ``DATA/<split>/<case_id>/<files>`` (the label map is
   the file named like one, as ``medimg evaluate`` picks it; the images are the other NIfTI
   files that are not named like a mask) or a manifest CSV whose label column names NIfTI
-  files. Per case: shape, spacing, orientation, channels, DICOM modality, intensity
+  files (or DICOM SEG ``.seg.dcm`` files, placed on the first image's grid). Per case: shape, spacing, orientation, channels, DICOM modality, intensity
   statistics per channel inside the foreground, voxels and connected components per label
   value (:mod:`medimg.data.fingerprint_case`). The data set: median spacing and shape,
   anisotropy (largest over smallest median spacing), pooled intensity statistics per
@@ -18,7 +18,7 @@
   Modality per case and for the data set (``modality``, ``modality_source``), the
   chosen series per channel; a study whose pattern matches no series or several is
   skipped with the reason. No labels unless ``labels`` names a folder of
-  ``<study id>.nii.gz`` (``labelled``).
+  ``<study id>.nii.gz`` or ``<study id>.seg.dcm`` DICOM SEG files (``labelled``).
 - **Classification**, an ``.npz`` (MedMNIST arrays), a manifest whose label column holds
   class names, or class folders ``DATA/<split>/<class>/<file>``: image shape, channels,
   class counts per split, intensity statistics per channel.
@@ -51,7 +51,7 @@ from ..core.errors import DataError
 from ..core.spec import DataSection
 from ..io.accounting import looks_like_label
 from ..io.cases import find_cases
-from ..io.layout import PICTURE_SUFFIXES, is_nifti_path, list_folder
+from ..io.layout import PICTURE_SUFFIXES, is_nifti_path, is_seg_path, list_folder
 from .fingerprint_case import case_fingerprint, intensity_stats
 from .records import load_cases
 
@@ -120,7 +120,7 @@ def _manifest_source(path: Path, images: list[str] | None, label: str | None) ->
     if not images:
         raise DataError(f"manifest {path}: no image path column found; columns: {columns}",
                         hint="name the image column(s) with --images COLUMN (repeatable)")
-    kind = "segmentation" if is_nifti_path(row.get(label, "")) else "classification"
+    kind = "segmentation" if is_nifti_path(row.get(label, "")) or is_seg_path(row.get(label, "")) else "classification"
     return kind, {"manifest": path, "images": images, "label": label}
 
 
@@ -160,7 +160,7 @@ def fingerprint(path: str | Path, images: list[str] | None = None, label: str | 
     ``channels`` (channel name -> SeriesDescription pattern) or a folder of DICOM files
     without split folders make ``path`` a tree of DICOM studies, one case per study
     (:mod:`medimg.data.fingerprint_dicom`); ``labels`` is then the folder of
-    ``<study id>.nii.gz`` label maps, if any.
+    ``<study id>.nii.gz`` label maps or ``<study id>.seg.dcm`` DICOM SEGs, if any.
     """
     from .fingerprint_dicom import is_study_tree
 

@@ -23,7 +23,8 @@ Rules (the numbers are module constants):
 - **RAS order**: ``ras_shape``, ``ras_spacing``, ``ras_body_shape`` list the grid's axes as
   they are after reorienting to RAS; the data set's medians are taken over these.
 - **Label**: voxels per raw label value and connected components per foreground value
-  (face connectivity, ``scipy.ndimage.label``).
+  (face connectivity, ``scipy.ndimage.label``). A DICOM SEG label is placed on the first
+  channel's grid; one whose frames do not lie on it makes the case's ``problem``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ..core.errors import GeometryError, exception_reason
 
 __all__ = ["case_fingerprint", "CT_AIR_HU", "SAMPLE_VOXELS", "intensity_stats"]
 
@@ -140,6 +143,18 @@ def _label_stats(lab: np.ndarray) -> dict[str, Any]:
     return {"voxels": classes, "components": components}
 
 
+def _read_label(label_path: str, first: Any, first_item: Any) -> Any:
+    """The label map, or a DICOM SEG placed on the first channel's grid (the series it was
+    made on; :func:`medimg.io.dicom_seg.read_seg_on_grid`)."""
+    from ..io import read_image
+    from ..io.dicom_seg import is_seg_file, read_seg_on_grid
+
+    if is_seg_file(label_path):
+        return read_seg_on_grid(label_path, first, f"the first channel ({_name(first_item)})", who="label ",
+                                remedy="it is not resampled: give a SEG made on that series, or a label map on its grid")
+    return read_image(label_path, kind="label")
+
+
 def case_fingerprint(case_id: str, split: str, image_paths: list[Any], label_path: str | None,
                      seed: int = 0) -> dict[str, Any]:
     """The fingerprint of one case; ``problem`` says why it cannot be used (then the
@@ -157,10 +172,11 @@ def case_fingerprint(case_id: str, split: str, image_paths: list[Any], label_pat
     )
     lab = None
     if label_path is not None:
-        from ..io import read_image
-
         try:
-            label = read_image(label_path, kind="label")
+            label = _read_label(label_path, first, image_paths[0])
+        except GeometryError as exc:  # a SEG made on another series: reported, never resampled
+            out["problem"] = exception_reason(exc)
+            return out
         except Exception as exc:  # noqa: BLE001
             out["problem"] = f"cannot read its label {Path(label_path).name}: {exc}"
             return out

@@ -12,10 +12,15 @@ entries, the chosen ``series`` per channel (description, number, DICOM Modality,
 series' own folder when no other series shares it) and ``channel_modalities``.
 
 **Labels** (optional, ``--labels DIR``): ``DIR/<study id>.nii.gz`` (or ``.nii``) per study,
-on the grid of the study's first channel. With labels the class frequencies and
+on the grid of the study's first channel, or ``DIR/<study id>.seg.dcm``, a DICOM SEG (as
+``medimg predict --format dicom-seg`` writes) placed on that channel's grid
+(:func:`medimg.io.dicom_seg.read_seg_on_grid`). A SEG whose frames do not lie on that grid
+(made on another series) is not resampled: the study is skipped with the reason, as is a
+study with both a ``.nii.gz`` and a ``.seg.dcm``. With labels the class frequencies and
 components are fingerprinted and a segmentation can be planned: :func:`write_study_manifest`
 writes the manifest CSV the planned config trains from (each channel column names the
-series' folder, which ``medimg train`` reads as one DICOM series). Without labels the
+series' folder, which ``medimg train`` reads as one DICOM series; the label column names the
+label map or the SEG, which training places on the first channel's grid the same way). Without labels the
 fingerprint says so (``labelled: false``) and ``medimg plan`` refuses, naming ``--labels``.
 """
 
@@ -27,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import DataError
-from ..io.layout import list_folder, nifti_case_id, walk_files
+from ..io.layout import list_folder, nifti_case_id, seg_case_id, walk_files
 from .records import CaseRecord
 from .split import grouped_split
 
@@ -57,10 +62,19 @@ def _series_record(s: Any, study_series: list[Any]) -> dict[str, Any]:
             "num_files": len(s.files), "folder": None if shared else str(folder)}
 
 
-def _label_files(labels: Path) -> dict[str, Path]:
+def _label_files(labels: Path) -> tuple[dict[str, Path], dict[str, str]]:
+    """``<study id>.nii.gz`` / ``.nii`` / ``.seg.dcm`` files of ``labels`` by study id, and
+    the ids given twice (with why)."""
     if not labels.is_dir():
-        raise DataError(f"--labels {labels}: not a folder", hint="give a folder of <study id>.nii.gz label maps")
-    return {cid: p for p in list_folder(labels)[0] if (cid := nifti_case_id(p))}
+        raise DataError(f"--labels {labels}: not a folder",
+                        hint="give a folder of <study id>.nii.gz label maps or <study id>.seg.dcm DICOM SEGs")
+    found: dict[str, list[Path]] = {}
+    for p in list_folder(labels)[0]:
+        if cid := nifti_case_id(p) or seg_case_id(p):
+            found.setdefault(cid, []).append(p)
+    twice = {cid: f"--labels {labels} holds {' and '.join(sorted(p.name for p in ps))} for this study; keep one"
+             for cid, ps in found.items() if len(ps) > 1}
+    return {cid: ps[0] for cid, ps in found.items() if len(ps) == 1}, twice
 
 
 def study_inputs(path: Path, channels: dict[str, str] | None, labels: Path | None
@@ -71,7 +85,8 @@ def study_inputs(path: Path, channels: dict[str, str] | None, labels: Path | Non
         path: the study tree.
         channels: channel name -> SeriesDescription pattern, in channel order (None or
             empty: one channel ``image``, for studies holding a single image series).
-        labels: folder of ``<study id>.nii.gz`` label maps, or None.
+        labels: folder of ``<study id>.nii.gz`` label maps or ``<study id>.seg.dcm``
+            DICOM SEGs, or None.
 
     Returns:
         ``(data keys, case_fingerprint argument tuples, skipped case entries, extra
@@ -82,7 +97,7 @@ def study_inputs(path: Path, channels: dict[str, str] | None, labels: Path | Non
     pats = dict(channels or {})
     names = list(pats) or ["image"]
     found = find_channel_cases(path, names, pats, in_channels=len(names), what="study tree")
-    by_id = _label_files(labels) if labels is not None else {}
+    by_id, twice = _label_files(labels) if labels is not None else ({}, {})
     args: list[tuple] = []
     skipped: list[dict[str, Any]] = []
     extra: dict[str, dict[str, Any]] = {}
@@ -94,8 +109,9 @@ def study_inputs(path: Path, channels: dict[str, str] | None, labels: Path | Non
         items: list[Any] = series or [str(p) for p in case.paths]
         label = by_id.get(case.case_id)
         if labels is not None and label is None:
-            skipped.append({"case_id": case.case_id, "split": "train",
-                            "problem": f"no label map {case.case_id}.nii.gz in --labels {labels}"})
+            problem = twice.get(case.case_id) or (
+                f"no label map {case.case_id}.nii.gz (or DICOM SEG {case.case_id}.seg.dcm) in --labels {labels}")
+            skipped.append({"case_id": case.case_id, "split": "train", "problem": problem})
             continue
         args.append((case.case_id, "train", items, str(label) if label else None, i))
         extra[case.case_id] = {"label_path": str(label) if label else None}
@@ -104,11 +120,12 @@ def study_inputs(path: Path, channels: dict[str, str] | None, labels: Path | Non
             extra[case.case_id].update(series=[_series_record(s, every) for s in series],
                                        channel_modalities=[s.modality or None for s in series])
     ids = {c.case_id for c in found}
-    warnings = [f"label map {p.name} in --labels {labels} names no study (ignored); study ids: "
+    warnings = [f"label {p.name} in --labels {labels} names no study (ignored); study ids: "
                 f"{', '.join(sorted(ids)[:8]) or 'none'}" for cid, p in sorted(by_id.items()) if cid not in ids]
     if labels is None:
         warnings.append("no label maps: a DICOM study tree has none, so class frequencies and components are not "
-                        "fingerprinted; give --labels DIR with <study id>.nii.gz per study to plan a segmentation")
+                        "fingerprinted; give --labels DIR with <study id>.nii.gz (or <study id>.seg.dcm) per study "
+                        "to plan a segmentation")
     data = {"studies": str(path), "channels": pats, "images": names, "label": str(labels) if labels else None}
     return data, args, skipped, extra, warnings
 
@@ -130,7 +147,8 @@ def write_study_manifest(fp: dict[str, Any], path: str | os.PathLike) -> list[st
     path = Path(path)
     if not fp.get("labelled"):
         raise DataError(f"cannot plan a segmentation of DICOM study tree {fp['source']}: it has no label maps",
-                        hint="give --labels DIR holding <study id>.nii.gz per study (medimg fingerprint lists the ids)")
+                        hint="give --labels DIR holding <study id>.nii.gz or <study id>.seg.dcm per study "
+                        "(medimg fingerprint lists the ids)")
     names = fp["data"]["images"]
     base = path.parent.resolve()
     rows, warnings = [], []

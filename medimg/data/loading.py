@@ -42,6 +42,22 @@ def _read(path: Path, kind: str) -> Image:
     return read_image(path, kind=kind)
 
 
+def _read_label(record: CaseRecord, ref: Image, ref_path: Path) -> Image:
+    """The case's label on ``ref``'s grid: a label map checked against it, or a DICOM SEG
+    placed on it (never resampled; a SEG made on another series is a one-line error)."""
+    from ..io.dicom_seg import is_seg_file, read_seg_on_grid
+
+    path = Path(record.label_path)  # type: ignore[arg-type]
+    if is_seg_file(path):
+        return read_seg_on_grid(
+            path, ref, f"its first image '{ref_path}'", who=f"case '{record.case_id}' (label column): ",
+            remedy="give as the case's label a SEG made on the series of its first image, "
+            "or a label map on that image's grid")
+    lab = _read(path, "label")
+    check_same_grid(record.case_id, ref, ref_path, lab, path)
+    return lab
+
+
 def load_sample(record: CaseRecord, data: DataSection) -> Sample:
     """Load a case: channels stacked into ``images["image"]``, label into ``images["label"]``.
 
@@ -57,8 +73,13 @@ def load_sample(record: CaseRecord, data: DataSection) -> Sample:
         ``label_map``). ``meta`` holds ``source_affine`` (4x4 nested list),
         ``source_shape``, ``image_paths``, ``label_path``, ``split`` and the record's meta.
 
+    A DICOM SEG label (``<case_id>.seg.dcm``, or any SEG file) is placed on the grid of
+    the first image, the series it was made on
+    (:func:`medimg.io.dicom_seg.read_seg_on_grid`), never resampled.
+
     Raises:
-        GeometryError: a channel or the label is on another grid (names both files).
+        GeometryError: a channel or the label is on another grid, or a SEG label's frames
+            do not lie on the first image's grid (names both files).
         DataError: label values that are not integers or not in range.
     """
     paths = list(record.image_paths)
@@ -73,8 +94,7 @@ def load_sample(record: CaseRecord, data: DataSection) -> Sample:
     image = Image(stacked, ref.affine, "intensity", {"source_paths": [str(p) for p in paths]})
     out = {"image": image}
     if record.label_path is not None:
-        lab = _read(record.label_path, "label")
-        check_same_grid(record.case_id, ref, ref_path, lab, record.label_path)
+        lab = _read_label(record, ref, ref_path)
         out["label"] = _label_image(record, lab, data, ref.affine)
     meta = {
         **record.meta,

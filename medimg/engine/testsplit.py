@@ -33,13 +33,17 @@ TEST_DIR = "test"
 
 
 def _link_references(records: list[CaseRecord], ref_dir: Path) -> None:
-    """``ref_dir/<case_id><suffix>`` for each record's label file (a link, else a copy)."""
+    """``ref_dir/<case_id><suffix>`` for each record's label file (a link, else a copy); a
+    DICOM SEG label becomes ``<case_id>.seg.dcm``, which evaluation places on the prediction's grid."""
+    from ..io.dicom_seg import is_seg_file
+
     if ref_dir.exists():
         shutil.rmtree(ref_dir)
     ref_dir.mkdir(parents=True)
     for rec in records:
         src = Path(rec.label_path).absolute()  # type: ignore[arg-type]
-        suffix = next((s for s in NIFTI_SUFFIXES if src.name.lower().endswith(s)), ".nii.gz")
+        suffix = ".seg.dcm" if is_seg_file(src) else next(
+            (s for s in NIFTI_SUFFIXES if src.name.lower().endswith(s)), ".nii.gz")  # a SEG: placed on the prediction
         dst = ref_dir / f"{rec.case_id}{suffix}"
         try:
             os.symlink(src, dst)

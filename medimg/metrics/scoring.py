@@ -4,7 +4,7 @@ A case's prediction and reference are each a NIfTI file, a DICOM mask series (a 
 DICOM slices holding a label map) or a DICOM SEG file, read by :func:`medimg.io.read_image`.
 
 **DICOM SEG placement.** A SEG holds frames, not a grid: it is placed on the grid of its
-source series (:func:`medimg.io.dicom_seg.read_dicom_seg`). Here that grid is the case's
+source series (:func:`medimg.io.dicom_seg.read_seg_on_grid`). Here that grid is the case's
 scan when ``--images`` gives one, else the other side's image (the reference for a
 predicted SEG, the prediction for a reference SEG). Two SEGs without scans cannot be
 placed and the case fails saying to give ``--images``. A SEG whose frames do not lie on
@@ -29,9 +29,8 @@ from typing import Any
 
 import torch
 
-from ..core.errors import DataError, GeometryError, MedimgError, exception_reason
+from ..core.errors import DataError, MedimgError, exception_reason
 from ..core.image import Image
-from ..io.layout import is_seg_path
 from .case import label_arrays, resample_labels_onto, score_arrays
 from .labels import present_labels
 
@@ -82,15 +81,9 @@ class _Settings:
 
 
 def _is_seg(path: Path | None) -> bool:
-    if path is None or path.is_dir():
-        return False
-    if is_seg_path(path):
-        return True
-    if path.suffix.lower() not in (".dcm", ".dicom", ""):
-        return False
-    from ..io.dicom_seg import is_dicom_seg
+    from ..io.dicom_seg import is_seg_file
 
-    return is_dicom_seg(path)
+    return is_seg_file(path)
 
 
 def _read(path: Path, source: Any = None, reader: Callable[[Path], Image] | None = None) -> Image:
@@ -106,16 +99,11 @@ def _read(path: Path, source: Any = None, reader: Callable[[Path], Image] | None
 
 def _read_seg(path: Path, grid: Image, grid_what: str, case_id: str) -> Image:
     """A SEG placed on ``grid``, with an error in evaluation terms when it does not fit."""
-    try:
-        return _read(path, source=grid)
-    except GeometryError as exc:
-        shape = "x".join(str(n) for n in grid.spatial_shape)
-        spacing = ", ".join(f"{v:.4g}" for v in grid.spacing)
-        raise GeometryError(
-            f"case '{case_id}': DICOM SEG '{path}' does not lie on the grid of {grid_what} (shape {shape}, "
-            f"spacing {spacing} mm): it was made on another series ({exception_reason(exc)}); give "
-            "references on the grid of the series the SEG was made on, or --images with that series"
-        ) from exc
+    from ..io.dicom_seg import read_seg_on_grid
+
+    return read_seg_on_grid(path, grid, grid_what, who=f"case '{case_id}': ",
+                            remedy="give references on the grid of the series the SEG was made on, "
+                            "or --images with that series")
 
 
 def read_pair(job: CaseJob, reader: Callable[[Path], Image] | None = None) -> tuple[Image, Image]:

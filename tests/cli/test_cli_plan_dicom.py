@@ -63,3 +63,33 @@ def test_plan_study_tree_with_labels_trains(tmp_path):
     assert cfg.data.images == ["flair", "t1c"] and cfg.data.label == "label"
     result = train(cfg, tmp_path / "run", progress=False)
     assert result.best_checkpoint.is_file()
+
+
+def test_plan_study_tree_with_dicom_seg_labels_trains_from_the_seg(tmp_path):
+    from medimg.engine import train
+    from tests.data.test_fingerprint_dicom import write_seg_and_nifti
+
+    root, labels = tree(tmp_path), tmp_path / "segs"
+    for sid in ("s1", "s2"):
+        write_seg_and_nifti(labels, None, sid, root / sid / "series1")
+    out = tmp_path / "cfg" / "plan.yaml"
+    r = run("plan", root, *CHANNELS, "--labels", labels, "-o", out, "--device", "cpu", "--probe-steps", "0")
+    assert r.exit_code == 0, r.output
+    rows = list(csv.DictReader(open(tmp_path / "cfg" / "plan_cases.csv")))
+    assert sorted(r_["label"] for r_ in rows) == ["../segs/s1.seg.dcm", "../segs/s2.seg.dcm"]
+    with open(tmp_path / "cfg" / "plan_cases.csv", "a", newline="") as fh:  # s1 again, as a test case
+        csv.writer(fh).writerow(["s1_test", rows[0]["flair"], rows[0]["t1c"], "../segs/s1.seg.dcm", "test"])
+    cfg = load_config(out, ["trainer.max_epochs=1", "trainer.iterations_per_epoch=1", "evaluation.test=true",
+                            "model.channels=[4, 8]", "model.strides=[2]"])
+    assert len(cfg.data.label_names) == 3  # background and the SEG's two segments
+    result = train(cfg, tmp_path / "run", progress=False)
+    assert result.best_checkpoint.is_file()
+    # the test split's SEG reference is scored on the prediction's grid
+    assert (tmp_path / "run" / "test" / "references" / "s1_test.seg.dcm").exists()
+    cases = result.test_summary["_cases"]
+    assert cases["n_evaluated"] == 1 and cases["failed"] == {}
+
+
+def test_labels_help_names_dicom_seg_files():
+    r = run("plan", "--help")
+    assert "<study id>.seg.dcm" in " ".join(r.output.replace("│", " ").split())

@@ -154,7 +154,7 @@ def test_a_study_without_its_label_map_is_skipped(mr_tree, tmp_path):
     write_label(labels, "zz", mr_tree / "s1" / "series1")
     fp = fingerprint(mr_tree, channels=PATTERNS, labels=labels, workers=1)
     s2 = next(c for c in fp["cases"] if c["case_id"] == "s2")
-    assert s2["problem"] == f"no label map s2.nii.gz in --labels {labels}"
+    assert s2["problem"] == f"no label map s2.nii.gz (or DICOM SEG s2.seg.dcm) in --labels {labels}"
     assert any("zz.nii.gz" in w and "names no study" in w for w in fp["warnings"])
 
 
@@ -214,3 +214,103 @@ def test_series_sharing_a_folder_cannot_go_into_the_manifest(tmp_path):
     assert fp["num_usable"] == 2 and fp["cases"][0]["series"][0]["folder"] is None
     with pytest.raises(DataError, match="no usable labelled study whose series each have their own folder"):
         write_study_manifest(fp, tmp_path / "cases.csv")
+
+
+# --- DICOM SEG labels (--labels DIR/<study id>.seg.dcm) ------------------------------------
+
+
+def _two_class_label(image) -> np.ndarray:
+    lab = np.zeros(image.spatial_shape, np.uint8)
+    lab[3:6, 4:7, 2:4] = 1
+    lab[6:9, 1:3, 1:5] = 2
+    return lab
+
+
+def write_seg_and_nifti(seg_dir: Path, nii_dir: Path | None, sid: str, series_folder: Path) -> np.ndarray:
+    """``seg_dir/<sid>.seg.dcm`` (medimg's own SEG writer, made on ``series_folder``) and,
+    with ``nii_dir``, the same two-class label as ``nii_dir/<sid>.nii.gz``; returns it."""
+    from medimg.core.image import Image
+    from medimg.io.dicom import find_series, read_series
+    from medimg.io.dicom_seg import write_dicom_seg
+
+    image = read_series(find_series(series_folder).series[0])
+    lab = _two_class_label(image)
+    seg_dir.mkdir(parents=True, exist_ok=True)
+    write_dicom_seg(Image(lab[None], image.affine, kind="label"), seg_dir / f"{sid}.seg.dcm",
+                    source=series_folder, label_names=["background", "lesion", "edema"])
+    if nii_dir is not None:
+        nii_dir.mkdir(parents=True, exist_ok=True)
+        nib.save(nib.Nifti1Image(lab, np.asarray(image.affine, dtype=np.float64)), str(nii_dir / f"{sid}.nii.gz"))
+    return lab
+
+
+def test_seg_labels_fingerprint_like_the_equivalent_nifti(mr_tree, tmp_path):
+    segs, niis = tmp_path / "segs", tmp_path / "niis"
+    for sid in ("s1", "s2"):
+        write_seg_and_nifti(segs, niis, sid, mr_tree / sid / "series1")
+    fp_seg = fingerprint(mr_tree, channels=PATTERNS, labels=segs, workers=1)
+    fp_nii = fingerprint(mr_tree, channels=PATTERNS, labels=niis, workers=1)
+    assert fp_seg["labelled"] is True and fp_seg["num_usable"] == 2 and fp_seg["errors"] == []
+    assert set(fp_seg["class_frequency"]) == {"0", "1", "2"}
+    assert fp_seg["class_frequency"] == fp_nii["class_frequency"]
+    for a, b in zip(fp_seg["cases"][:2], fp_nii["cases"][:2]):
+        assert a["label"] == b["label"] and a["label"]["voxels"]["2"] == 3 * 2 * 4
+    assert fp_seg["cases"][0]["label_path"].endswith("s1.seg.dcm")
+
+
+def _misfit_seg(labels: Path, sid: str, study_uid: str, tmp_path: Path) -> None:
+    """A SEG for study ``sid`` made on another series of its frame of reference, with
+    half the in-plane spacing: its frames do not lie on the study's grid."""
+    other = tmp_path / "elsewhere" / sid
+    write_dicom_series(other, "AX FLAIR HIRES", study_uid=study_uid, number=9, shape=SHAPE, spacing=(0.5, 0.5, 2.0))
+    write_seg_and_nifti(labels, None, sid, other)
+
+
+def test_a_seg_made_on_another_series_skips_its_study_with_the_reason(mr_tree, tmp_path):
+    segs = tmp_path / "segs"
+    write_seg_and_nifti(segs, None, "s1", mr_tree / "s1" / "series1")
+    _misfit_seg(segs, "s2", "1.2.826.0.1.3680043.8.498.11", tmp_path)  # mr_study(seed=10)'s StudyInstanceUID
+    fp = fingerprint(mr_tree, channels=PATTERNS, labels=segs, workers=1)
+    s1, s2 = fp["cases"][0], fp["cases"][1]
+    assert s1["problem"] is None and fp["num_usable"] == 1
+    assert s2["problem"].startswith(f"label DICOM SEG '{segs / 's2.seg.dcm'}' does not lie on the grid of the "
+                                    "first channel (series #1 'AX FLAIR') (shape 10x12x6, spacing 1, 1, 2 mm)")
+    assert "not resampled" in s2["problem"] and "\n" not in s2["problem"]
+    assert any(w.startswith("case s2 (train): label DICOM SEG") and w.endswith("(skipped)") for w in fp["warnings"])
+
+
+def test_a_study_with_both_a_nifti_and_a_seg_label_is_skipped(mr_tree, tmp_path):
+    labels = tmp_path / "labels"
+    for sid in ("s1", "s2"):
+        write_seg_and_nifti(labels, labels if sid == "s2" else None, sid, mr_tree / sid / "series1")
+    fp = fingerprint(mr_tree, channels=PATTERNS, labels=labels, workers=1)
+    assert fp["cases"][0]["problem"] is None
+    assert fp["cases"][1]["problem"] == f"--labels {labels} holds s2.nii.gz and s2.seg.dcm for this study; keep one"
+
+
+def test_the_planned_manifest_lists_the_seg_and_training_reads_it_on_the_first_grid(mr_tree, tmp_path):
+    from medimg.core.errors import GeometryError
+    from medimg.core.spec import DataSection
+    from medimg.data import load_cases, load_sample
+
+    segs = tmp_path / "segs"
+    labs = {sid: write_seg_and_nifti(segs, None, sid, mr_tree / sid / "series1") for sid in ("s1", "s2")}
+    fp = fingerprint(mr_tree, channels=PATTERNS, labels=segs, workers=1)
+    manifest = tmp_path / "out" / "cfg_cases.csv"
+    write_study_manifest(fp, manifest)
+    rows = list(csv.DictReader(open(manifest)))
+    assert sorted(r["label"] for r in rows) == ["../segs/s1.seg.dcm", "../segs/s2.seg.dcm"]
+    section = DataSection(manifest=manifest, images=["flair", "t1c"], label="label",
+                          label_names=["background", "lesion", "edema"])
+    records = {r.case_id: r for recs in load_cases(section).values() for r in recs}
+    for sid, lab in labs.items():
+        s = load_sample(records[sid], section)
+        assert s.images["label"].spatial_shape == s.images["image"].spatial_shape
+        assert np.array_equal(s.images["label"].data[0].numpy(), lab)
+    # a SEG made on another series: one line naming the case (the manifest row) and the file
+    _misfit_seg(segs, "s2", "1.2.826.0.1.3680043.8.498.11", tmp_path)
+    with pytest.raises(GeometryError) as info:
+        load_sample(records["s2"], section)
+    msg = info.value.message
+    assert msg.startswith(f"case 's2' (label column): DICOM SEG '{records['s2'].label_path}' does not lie on the "
+                          f"grid of its first image '{records['s2'].image_paths[0]}'") and "\n" not in msg

@@ -34,13 +34,19 @@ read as a 2D image ``(C, rows, columns)`` of the total pixel matrix (needs highd
 Reading needs only pydicom (plus highdicom for tiled slide SEGs); writing needs highdicom,
 the optional extra ``pip install 'medimg[dicom-seg]'``.
 
+:func:`read_seg_on_grid` places a SEG on a given image's grid (the case's scan or first
+channel) with a one-line error when it does not fit; ``medimg evaluate``, training labels and
+the fingerprint all read SEGs through it.
+
 Modules: ``geometry`` (frame planes, placement in a grid, a SEG's own grid), ``source``
-(the source series' headers and grid), ``read``, ``write``.
+(the source series' headers and grid), ``read``, ``place`` (a SEG on a given grid), ``write``.
 """
 
 from __future__ import annotations
 
+from .place import is_seg_file, read_seg_on_grid
 from .read import SEG_SOP_CLASS_UIDS, is_dicom_seg, read_dicom_seg
 from .write import write_dicom_seg
 
-__all__ = ["read_dicom_seg", "write_dicom_seg", "is_dicom_seg", "SEG_SOP_CLASS_UIDS"]
+__all__ = ["read_dicom_seg", "write_dicom_seg", "is_dicom_seg", "is_seg_file", "read_seg_on_grid",
+           "SEG_SOP_CLASS_UIDS"]
