@@ -10,13 +10,16 @@ Segmentation
 - **Orientation**: every case is reoriented to RAS (``orient``).
 - **Cropping**: CT: to the body (> -500 HU); others, when under 75 % of the median case
   differs from its constant background (the value all corners share; 0 when there is
-  none): to the voxels above the largest such background (skull-stripped MR); both with a
-  margin of 8 voxels.
+  none): to the voxels above 0 when that background is 0, else to the voxels differing
+  from each image's own corner value (``corner_background``: images z-scored before skull
+  stripping have a different background in every case and channel, so no single
+  threshold fits them all); both with a margin of 8 voxels.
 - **Normalisation**, chosen by the modality (the DICOM Modality tag where the cases are
   DICOM, else CT when the intensities reach air, below -500 HU): CT: clip to the data
   set's foreground percentiles 0.5 and 99.5 and z-score with the foreground mean and std (one ``scale_intensity_range``); others:
   per-image z-score over the nonzero voxels (``normalize_intensity``, ``nonzero: true``),
-  or over the whole cropped image when the background is a constant other than 0.
+  or, when the background is a constant other than 0, over the voxels differing from each
+  image's own corner value, the background set to 0 (``corner_background: true``).
 - **Network**: MONAI's residual U-Net, 2 residual units. Depth: as many stride-2 levels
   as keep the coarsest feature map at least 4 voxels on the patch's smallest axis
   (at most 4). Width: 16 base channels on CPU, 32 on CUDA, doubling per level, at most
@@ -169,11 +172,17 @@ def _preprocess(plan: Plan, fp: dict[str, Any], spacing: list[float], spacing_ru
                                  "CT: crop to the body (> -500 HU), margin 8 voxels"))
     elif fp.get("nonzero_fraction", 1.0) < 0.75:
         bg = fp.get("background")
-        bg = 0.0 if bg is None else round(float(bg), 4)
-        steps.append(plan.decide("preprocess.crop_foreground",
-                                 {"name": "crop_foreground", "source": "image", "threshold": bg, "margin": 8},
-                                 f"only {fp['nonzero_fraction']:.0%} of the median case differs from the background "
-                                 f"({bg:g}): crop to the voxels above it, margin 8"))
+        if bg in (None, 0.0):
+            steps.append(plan.decide("preprocess.crop_foreground",
+                                     {"name": "crop_foreground", "source": "image", "threshold": 0.0, "margin": 8},
+                                     f"only {fp['nonzero_fraction']:.0%} of the median case differs from the background "
+                                     "(0): crop to the voxels above it, margin 8"))
+        else:
+            steps.append(plan.decide("preprocess.crop_foreground",
+                                     {"name": "crop_foreground", "source": "image", "corner_background": True, "margin": 8},
+                                     f"only {fp['nonzero_fraction']:.0%} of the median case differs from its constant "
+                                     f"background ({float(bg):.4g}, not 0): crop to the voxels differing from each image's "
+                                     "own corner value (it differs between cases), margin 8"))
     off = [s for s in fp["spacings"] if any(abs(a - b) > 0.05 * b for a, b in zip(s, spacing))]
     if off:
         steps.append(plan.decide("preprocess.resample", {"name": "resample", "spacing": spacing},
@@ -194,9 +203,11 @@ def _preprocess(plan: Plan, fp: dict[str, Any], spacing: list[float], spacing_ru
         steps.append(plan.decide("preprocess.normalize_intensity", {"name": "normalize_intensity", "nonzero": True},
                                  f"{fp['modality']} ({_modality_source(fp)}): per-image z-score over the nonzero voxels (the foreground)"))
     else:
-        steps.append(plan.decide("preprocess.normalize_intensity", {"name": "normalize_intensity", "nonzero": False},
-                                 f"{fp['modality']} ({_modality_source(fp)}): per-image z-score; the background is a constant "
-                                 f"{fp['background']:.4g}, not 0, so the whole (cropped) image is used"))
+        steps.append(plan.decide("preprocess.normalize_intensity",
+                                 {"name": "normalize_intensity", "corner_background": True},
+                                 f"{fp['modality']} ({_modality_source(fp)}): per-image z-score over the foreground; the "
+                                 f"background is a constant ({fp['background']:.4g} in the median case), not 0: the voxels "
+                                 "differing from each image's own corner value, the background set to 0"))
     return steps
 
 

@@ -24,30 +24,43 @@ class NormalizeIntensity(Transform):
     Args:
         nonzero: compute mean/std over the nonzero voxels only and leave zero voxels
             (background, e.g. outside a skull-stripped brain) at 0.
+        corner_background: the same over the voxels differing from each channel's own
+            constant background, the value all its corners share (e.g. a brain z-scored
+            before skull stripping, whose background is each image's own minimum);
+            background voxels become 0. A channel whose corners differ is z-scored whole.
         keys: intensity images to normalise (every intensity image by default).
 
     Params: ``stats``: per image, per channel ``[mean, std]`` as measured on this case,
-    so a replay reproduces the output exactly.
+    and with ``corner_background`` ``background`` (per image, per channel, the value or
+    None), so a replay reproduces the output exactly.
     """
 
     name = "normalize_intensity"
 
-    def __init__(self, nonzero: bool = False, keys: Sequence[str] | None = None) -> None:
+    def __init__(self, nonzero: bool = False, keys: Sequence[str] | None = None,
+                 corner_background: bool = False) -> None:
         super().__init__(keys)
+        if nonzero and corner_background:
+            raise TransformError("normalize_intensity: choose one of nonzero and corner_background",
+                                 hint="nonzero: true for a background of 0; corner_background: true for any constant")
         self.nonzero = bool(nonzero)
+        self.corner_background = bool(corner_background)
 
     def make_params(self, sample: Sample, generator: torch.Generator | None = None) -> dict[str, Any]:
-        stats = {
-            k: [list(s) for s in Fn.channel_stats(sample.images[k].data, self.nonzero)]
-            for k in intensity_keys(self, sample)
-        }
-        return {"nonzero": self.nonzero, "stats": stats}
+        keys = intensity_keys(self, sample)
+        bgs = {k: Fn.corner_background(sample.images[k].data) if self.corner_background else None for k in keys}
+        stats = {k: [list(s) for s in Fn.channel_stats(sample.images[k].data, self.nonzero, bgs[k])] for k in keys}
+        params: dict[str, Any] = {"nonzero": self.nonzero, "stats": stats}
+        if self.corner_background:
+            params["background"] = bgs
+        return params
 
     def apply(self, sample: Sample, params: dict[str, Any]) -> Sample:
         images = {}
         for k, stats in params["stats"].items():
             im = sample[k]
-            images[k] = im.new(Fn.zscore(im.data, stats, params["nonzero"]))
+            bg = params.get("background", {}).get(k)
+            images[k] = im.new(Fn.zscore(im.data, stats, params["nonzero"], background=bg))
         return sample.replace(images, TransformRecord(self.name, params, False))
 
 

@@ -226,6 +226,10 @@ class CropForeground(Transform):
         threshold: voxels strictly above it are foreground.
         margin: voxels added on each side, one int or one per axis.
         keys: images to crop (all by default).
+        corner_background: foreground is instead every voxel differing from its channel's
+            own constant background, the value all the channel's corners share (per case:
+            MR z-scored before skull stripping has a different background in every image);
+            channels whose corners differ use ``threshold``.
 
     Params: ``start``, ``stop`` (voxel box, stop exclusive), ``in_shape``.
     """
@@ -239,10 +243,12 @@ class CropForeground(Transform):
         threshold: float = 0.0,
         margin: int | Sequence[int] = 0,
         keys: Sequence[str] | None = None,
+        corner_background: bool = False,
     ) -> None:
         super().__init__(keys)
         self.source = source
         self.threshold = float(threshold)
+        self.corner_background = bool(corner_background)
         self.margin = margin if isinstance(margin, int) else [int(m) for m in margin]
 
     def make_params(self, sample: Sample, generator: torch.Generator | None = None) -> dict[str, Any]:
@@ -254,7 +260,12 @@ class CropForeground(Transform):
             )
         src = sample.images[self.source]
         margin = int_list(self.margin, src.spatial_ndim, self.name, "margin")
-        mask = (src.data > self.threshold).any(0)
+        if self.corner_background:
+            bgs = Fn.corner_background(src.data)
+            mask = torch.stack([src.data[c] != bg if bg is not None else src.data[c] > self.threshold
+                                for c, bg in enumerate(bgs)]).any(0)
+        else:
+            mask = (src.data > self.threshold).any(0)
         box = Fn.foreground_bbox(mask, margin)
         start, stop = box if box is not None else ([0] * src.spatial_ndim, list(src.spatial_shape))
         return {"start": start, "stop": stop, "in_shape": list(src.spatial_shape)}

@@ -168,3 +168,16 @@ def test_plan_2d_segmentation(tmp_path):
     assert len(cfg.inference.roi_size) == 2 and cfg.data.label == "mask_label.nii.gz"
     assert [p.name for p in cfg.preprocess] == ["normalize_intensity"]
     assert cfg.augment[1].params["axes"] == [1]
+
+
+def test_plan_with_a_constant_nonzero_background_crops_and_normalises_per_image(tmp_path):
+    root = seg_set(tmp_path / "ds", background=-3.0)
+    out = tmp_path / "plan.yaml"
+    r = run("plan", root, "-o", out, "--device", "cpu", "--probe-steps", "0")
+    assert r.exit_code == 0, r.output
+    cfg = load_config(out)
+    crop, norm = cfg.preprocess[1], cfg.preprocess[2]
+    assert crop.name == "crop_foreground" and crop.params.get("corner_background") is True
+    assert "threshold" not in crop.params  # no single threshold: each case's own background
+    assert norm.name == "normalize_intensity" and norm.params.get("corner_background") is True
+    assert "each image's own corner value" in out.read_text()

@@ -360,3 +360,42 @@ def test_public_api_pinned():
     }
     assert {"resample_to_shape", "reorient", "flip", "crop", "pad", "warp_affine", "zscore"} <= set(Fn.__all__)
     assert all(hasattr(T, n) for n in T.__all__) and all(hasattr(Fn, n) for n in Fn.__all__)
+
+
+def _z_scored_before_skull_stripping(bgs=(-3.2, -5.6)) -> Image:
+    """Two channels whose background is each channel's own constant (its minimum)."""
+    rng = np.random.default_rng(0)
+    x = np.empty((2, 12, 10, 8), np.float32)
+    for c, bg in enumerate(bgs):
+        x[c] = bg
+        x[c, 3:9, 2:8, 2:6] = rng.normal(1.0 + c, 0.5, (6, 6, 4))
+    return Image(torch.from_numpy(x))
+
+
+def test_normalize_intensity_corner_background_uses_each_channels_own_background():
+    from medimg.transforms import NormalizeIntensity
+
+    sample = Sample(images={"image": _z_scored_before_skull_stripping()}, case_id="c")
+    t = NormalizeIntensity(corner_background=True)
+    params = t.make_params(sample)
+    assert params["background"]["image"] == pytest.approx([-3.2, -5.6])
+    out = t.apply(sample, params)["image"].data
+    fg = out[:, 3:9, 2:8, 2:6]
+    assert torch.allclose(fg.mean((1, 2, 3)), torch.zeros(2), atol=1e-5)
+    assert torch.allclose(fg.std((1, 2, 3), unbiased=False), torch.ones(2), atol=1e-4)
+    assert float(out[:, 0].abs().max()) == 0.0  # the background is 0 afterwards
+    whole = NormalizeIntensity().apply(sample, NormalizeIntensity().make_params(sample))["image"].data
+    assert abs(float(whole[0, 3:9, 2:8, 2:6].mean())) > 0.5  # the whole-image z-score is off on the foreground
+    with pytest.raises(TransformError, match="choose one of nonzero and corner_background"):
+        NormalizeIntensity(nonzero=True, corner_background=True)
+
+
+def test_crop_foreground_corner_background_crops_each_case_to_its_own_foreground():
+    from medimg.transforms import CropForeground
+
+    for bgs in [(-3.2, -5.6), (-2.7, -2.9)]:  # a single threshold of -3.16 would keep the second whole
+        sample = Sample(images={"image": _z_scored_before_skull_stripping(bgs)}, case_id="c")
+        t = CropForeground(corner_background=True)
+        assert t.make_params(sample)["start"] == [3, 2, 2] and t.make_params(sample)["stop"] == [9, 8, 6]
+    fixed = CropForeground(threshold=-3.16).make_params(sample)
+    assert fixed["start"] == [0, 0, 0]

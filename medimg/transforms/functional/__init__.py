@@ -11,7 +11,7 @@ from .augment import (
     low_resolution,
 )
 from .deform import deformation_grid, inverse_deformation_grid, upsample_field, warp_grid
-from .intensity import adjust_gamma, channel_stats, map_values, scale_range, zscore
+from .intensity import adjust_gamma, channel_stats, corner_background, map_values, scale_range, zscore
 from .spatial import (
     crop,
     fill_missing_background,
@@ -28,6 +28,7 @@ from .spatial import (
 __all__ = [
     "adjust_gamma",
     "channel_stats",
+    "corner_background",
     "map_values",
     "scale_range",
     "zscore",

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 import torch
 
 __all__ = [
+    "corner_background",
     "channel_stats",
     "zscore",
     "scale_range",
@@ -19,16 +20,42 @@ def _float(data: torch.Tensor) -> torch.Tensor:
     return data if data.is_floating_point() else data.to(torch.float32)
 
 
-def channel_stats(data: torch.Tensor, nonzero: bool = False) -> list[tuple[float, float]]:
-    """``(mean, std)`` of each channel, over all voxels or only the nonzero ones.
+def corner_background(data: torch.Tensor) -> list[float | None]:
+    """Per channel, the value every corner voxel shares (a constant background, such as
+    the minimum of an MR image z-scored before it was skull-stripped), or None where the
+    corners differ."""
+    nd = data.ndim - 1
+    idx = torch.tensor([0, -1])
+    corners = data
+    for axis in range(1, nd + 1):
+        corners = corners.index_select(axis, idx % data.shape[axis])
+    corners = corners.reshape(data.shape[0], -1)
+    return [float(c[0]) if bool((c == c[0]).all()) else None for c in corners]
 
-    A channel without nonzero voxels gets ``(0.0, 1.0)``.
+
+def _backgrounds(n: int, nonzero: bool, background: Sequence[float | None] | None) -> list[float | None]:
+    if background is not None:
+        if len(background) != n:
+            raise ValueError(f"{len(background)} background values for {n} channels")
+        return list(background)
+    return [0.0 if nonzero else None] * n
+
+
+def channel_stats(data: torch.Tensor, nonzero: bool = False,
+                  background: Sequence[float | None] | None = None) -> list[tuple[float, float]]:
+    """``(mean, std)`` of each channel, over all voxels, only the nonzero ones, or (with
+    ``background``, one value or None per channel) the voxels differing from the channel's
+    background value (None: all voxels).
+
+    A channel without such voxels gets ``(0.0, 1.0)``.
     """
     out: list[tuple[float, float]] = []
-    for c in range(data.shape[0]):
+    for c, bg in enumerate(_backgrounds(data.shape[0], nonzero, background)):
         x = _float(data[c])
-        # zeros add nothing to the sums, so nonzero stats need only the nonzero count
-        n = int(torch.count_nonzero(x)) if nonzero else x.numel()
+        if bg is not None and bg != 0.0:
+            x = x - bg  # the background becomes 0; the std is unchanged, the mean shifts by bg
+        # zeros add nothing to the sums, so masked stats need only the nonzero count
+        n = int(torch.count_nonzero(x)) if bg is not None else x.numel()
         if n == 0:
             out.append((0.0, 1.0))
             continue
@@ -36,28 +63,30 @@ def channel_stats(data: torch.Tensor, nonzero: bool = False) -> list[tuple[float
         # upcast of the volume would cost 30x more time for no visible gain
         mean = float(x.sum()) / n
         d = x - mean
-        if nonzero:
+        if bg is not None:
             d = torch.where(x != 0, d, torch.zeros((), dtype=d.dtype, device=d.device))
         std = float(torch.linalg.vector_norm(d)) / n**0.5
-        out.append((mean, std))
+        out.append((mean + (bg or 0.0), std))
     return out
 
 
 def zscore(
-    data: torch.Tensor, stats: Sequence[Sequence[float]], nonzero: bool = False, eps: float = 1e-8
+    data: torch.Tensor, stats: Sequence[Sequence[float]], nonzero: bool = False, eps: float = 1e-8,
+    background: Sequence[float | None] | None = None,
 ) -> torch.Tensor:
     """``(x - mean) / std`` per channel with the given ``stats``; float32 out.
 
-    With ``nonzero`` voxels equal to 0 (background) stay 0. A std below ``eps`` is
-    treated as 1 (a constant channel is only shifted).
+    With ``nonzero`` voxels equal to 0 (background) stay 0; with ``background`` (one value
+    or None per channel) voxels equal to their channel's value become 0. A std below
+    ``eps`` is treated as 1 (a constant channel is only shifted).
     """
     x = _float(data)
     out = torch.empty_like(x)
-    for c, (mean, std) in enumerate(stats):
+    for c, ((mean, std), bg) in enumerate(zip(stats, _backgrounds(x.shape[0], nonzero, background))):
         std = std if std > eps else 1.0
         out[c] = (x[c] - mean) / std
-        if nonzero:
-            out[c] = torch.where(x[c] != 0, out[c], torch.zeros((), dtype=x.dtype, device=x.device))
+        if bg is not None:
+            out[c] = torch.where(x[c] != bg, out[c], torch.zeros((), dtype=x.dtype, device=x.device))
     return out
 
 
