@@ -30,7 +30,7 @@ Tools:
   case after the other, as MONAI's tutorials write it;
 - ``monai_default``: the identical MONAI pipeline with ``sliding_window_inference`` at its
   default ``sw_batch_size`` (1 tile per forward pass), as ``benchmarks/inference.py``'s
-  ``monai`` row runs it (the issue's "plain MONAI pipeline" with MONAI's defaults).
+  ``monai`` row runs it (a plain MONAI pipeline with MONAI's defaults).
 
 ``seconds`` is the time of the whole folder; the JSON's ``cases_per_minute`` gives the
 rate of each. Peak memory is measured during the first timed run of each tool (after the

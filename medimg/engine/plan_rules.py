@@ -9,17 +9,18 @@ Segmentation
   Resampling (``resample``) is planned only when some case is more than 5 % off it.
 - **Orientation**: every case is reoriented to RAS (``orient``).
 - **Cropping**: CT: to the body (> -500 HU); others, when under 75 % of the median case
-  differs from its constant background (the value all corners share; 0 when there is
-  none): to the voxels above 0 when that background is 0, else to the voxels differing
-  from each image's own corner value (``corner_background``: images z-scored before skull
-  stripping have a different background in every case and channel, so no single
-  threshold fits them all); both with a margin of 8 voxels.
+  differs from its constant background (the value all corners share): to the voxels
+  differing from each image's own corner value (``corner_background``: images z-scored
+  before skull stripping have a different background in every case and channel, so no
+  single threshold fits them all), or to the voxels above 0 when some case has no
+  constant background; both with a margin of 8 voxels.
 - **Normalisation**, chosen by the modality (the DICOM Modality tag where the cases are
   DICOM, else CT when the intensities reach air, below -500 HU): CT: clip to the data
   set's foreground percentiles 0.5 and 99.5 and z-score with the foreground mean and std (one ``scale_intensity_range``); others:
-  per-image z-score over the nonzero voxels (``normalize_intensity``, ``nonzero: true``),
-  or, when the background is a constant other than 0, over the voxels differing from each
-  image's own corner value, the background set to 0 (``corner_background: true``).
+  per-image z-score over the voxels differing from each image's own constant background,
+  the background set to 0 (``normalize_intensity``, ``corner_background: true``; planned
+  before any resampling, whose interpolation would blur the exact background value), or
+  over the nonzero voxels (``nonzero: true``) when some case has no constant background.
 - **Network**: MONAI's residual U-Net, 2 residual units. Depth: as many stride-2 levels
   as keep the coarsest feature map at least 4 voxels on the patch's smallest axis
   (at most 4). Width: 16 base channels on CPU, 32 on CUDA, doubling per level, at most
@@ -166,49 +167,57 @@ def _preprocess(plan: Plan, fp: dict[str, Any], spacing: list[float], spacing_ru
     if fp["spatial_dims"] == 3:
         steps.append(plan.decide("preprocess.orient", {"name": "orient", "axcodes": "RAS"},
                                  f"reorient every case to RAS (most cases are {fp['axcodes']})"))
+    bg = fp.get("background")  # None unless every case's first channel has a constant background
+    own_bg = not fp["ct_like"] and bg is not None
     if fp["ct_like"]:
         steps.append(plan.decide("preprocess.crop_foreground",
                                  {"name": "crop_foreground", "source": "image", "threshold": -500.0, "margin": 8},
                                  "CT: crop to the body (> -500 HU), margin 8 voxels"))
     elif fp.get("nonzero_fraction", 1.0) < 0.75:
-        bg = fp.get("background")
-        if bg in (None, 0.0):
-            steps.append(plan.decide("preprocess.crop_foreground",
-                                     {"name": "crop_foreground", "source": "image", "threshold": 0.0, "margin": 8},
-                                     f"only {fp['nonzero_fraction']:.0%} of the median case differs from the background "
-                                     "(0): crop to the voxels above it, margin 8"))
-        else:
+        if own_bg:
             steps.append(plan.decide("preprocess.crop_foreground",
                                      {"name": "crop_foreground", "source": "image", "corner_background": True, "margin": 8},
                                      f"only {fp['nonzero_fraction']:.0%} of the median case differs from its constant "
-                                     f"background ({float(bg):.4g}, not 0): crop to the voxels differing from each image's "
-                                     "own corner value (it differs between cases), margin 8"))
+                                     f"background (the largest over the cases: {float(bg):.4g}): crop to the voxels differing "
+                                     "from each image's own corner value (it may differ between cases and channels; a channel "
+                                     "without one: the voxels above 0), margin 8"))
+        else:
+            steps.append(plan.decide("preprocess.crop_foreground",
+                                     {"name": "crop_foreground", "source": "image", "threshold": 0.0, "margin": 8},
+                                     f"only {fp['nonzero_fraction']:.0%} of the median case is nonzero and not every case "
+                                     "has a constant background: crop to the voxels above 0, margin 8"))
+    norm = _normalisation(plan, fp, own_bg)
+    if own_bg:
+        steps.append(norm)  # before any resampling: interpolation would blur the exact background value
     off = [s for s in fp["spacings"] if any(abs(a - b) > 0.05 * b for a, b in zip(s, spacing))]
     if off:
         steps.append(plan.decide("preprocess.resample", {"name": "resample", "spacing": spacing},
                                  f"{spacing_rule}; {len(off)} case(s) are more than 5% off it"))
     else:
         plan.decide("preprocess.resample", None, f"no resampling: every case is within 5% of {spacing} ({spacing_rule})")
+    if not own_bg:
+        steps.append(norm)
+    return steps
+
+
+def _normalisation(plan: Plan, fp: dict[str, Any], own_bg: bool) -> dict[str, Any]:
     if fp["ct_like"]:
         st = fp["intensity"][0]
         std = max(st["std"], 1e-6)
         lo, hi = round(st["p0_5"], 2), round(st["p99_5"], 2)
-        steps.append(plan.decide(
+        return plan.decide(
             "preprocess.scale_intensity_range",
             {"name": "scale_intensity_range", "a_min": lo, "a_max": hi, "b_min": round((lo - st["mean"]) / std, 4),
              "b_max": round((hi - st["mean"]) / std, 4), "clip": True},
             f"CT ({_modality_source(fp)}): clip to the foreground percentiles 0.5/99.5 [{lo}, {hi}] and z-score with the data set's "
-            f"foreground mean {st['mean']:.4g} and std {std:.4g}"))
-    elif fp.get("background") in (None, 0.0):
-        steps.append(plan.decide("preprocess.normalize_intensity", {"name": "normalize_intensity", "nonzero": True},
-                                 f"{fp['modality']} ({_modality_source(fp)}): per-image z-score over the nonzero voxels (the foreground)"))
-    else:
-        steps.append(plan.decide("preprocess.normalize_intensity",
-                                 {"name": "normalize_intensity", "corner_background": True},
-                                 f"{fp['modality']} ({_modality_source(fp)}): per-image z-score over the foreground; the "
-                                 f"background is a constant ({fp['background']:.4g} in the median case), not 0: the voxels "
-                                 "differing from each image's own corner value, the background set to 0"))
-    return steps
+            f"foreground mean {st['mean']:.4g} and std {std:.4g}")
+    if own_bg:
+        return plan.decide("preprocess.normalize_intensity", {"name": "normalize_intensity", "corner_background": True},
+                           f"{fp['modality']} ({_modality_source(fp)}): per-image z-score over the foreground, the voxels "
+                           "differing from each image's own constant background (its corner value, which may differ "
+                           "between cases and channels); the background set to 0; before any resampling")
+    return plan.decide("preprocess.normalize_intensity", {"name": "normalize_intensity", "nonzero": True},
+                       f"{fp['modality']} ({_modality_source(fp)}): per-image z-score over the nonzero voxels (the foreground)")
 
 
 def _modality_source(fp: dict[str, Any]) -> str:

@@ -244,7 +244,8 @@ class RandomAffine(Transform):
 
     Params: ``theta``: the ``nd x (nd+1)`` map from normalised output to input
     coordinates (data axis order, ``align_corners=False``), or None when not applied;
-    ``angles`` (degrees), ``scale``, ``shift`` (fractions of the extent).
+    ``angles`` (degrees), ``scale``, ``shift`` (fractions of the extent),
+    ``interpolation``.
     """
 
     name = "random_affine"
@@ -283,17 +284,19 @@ class RandomAffine(Transform):
                 f"random_affine: degrees {degs} has {len(degs)} values; a {nd}D image needs {n_angles}"
             )
         if float(torch.rand(1, generator=generator)) >= self.prob:
-            return {"theta": None, "angles": [0.0] * n_angles, "scale": 1.0, "shift": [0.0] * nd}
+            return {"theta": None, "angles": [0.0] * n_angles, "scale": 1.0, "shift": [0.0] * nd,
+                    "interpolation": self.interpolation}
         angles = [uniform(generator, -d, d) for d in degs]
         s = uniform(generator, *self.scale)
         shift = [uniform(generator, -self.translate, self.translate) if self.translate else 0.0 for _ in range(nd)]
         theta = affine_theta(ref.spatial_shape, ref.spacing, angles, s, shift)
-        return {"theta": theta.tolist(), "angles": angles, "scale": s, "shift": shift}
+        return {"theta": theta.tolist(), "angles": angles, "scale": s, "shift": shift,
+                "interpolation": self.interpolation}
 
     def apply_image(self, image: Image, params: dict[str, Any]) -> Image:
         if params["theta"] is None:
             return image.new(image.data.clone())
-        return self._warp(image, np.asarray(params["theta"]), self.interpolation)
+        return self._warp(image, np.asarray(params["theta"]), params.get("interpolation", "linear"))
 
     @classmethod
     def _warp(cls, image: Image, theta: np.ndarray, interpolation: str = "linear") -> Image:

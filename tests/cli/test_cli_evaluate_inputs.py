@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("highdicom", reason="highdicom (medimg[dicom-seg]) writes the SEGs of these tests")
-from tests.conftest import run_cli as run
+from tests.conftest import run_cli as run  # noqa: E402
 from tests.metrics.seg_inputs import make_study  # noqa: E402
 
 

@@ -38,7 +38,7 @@ def test_plan_segmentation_is_a_valid_commented_config(tmp_path):
     assert all(r_ % 2 ** len(cfg.model.params["strides"]) == 0 for r_ in roi)
     assert cfg.augment[0].name == "random_crop" and cfg.augment[0].params["roi_size"] == roi
     assert [p.name for p in cfg.preprocess] == ["orient", "crop_foreground", "normalize_intensity"]
-    assert cfg.preprocess[2].params["nonzero"] is True  # background 0: z-score inside the foreground
+    assert cfg.preprocess[2].params["corner_background"] is True  # constant background (0): z-score inside the foreground
     assert cfg.trainer.max_minutes == 4.0 and cfg.trainer.max_epochs >= 1
     text = out.read_text()
     assert "max_epochs:" in text and "per measured step" in text.split("max_epochs:")[1].splitlines()[0]
@@ -181,3 +181,16 @@ def test_plan_with_a_constant_nonzero_background_crops_and_normalises_per_image(
     assert "threshold" not in crop.params  # no single threshold: each case's own background
     assert norm.name == "normalize_intensity" and norm.params.get("corner_background") is True
     assert "each image's own corner value" in out.read_text()
+
+
+def test_plan_normalises_against_the_own_background_before_resampling(tmp_path):
+    from tests.data.test_fingerprint import write_case
+
+    root = seg_set(tmp_path / "ds", background=-3.0)
+    write_case(root, "train", "c9", spacing=(1.5, 1.5, 2.0), background=-3.0, seed=5)  # off the median spacing
+    out = tmp_path / "plan.yaml"
+    r = run("plan", root, "-o", out, "--device", "cpu", "--probe-steps", "0")
+    assert r.exit_code == 0, r.output
+    names = [p.name for p in load_config(out).preprocess]
+    # interpolation would blur the exact background value the z-score masks by
+    assert names == ["orient", "crop_foreground", "normalize_intensity", "resample"]

@@ -53,7 +53,7 @@ def test_plan_study_tree_with_labels_trains(tmp_path):
     out = tmp_path / "cfg" / "plan.yaml"
     r = run("plan", root, *CHANNELS, "--labels", labels, "-o", out, "--device", "cpu", "--probe-steps", "0", "--explain")
     assert r.exit_code == 0, r.output
-    assert "preprocess.normalize_intensity = {name: normalize_intensity, nonzero: true}: MR (from the DICOM Modality tag)" in r.output
+    assert "preprocess.normalize_intensity = {name: normalize_intensity, corner_background: true}: MR (from the DICOM Modality tag)" in r.output
     assert "case s3 (train)" in r.output  # still listed as skipped in the plan's warnings
     rows = list(csv.DictReader(open(tmp_path / "cfg" / "plan_cases.csv")))
     assert sorted(r_["case_id"] for r_ in rows) == ["s1", "s2"]

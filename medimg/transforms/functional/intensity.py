@@ -25,7 +25,7 @@ def corner_background(data: torch.Tensor) -> list[float | None]:
     the minimum of an MR image z-scored before it was skull-stripped), or None where the
     corners differ."""
     nd = data.ndim - 1
-    idx = torch.tensor([0, -1])
+    idx = torch.tensor([0, -1], device=data.device)
     corners = data
     for axis in range(1, nd + 1):
         corners = corners.index_select(axis, idx % data.shape[axis])
@@ -36,7 +36,8 @@ def corner_background(data: torch.Tensor) -> list[float | None]:
 def _backgrounds(n: int, nonzero: bool, background: Sequence[float | None] | None) -> list[float | None]:
     if background is not None:
         if len(background) != n:
-            raise ValueError(f"{len(background)} background values for {n} channels")
+            raise ValueError(f"normalize_intensity: {len(background)} recorded background values for an image "
+                             f"of {n} channels; replay the record on the image it was made on")
         return list(background)
     return [0.0 if nonzero else None] * n
 
