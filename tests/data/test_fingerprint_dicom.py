@@ -142,7 +142,7 @@ def test_mr_plan_is_per_image_zscore_and_needs_labels(mr_tree, tmp_path):
     assert (manifest.parent / rows[0]["flair"]).is_dir() and (manifest.parent / rows[0]["label"]).is_file()
     plan = make_plan(fp, PlanOptions(device="cpu", minutes=30, probe_steps=0))
     pre = {p["name"]: p for p in plan.config["preprocess"]}
-    assert pre["normalize_intensity"]["nonzero"] is True and "scale_intensity_range" not in pre
+    assert pre["normalize_intensity"]["corner_background"] is True and "scale_intensity_range" not in pre
     assert plan.config["data"]["images"] == ["flair", "t1c"] and plan.config["data"]["label"] == "label"
     rule = next(d.rule for d in plan.decisions if d.key == "preprocess.normalize_intensity")
     assert rule.startswith("MR (from the DICOM Modality tag)")

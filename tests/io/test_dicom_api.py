@@ -17,7 +17,8 @@ def test_dicom_package_api_pinned():
     assert set(medimg.io.dicom.__all__) == DICOM_API and len(medimg.io.dicom.__all__) == len(DICOM_API)
     for name in DICOM_API:
         assert getattr(medimg.io.dicom, name) is not None, name
-    assert set(medimg.io.dicom_seg.__all__) == {"read_dicom_seg", "write_dicom_seg", "SEG_SOP_CLASS_UIDS", "is_dicom_seg"}
+    assert set(medimg.io.dicom_seg.__all__) == {"read_dicom_seg", "write_dicom_seg", "SEG_SOP_CLASS_UIDS", "is_dicom_seg",
+                                              "read_seg_on_grid", "is_seg_file"}
     assert set(medimg.io.convert.__all__) == {"ConversionReport", "convert_dicom"}
 
 
