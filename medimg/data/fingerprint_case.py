@@ -115,12 +115,16 @@ def _ras(out: dict[str, Any], affine: np.ndarray, body: list[int]) -> None:
 
 def _background(data: np.ndarray) -> np.ndarray | None:
     """Per channel, the value every corner voxel shares (a constant background), or None
-    when the corners of some channel differ."""
-    nd = data.ndim - 1
-    corners = data[(slice(None), *np.ix_(*[[0, -1]] * nd))].reshape(data.shape[0], -1)
-    if not np.all(corners == corners[:, :1]):
-        return None
-    return corners[:, 0].astype(np.float64)
+    when the corners of some channel differ: the rule ``corner_background`` applies in
+    ``crop_foreground`` and ``normalize_intensity``."""
+    import torch
+
+    from ..transforms.functional import corner_background
+
+    nd = data.ndim - 1  # the corners alone (any dtype or byte order) form a 2^nd cube with the same corners
+    corners = np.asarray(data[(slice(None), *np.ix_(*[[0, -1]] * nd))], dtype=np.float64)
+    values = corner_background(torch.from_numpy(corners))
+    return None if any(v is None for v in values) else np.asarray(values, dtype=np.float64)
 
 
 def _box_shape(mask: np.ndarray) -> list[int]:
