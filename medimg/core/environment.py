@@ -34,8 +34,8 @@ def package_versions(names: Sequence[str] = PACKAGES) -> dict[str, str | None]:
 
     medimg itself falls back to ``medimg.__version__`` when it runs from a checkout that
     is not installed. Looked up once per process and name (the packages a process has
-    imported do not change under it; the metadata scan cost ~18 ms on every checkpoint
-    the trainer saved); each call returns a new dict.
+    imported do not change under it; the metadata scan otherwise ran on every
+    checkpoint the trainer saved); each call returns a new dict.
     """
     out = {name: _version(name) for name in names}
     if "medimg" in out and out["medimg"] is None:

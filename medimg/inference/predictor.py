@@ -575,9 +575,9 @@ def _argmax_classes(data: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     lower class, as ``torch.argmax`` (both documented to return the first maximum).
 
     ``torch.max(data, 0)`` gives the same indices as ``torch.argmax(data, 0)`` and the
-    values with them, and on CPU it is ~10x faster over axis 0 of a volume (PyTorch 2.x:
-    argmax reduces along a strided axis slowly; 155 vs 17 ms for 2 x 128x128x80 on 2
-    threads), which made the argmax most of the inversion in ``benchmarks/predict_folder.py``.
+    values with them, and on CPU it is much faster over axis 0 of a volume (PyTorch 2.x's
+    argmax reduces along a strided axis slowly): ``benchmarks/predict_folder.py`` went from
+    42.7 to 27.0 s with it (docs/performance.md).
     """
     top, idx = torch.max(data, dim=0)
     return top, idx
