@@ -15,7 +15,12 @@ both), Gaussian blending with sigma = roi / 8, raw blended logits out, under
 
 Tools, in each case:
 
-- ``medimg``: :func:`medimg.inference.sliding_window` at its default ``sw_batch_size``;
+- ``medimg``: :func:`medimg.inference.sliding_window` at its default ``sw_batch_size`` on
+  the network as :class:`~medimg.inference.Predictor` runs it on CPU: a copy made by
+  :func:`~medimg.inference.layer_tuning.tune_convolutions`, whose convolutions each run
+  in the fastest of their equivalent forms. The copy is made, and its layers timed on
+  the first tile batch, inside every timed round: the cost of tuning is in the figure;
+- ``medimg_untuned``: the same on the network as given (``tune_layers: false``);
 - ``monai``: ``sliding_window_inference`` at its default ``sw_batch_size=1`` (what a user
   gets without tuning);
 - ``monai_sw2``, ``monai_sw4``, ``monai_sw8``: the same at 2, 4 and 8 tiles per forward
@@ -24,11 +29,10 @@ Tools, in each case:
   which; the JSON's ``monai_best`` too), so that ``monai_best/medimg`` compares medimg with
   MONAI at its best tile batch size, measured in the same run.
 
-Channels-last rows (every case): ``medimg_channels_last`` is ``sliding_window`` with a copy
-of the network and its tiles in ``torch.channels_last_3d`` layout, and
-``monai_sw4_channels_last`` MONAI at 4 tiles per pass with the same layout. They measure
-whether the layout pays on this CPU (it did not on the 128^3 case: 0.794 s either way, so
-medimg keeps the default layout). Neither enters ``monai_best``.
+Whole-network channels-last layout (network and tiles in ``torch.channels_last_3d``) was
+timed here before layer tuning: 0.794 s either way on the 128^3 case, for medimg and for
+MONAI at 4 tiles per pass. Per layer it pays (the 2 -> 2 channel convolution at 96^3 runs
+2x faster channels-last, the 1 -> 16 one 3x slower), which is what tuning picks up.
 
 MONAI gets medimg's weight map (``roi_weight_map``; MONAI's own Gaussian is the same
 function up to a constant factor), so the outputs are the same computation. ``agrees``:
@@ -64,27 +68,21 @@ def _monai_name(bs: int) -> str:
     return "monai" if bs == 1 else f"monai_sw{bs}"
 
 
-def _channels_last(model: torch.nn.Module):
-    """A copy of ``model`` in channels-last 3D layout, fed tiles in that layout."""
-    import copy
-
-    fmt = torch.channels_last_3d
-    net = copy.deepcopy(model).to(memory_format=fmt)
-    return lambda batch: net(batch.contiguous(memory_format=fmt))
-
-
 def _case(label: str, model: torch.nn.Module, vol: torch.Tensor, repeats: int) -> list:
     """Time medimg and MONAI at each tile batch size on one network; add ``monai_best``."""
     from monai.inferers import sliding_window_inference
 
     from medimg.inference import gaussian_importance, sliding_window
+    from medimg.inference.layer_tuning import tune_convolutions
 
     weight = gaussian_importance(ROI)
     medimg_bs = inspect.signature(sliding_window).parameters["sw_batch_size"].default
 
     def medimg() -> torch.Tensor:
+        # what Predictor runs on CPU: a tuned copy, made (and its layers timed) in every round
         with torch.inference_mode():
-            return sliding_window(vol, model, ROI, overlap=OVERLAP, sw_batch_size=medimg_bs, blend="gaussian")
+            return sliding_window(vol, tune_convolutions(model), ROI, overlap=OVERLAP, sw_batch_size=medimg_bs,
+                                  blend="gaussian")
 
     reference = medimg()
 
@@ -102,26 +100,18 @@ def _case(label: str, model: torch.nn.Module, vol: torch.Tensor, repeats: int) -
 
     size = f"{SIZE}^3" if tuple(vol.shape[1:]) == (SIZE,) * 3 else "x".join(map(str, vol.shape[1:]))
     case = f"{label} {size} roi96 overlap{OVERLAP} gaussian, {torch.get_num_threads()} threads"
-    tools = [Tool("medimg", medimg, None, peer=False, note=f"sliding_window, default sw_batch_size {medimg_bs}")]
+    tools = [Tool("medimg", medimg, None, peer=False,
+                  note=f"sliding_window, default sw_batch_size {medimg_bs}, tuned layers (tuning timed)")]
     for bs in MONAI_BATCHES:
         tools.append(Tool(_monai_name(bs), monai(bs), agrees, note=f"sliding_window_inference, sw_batch_size {bs}"
                           + (" (its default)" if bs == 1 else "")))
-    cl_model = _channels_last(model)
 
-    def medimg_cl() -> torch.Tensor:
+    def medimg_untuned() -> torch.Tensor:
         with torch.inference_mode():
-            return sliding_window(vol, cl_model, ROI, overlap=OVERLAP, sw_batch_size=medimg_bs, blend="gaussian")
+            return sliding_window(vol, model, ROI, overlap=OVERLAP, sw_batch_size=medimg_bs, blend="gaussian")
 
-    def monai_cl() -> torch.Tensor:
-        with torch.inference_mode():
-            out = sliding_window_inference(vol[None], ROI, 4, cl_model, overlap=OVERLAP, mode="gaussian",
-                                           roi_weight_map=weight)
-        return torch.as_tensor(out)[0]
-
-    tools.append(Tool("medimg_channels_last", medimg_cl, agrees, peer=False,
-                      note="sliding_window, network and tiles channels-last"))
-    tools.append(Tool("monai_sw4_channels_last", monai_cl, agrees,
-                      note="sliding_window_inference, sw_batch_size 4, network and tiles channels-last"))
+    tools.append(Tool("medimg_untuned", medimg_untuned, agrees, peer=False,
+                      note="sliding_window on the network as given (tune_layers: false)"))
     results = run_case(case, tools, repeats)
     monai_rows = [r for r in results if r.tool in {_monai_name(bs) for bs in MONAI_BATCHES}]  # contiguous only
     best = min(monai_rows, key=lambda r: r.seconds)

@@ -258,6 +258,10 @@ class InferenceSection(Strict):
     channels: dict[str, str] | None = None
     #: Per-class post-processing of label maps (largest component, minimum size in mL).
     postprocess: PostprocessSpec = Field(default_factory=PostprocessSpec)
+    #: On CPU, run each convolution in the fastest of its equivalent forms, timed on the
+    #: first tile batch (outputs equal up to float rounding; false for runs that must
+    #: repeat bit for bit).
+    tune_layers: bool = True
 
     @field_validator("roi_size")
     @classmethod

@@ -254,7 +254,8 @@ class Trainer:
             refresh_batch_norm(self.ema.module, self.train_batches(epoch - 1), self.device)
 
     def _predictor(self) -> Predictor:
-        return Predictor(self.eval_model, self.spec, device=self.device, amp=self.amp)
+        # untuned: validation scores (and so the best epoch) repeat bit for bit
+        return Predictor(self.eval_model, self.spec, device=self.device, amp=self.amp, tune_layers=False)
 
     def _validate(self) -> dict[str, float]:
         """Score the current weights on the validation cases (rank 0), label maps kept in ``val_predictions``."""

@@ -364,3 +364,18 @@ def build_model(ckpt: Mapping[str, Any], *, strict: bool = True) -> nn.Module:
             f"{_first_mismatch(exc)}"
         ) from exc
     return model.eval()
+
+
+def model_out_channels(model: nn.Module) -> int | None:
+    """Output channels of the last convolution, if any (None when unknown)."""
+    convs = [m for m in model.modules() if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose3d))]
+    return int(convs[-1].out_channels) if convs else None
+
+
+def model_in_channels(model: nn.Module) -> int | None:
+    """Input channels of the first convolution, if any (None when unknown)."""
+    for m in model.modules():
+        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+            return int(m.in_channels)
+    return None
+

@@ -29,7 +29,8 @@ from ..core.spec import InferenceSpec
 from ..data.classification import unit_scaled
 from ..transforms import Compose, Transform, invert_history
 from ..transforms.build import build_transforms
-from .checkpoint import build_model, inference_spec, load_checkpoint
+from .checkpoint import build_model, inference_spec, load_checkpoint, model_in_channels, model_out_channels
+from .layer_tuning import tune_convolutions
 from .memory import INVERT_CLASS_CHUNK, CaseSize, activation_bytes_per_voxel, check_case_memory
 from .sliding import add_flipped_, sliding_window, softmax_
 
@@ -125,6 +126,8 @@ class Predictor:
         self.device = resolve_device(device)
         self.amp = amp
         self.model = model.to(self.device).eval()
+        #: the network run on CPU: a copy with tuned convolutions (``tune_layers``), made once
+        self._tuned: nn.Module | None = None
         self.preprocess: Compose = build_transforms(self.spec.preprocess, "preprocess", deterministic=True)
         #: The checkpoint's entries but the weights, when built by :meth:`from_checkpoint`.
         self.checkpoint: dict[str, Any] | None = None
@@ -256,7 +259,7 @@ class Predictor:
         elif not torch.is_floating_point(image.data):
             image = image.new(image.data.float())
         image = image.new(kind="intensity")
-        expected = self.in_channels if self.in_channels is not None else _model_in_channels(self.model)
+        expected = self.in_channels if self.in_channels is not None else model_in_channels(self.model)
         if expected is not None and image.num_channels != expected:
             names = f" ({', '.join(self.image_keys)})" if self.image_keys else ""
             raise GeometryError(
@@ -278,12 +281,21 @@ class Predictor:
         return list(inputs)
 
     # -- prediction ---------------------------------------------------------------------
+    def _network(self) -> nn.Module:
+        """The network as run: on CPU with ``tune_layers``, a copy whose convolutions run
+        in their fastest equivalent form (:func:`~medimg.inference.layer_tuning.tune_convolutions`)."""
+        if self.device.type != "cpu" or not self.spec.tune_layers:
+            return self.model
+        if self._tuned is None:
+            self._tuned = tune_convolutions(self.model)
+        return self._tuned
+
     def _forward(self, batch: torch.Tensor) -> torch.Tensor:
         if self.device.type == "cuda" and self.amp:
             dtype = torch.bfloat16 if self.amp == "bf16" else torch.float16
             with torch.autocast("cuda", dtype=dtype):
                 return self.model(batch).float()
-        return self.model(batch)
+        return self._network()(batch)
 
     def _probabilities_on_preprocessed(self, x: torch.Tensor) -> torch.Tensor:
         """Softmax probabilities ``(K, *spatial)`` for a preprocessed ``(C, *spatial)`` tensor."""
@@ -390,7 +402,7 @@ class Predictor:
     def memory_case(self, prepared: PreparedCase, save_probabilities: bool = False) -> CaseSize:
         """What :mod:`medimg.inference.memory` estimates the peak memory of ``prepared`` from."""
         pre = prepared.sample["image"]
-        k = self.num_classes or _model_out_channels(self.model) or 2
+        k = self.num_classes or model_out_channels(self.model) or 2
         if not hasattr(self, "_activation_bytes"):  # measured once per predictor (shapes only)
             self._activation_bytes = activation_bytes_per_voxel(self.model, pre.num_channels, self.roi_size)
         return CaseSize(tuple(prepared.source.spatial_shape), tuple(pre.spatial_shape), pre.num_channels, k,
@@ -581,18 +593,3 @@ def _argmax_classes(data: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """
     top, idx = torch.max(data, dim=0)
     return top, idx
-
-
-def _model_out_channels(model: nn.Module) -> int | None:
-    """Output channels of the last convolution, if any (None when unknown)."""
-    convs = [m for m in model.modules() if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose3d))]
-    return int(convs[-1].out_channels) if convs else None
-
-
-def _model_in_channels(model: nn.Module) -> int | None:
-    """Input channels of the first convolution, if any (None when unknown)."""
-    for m in model.modules():
-        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
-            return int(m.in_channels)
-    return None
-
