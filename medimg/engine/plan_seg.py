@@ -47,9 +47,12 @@ def _augment(plan: Plan, fp: dict[str, Any], patch: list[int]) -> list[dict[str,
     plan.decide("augment.random_intensity", "medium" if medium else "light",
                 f"{n_train} training cases ({'<' if medium else '>='} 100): {'medium' if medium else 'light'} intensity augmentation")
     plan.decide("augment.random_flip", axes, "left-right mirror only: the other axes of oriented anatomy have a direction")
+    plan.decide("augment.random_affine", "rotation 15 deg, scale 0.85-1.15, p 0.3",
+                "always: rotation and scaling, as nnU-Net's default augmentation has them")
     return [
         {"name": "random_crop", "roi_size": patch, "pos_fraction": pos},
         {"name": "random_flip", "axes": axes, "prob": 0.5},
+        {"name": "random_affine", "degrees": 15, "scale": [0.85, 1.15], "prob": 0.3},
         {"name": "random_intensity", "prob_scale_shift": probs[0], "prob_gamma": probs[1], "prob_noise": probs[2]},
     ]
 

@@ -37,6 +37,9 @@ def test_plan_segmentation_is_a_valid_commented_config(tmp_path):
     roi = cfg.inference.roi_size
     assert all(r_ % 2 ** len(cfg.model.params["strides"]) == 0 for r_ in roi)
     assert cfg.augment[0].name == "random_crop" and cfg.augment[0].params["roi_size"] == roi
+    # rotation and scaling always, as nnU-Net's default augmentation
+    assert [a.name for a in cfg.augment] == ["random_crop", "random_flip", "random_affine", "random_intensity"]
+    assert cfg.augment[2].params == {"degrees": 15, "scale": [0.85, 1.15], "prob": 0.3}
     assert [p.name for p in cfg.preprocess] == ["orient", "crop_foreground", "normalize_intensity"]
     assert cfg.preprocess[2].params["corner_background"] is True  # constant background (0): z-score inside the foreground
     assert cfg.trainer.max_minutes == 4.0 and cfg.trainer.max_epochs >= 1
