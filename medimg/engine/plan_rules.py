@@ -45,7 +45,7 @@ Segmentation
 - **Augmentation**: random patch crop; left-right mirror only (RAS axis 0), as the other
   axes of oriented anatomy have a direction; rotation (15 degrees) and scaling
   (0.85-1.15) with probability 0.3, always, as nnU-Net's default augmentation has them
-  (BraTS6: test Dice 0.842 with them, 0.792 without); intensity scale, shift and gamma: "medium"
+  (BraTS6, seed 0: test Dice 0.842 with them, 0.792 without); intensity scale, shift and gamma: "medium"
   (probabilities 0.5/0.3) under 100 training cases, "light" (0.3/0.15) above.
 - **Time**: a timed probe of the planned step (:mod:`medimg.engine.probe`) gives seconds
   per iteration. ``trainer.max_minutes`` is 80 % of ``--minutes`` (the rest: start-up,
