@@ -128,6 +128,7 @@ class Predictor:
         self.model = model.to(self.device).eval()
         #: the network run on CPU: a copy with tuned convolutions (``tune_layers``), made once
         self._tuned: nn.Module | None = None
+        self._tuned_stamp: list[int] = []
         self.preprocess: Compose = build_transforms(self.spec.preprocess, "preprocess", deterministic=True)
         #: The checkpoint's entries but the weights, when built by :meth:`from_checkpoint`.
         self.checkpoint: dict[str, Any] | None = None
@@ -286,8 +287,10 @@ class Predictor:
         in their fastest equivalent form (:func:`~medimg.inference.layer_tuning.tune_convolutions`)."""
         if self.device.type != "cpu" or not self.spec.tune_layers:
             return self.model
-        if self._tuned is None:
-            self._tuned = tune_convolutions(self.model)
+        # weights changed in place since the copy (an optimiser step, load_state_dict): copy again
+        stamp = [t._version for t in itertools.chain(self.model.parameters(), self.model.buffers())]
+        if self._tuned is None or stamp != self._tuned_stamp:
+            self._tuned, self._tuned_stamp = tune_convolutions(self.model), stamp
         return self._tuned
 
     def _forward(self, batch: torch.Tensor) -> torch.Tensor:

@@ -137,3 +137,20 @@ def test_tune_layers_is_a_config_key():
     assert InferenceSpec(tune_layers=False).tune_layers is False
     with pytest.raises(ConfigError, match="tune_layers"):
         InferenceSpec().with_updates(tune_layers="sometimes")
+
+
+def test_predictor_copies_again_when_the_weights_change_in_place():
+    pred = Predictor(_unet(), roi_size=[16, 16, 16], sw_batch_size=2, device="cpu")
+    x = torch.rand(1, 20, 20, 20)
+    with torch.inference_mode():
+        before = pred._probabilities_on_preprocessed(x)
+    first = pred._network()
+    with torch.no_grad():  # as an optimiser step or load_state_dict would
+        for p in pred.model.parameters():
+            p.mul_(-1.5)
+    assert pred._network() is not first
+    plain = Predictor(pred.model, roi_size=[16, 16, 16], sw_batch_size=2, device="cpu", tune_layers=False)
+    with torch.inference_mode():
+        after = pred._probabilities_on_preprocessed(x)
+        expected = plain._probabilities_on_preprocessed(x)
+    assert float((after - expected).abs().max()) < 1e-5 and float((after - before).abs().max()) > 1e-3
