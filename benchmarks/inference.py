@@ -31,8 +31,8 @@ Tools, in each case:
 
 Whole-network channels-last layout (network and tiles in ``torch.channels_last_3d``) was
 timed here before layer tuning: 0.794 s either way on the 128^3 case, for medimg and for
-MONAI at 4 tiles per pass. Per layer it pays (the 2 -> 2 channel convolution at 96^3 runs
-2x faster channels-last, the 1 -> 16 one 3x slower), which is what tuning picks up.
+MONAI at 4 tiles per pass. Per layer it pays for some layers and costs for others
+(``--layers`` prints each layer's timed forms), which is what tuning picks up.
 
 MONAI gets medimg's weight map (``roi_weight_map``; MONAI's own Gaussian is the same
 function up to a constant factor), so the outputs are the same computation. ``agrees``:
@@ -40,6 +40,7 @@ largest absolute difference from medimg's output below 1e-4. Timing, peak memory
 and JSON come from ``benchmarks/_common.py``.
 
     python benchmarks/inference.py [--quick] [--json PATH] [--repeats N]
+    python benchmarks/inference.py --layers    # per-layer forms of the UNet, and its time per batch
 """
 
 from __future__ import annotations
@@ -119,12 +120,46 @@ def _case(label: str, model: torch.nn.Module, vol: torch.Tensor, repeats: int) -
     return results
 
 
+def _layers(model: torch.nn.Module, batch: int = 4) -> int:
+    """``--layers``: tune ``model`` on ``batch`` random tiles of the roi, print each layer's
+    timed forms and the choice, then the network's time per batch untuned and tuned
+    (fastest of 3 calls each, alternating)."""
+    import time
+
+    from medimg.inference.layer_tuning import TunedConv, tune_convolutions
+
+    x = torch.randn(batch, 1, *ROI)
+    tuned = tune_convolutions(model)
+    layers = [m for m in tuned.modules() if isinstance(m, TunedConv)]
+    with torch.inference_mode():
+        for _ in range(2 * max(len(m._runs) for m in layers)):  # through the tuning phase
+            tuned(x)
+        print(f"{'layer':52} {'input':>22}  form timings (ms)")
+        for m in layers:
+            (shape, timed), = m.timings.items()
+            shown = ", ".join(f"{k} {1e3 * v:.1f}" + (" *" if k == m.choices[shape] else "") for k, v in timed.items())
+            print(f"{type(m.layer).__name__ + str(tuple(m.layer.weight.shape[:2])):52} {str(shape):>22}  {shown}")
+        best = {"untuned": float("inf"), "tuned": float("inf")}
+        for _ in range(3):
+            for name, net in (("untuned", model), ("tuned", tuned)):
+                start = time.perf_counter()
+                net(x)
+                best[name] = min(best[name], time.perf_counter() - start)
+    print(f"network, {batch} tiles of {ROI}, {torch.get_num_threads()} threads: untuned {best['untuned']:.3f} s, "
+          f"tuned {best['tuned']:.3f} s (* = the form kept; weight shapes are (out, in) for convolutions, "
+          "(in, out) for transposed ones)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(__doc__.splitlines()[0], argv)
+    args = parse_args(__doc__.splitlines()[0], argv, extra=lambda ap: ap.add_argument(
+        "--layers", action="store_true", help="only the per-layer forms of the UNet, tuned on 4 tiles"))
     from medimg.models import create_model
 
     torch.manual_seed(0)
     unet = create_model("unet", in_channels=1, out_channels=2, num_res_units=2).eval()
+    if args.layers:
+        return _layers(unet)
     pointwise = torch.nn.Conv3d(1, 2, kernel_size=1).eval()
     vol = torch.randn(1, SIZE, SIZE, SIZE)
     results = _case("unet16-128", unet, vol, args.repeats)

@@ -5,16 +5,18 @@ layout, and the fastest way to run a given layer depends on its channel counts a
 size in ways no fixed rule captures on every CPU. Profiling MONAI's UNet 16-128 (two
 residual units, 2 classes) on 4 tiles of 96^3 on a 2-core Intel Xeon, by layer:
 
-- the last 2 -> 2 channel 3x3x3 convolution on 96^3 took 80 ms in the default (NCDHW)
-  layout and 40 ms in ``channels_last_3d`` (conversions in and out included), while the
-  first 1 -> 16 convolution took 4 ms in the default layout and 13 ms channels-last;
-- the last transposed convolution (32 -> 2 channels, stride 2) took 62 ms as a transposed
-  convolution and 47 ms as the equivalent *sub-pixel* convolution: one ordinary
-  convolution with ``stride**nd`` times the output channels over the input grid, whose
-  outputs are interleaved into the strided output (every output voxel of a strided
-  transposed convolution is a plain convolution of the input with the subset of kernel
-  taps of its phase). For the 192 -> 32 transposed convolution on 12^3 the sub-pixel form
-  was 2.5x slower.
+- the last 2 -> 2 channel 3x3x3 convolution on 96^3 is faster in ``channels_last_3d``
+  (conversions in and out included) than in the default (NCDHW) layout, while the first
+  1 -> 16 convolution is slower channels-last;
+- the last transposed convolution (32 -> 2 channels, stride 2) is faster as the equivalent
+  *sub-pixel* convolution: one ordinary convolution with ``stride**nd`` times the output
+  channels over the input grid, whose outputs are interleaved into the strided output
+  (every output voxel of a strided transposed convolution is a plain convolution of the
+  input with the subset of kernel taps of its phase), while for the 192 -> 32 transposed
+  convolution on 12^3 the sub-pixel form is slower.
+
+``python benchmarks/inference.py --layers`` prints each layer's timed forms and the choice,
+and the network's time per batch untuned and tuned.
 
 :func:`tune_convolutions` therefore wraps each ``Conv2d``/``Conv3d``/``ConvTranspose2d``/
 ``ConvTranspose3d`` of a copy of the network in a :class:`TunedConv` that, when it first
@@ -24,8 +26,7 @@ transposed convolution, four for a convolution; a 256x256x160 CT at roi 96^3, ov
 0.5 and 4 tiles per pass makes 19). The forms compute the same function;
 outputs differ from the plain layer's by float rounding only (about 1e-6 relative).
 :class:`~medimg.inference.Predictor` runs its network this way on CPU (``tune_layers``);
-CUDA keeps the plain network (cuDNN has its own algorithm search). The whole UNet above went
-from 0.37 s to 0.29 s per batch of 4 tiles once tuned; ``benchmarks/inference.py``
+CUDA keeps the plain network (cuDNN has its own algorithm search). ``benchmarks/inference.py``
 measures the effect on whole volumes, tuning included, against MONAI.
 """
 
@@ -144,7 +145,10 @@ class TunedConv(nn.Module):
         ):
             self.sub_pixel = SubPixelConvTranspose(layer)
         self.choices: dict[tuple[int, ...], str] = {}
+        #: per decided shape (batch size aside), the timed call of each form, in seconds
+        self.timings: dict[tuple[int, ...], dict[str, float]] = {}
         self._trials: dict[tuple[int, ...], list[tuple[str, float]]] = {}
+        self._runs = self._forms()
 
     def _forms(self) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
         forms: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
@@ -160,8 +164,8 @@ class TunedConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         key = tuple(x.shape[1:])
-        forms = self._forms()
         name = self.choices.get(key)
+        forms = self._runs
         if name is not None:
             return forms[name](x)
         # Not decided yet for this shape: each call runs one form, in turn, so no input is
@@ -177,7 +181,9 @@ class TunedConv(nn.Module):
         if len(trials) == 2 * len(names):
             timed = dict(trials[len(names):])
             self.choices[key] = min(timed, key=timed.__getitem__)
-            self._trials.clear()
+            self.timings[key] = timed
+            for shape in [k for k in self._trials if k[1:] == key]:  # every batch size of this shape
+                del self._trials[shape]
         return y
 
 

@@ -69,3 +69,14 @@ def test_benchmark_quick_json(tmp_path, script):
     for r in doc["results"]:
         if r["case"] == first and r["tool"] != "medimg" and r.get("peer", True):  # floors: no ratio
             assert f"{r['tool']}/medimg" in doc["ratios"]
+
+
+@pytest.mark.slow
+def test_inference_layers_prints_each_layer_and_the_choice():
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "inference.py"), "--layers"],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [line for line in proc.stdout.splitlines() if line.startswith(("Conv3d", "ConvTranspose3d"))]
+    assert len(rows) == 18 and all(" *" in row for row in rows)  # one choice per layer
+    assert sum("sub_pixel" in row for row in rows) == 3  # the UNet's three transposed convolutions
+    assert "untuned" in proc.stdout.splitlines()[-1]

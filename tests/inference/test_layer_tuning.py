@@ -71,6 +71,8 @@ def test_tuned_layer_tries_each_form_once_per_call_then_keeps_the_fastest(layer,
             assert (tuple(x.shape[1:]) in tuned.choices) == (i == 2 * len(forms) - 1)
         assert calls == forms + forms  # one form per call, in turn, none computed twice
         chosen = tuned.choices[tuple(x.shape[1:])]
+        timed = tuned.timings[tuple(x.shape[1:])]
+        assert list(timed) == forms and chosen == min(timed, key=timed.__getitem__)
         # decided for the shape whatever the batch size: a last, smaller batch uses it too
         assert float((tuned(x[:1]) - expected[:1]).abs().max()) < 1e-5
         assert calls[-1] == chosen and len(calls) == 2 * len(forms) + 1
