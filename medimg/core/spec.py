@@ -195,6 +195,10 @@ class TrainerSection(Strict):
     #: Seeds plus ``torch.use_deterministic_algorithms``: with it a resumed run ends with
     #: the very weights of an uninterrupted one.
     deterministic: bool = False
+    #: Layout of the convolution weights in training: ``auto`` times the first optimizer
+    #: steps in the default layout and in channels-last and keeps the faster (the default
+    #: layout with ``deterministic`` or in a distributed run); ``true`` / ``false`` fix it.
+    channels_last: bool | Literal["auto"] = "auto"
     num_threads: int | None = Field(None, ge=1)
     #: TensorBoard event files in ``RUN_DIR/tensorboard`` (loss, learning rate, validation
     #: metrics, data-wait fraction; segmentation: validation slices with prediction

@@ -123,7 +123,7 @@ def build_classification(fp: dict[str, Any], data: dict[str, Any], opts: PlanOpt
     plan.probe = probe
     if probe.contention():
         plan.warnings.append(probe.contention())
-    plan.decide("probe", round(probe.seconds_per_step, 4), f"{probe.seconds_per_step:.3f} s per step over {probe.steps} timed steps on {opts.device}"
+    plan.decide("probe", round(probe.seconds_per_step, 4), f"{probe.seconds_per_step:.3f} s per step over {probe.steps} timed steps on {opts.device} ({probe.layout.replace('_', '-')} convolution weights, the faster)"
                 if probe.steps else "probe skipped (--probe-steps 0): 0.05 s per step assumed")
     cfg["trainer"].update(_epochs(plan, fp, opts, probe, batch))
     return plan

@@ -126,7 +126,7 @@ def build_segmentation(fp: dict[str, Any], data: dict[str, Any], opts: PlanOptio
     plan.decide("model.channels", cfg["model"]["channels"], f"{depth} stride-2 levels keep the coarsest map >= 4 voxels "
                 f"on the smallest patch axis; {base} base channels ({'CUDA' if cuda else 'CPU'}), doubling per level")
     plan.decide("trainer.batch_size", batch, "2: the least for a stable step" + (", raised while it fits the memory" if cuda else " (batch 1 hits PyTorch's slow CPU conv3d path)"))
-    measured = f"{probe.seconds_per_step:.2f} s per step over {probe.steps} timed steps on {opts.device}" if probe.steps else "probe skipped (--probe-steps 0): 1 s per step assumed"
+    measured = f"{probe.seconds_per_step:.2f} s per step over {probe.steps} timed steps on {opts.device} ({probe.layout.replace('_', '-')} convolution weights, the faster)" if probe.steps else "probe skipped (--probe-steps 0): 1 s per step assumed"
     plan.decide("probe", round(probe.seconds_per_step, 3), measured + (f", peak {probe.peak_memory_gb:.2f} GB" if probe.peak_memory_gb else ""))
     cfg["augment"] = _augment(plan, fp, patch)
     cfg["trainer"].update(_schedule(plan, fp, opts, step, val_s, batch))

@@ -4,7 +4,9 @@ data of the planned input size (``medimg plan``).
 The step is the trainer's (:meth:`medimg.engine.trainer.Trainer._train_step`): forward,
 loss, backward, optimizer step, under autocast when AMP is planned. ``warmup`` steps are
 run first and not timed (allocator warm-up, cuDNN autotuning); the result is the median of
-``steps`` timed steps. On CUDA the peak allocated memory is measured too, and an
+``steps`` timed steps. With ``layout="auto"`` (training's ``trainer.channels_last``
+default) this is done in both layouts of the convolution weights
+(:mod:`medimg.engine.layout`) and the faster is reported, as training will keep it. On CUDA the peak allocated memory is measured too, and an
 out-of-memory step is reported as such (``fits=False``) rather than raised.
 """
 
@@ -20,6 +22,7 @@ import torch
 from ..losses import LOSSES
 from ..models import MODELS
 from ..models.registry import with_roi_size
+from .layout import LAYOUTS, set_conv_layout
 from .optim import OPTIMIZERS
 from .trainer import amp_dtype
 
@@ -37,6 +40,7 @@ class ProbeResult:
         fits: False when the step ran out of device memory.
         cpu_seconds_per_step: CPU time of this process per step, all threads together.
         threads: torch's intra-op threads during the probe.
+        layout: the layout of the convolution weights timed (the faster of the two with ``"auto"``).
     """
 
     seconds_per_step: float
@@ -45,6 +49,7 @@ class ProbeResult:
     fits: bool = True
     cpu_seconds_per_step: float | None = None
     threads: int = 1
+    layout: str = "default"
 
     def contention(self) -> str | None:
         """A warning when, on CPU, the step got under half the CPU time its threads could
@@ -67,7 +72,8 @@ def _sync(device: torch.device) -> None:
 
 def probe_step(model: dict[str, Any], loss: dict[str, Any], optimizer: dict[str, Any], *, batch_size: int,
                in_channels: int, out_channels: int, size: list[int], task: str, device: str = "cpu",
-               amp: bool | str = False, steps: int = 3, warmup: int = 1, seed: int = 0) -> ProbeResult:
+               amp: bool | str = False, steps: int = 3, warmup: int = 1, seed: int = 0,
+               layout: str = "auto") -> ProbeResult:
     """Time ``steps`` training steps of ``model`` on random ``(batch_size, in_channels,
     *size)`` inputs (labels of ``out_channels`` classes, per voxel for segmentation).
 
@@ -75,6 +81,7 @@ def probe_step(model: dict[str, Any], loss: dict[str, Any], optimizer: dict[str,
         model, loss, optimizer: component specs ``{name, **params}`` as in the config
             (``in_channels``, ``out_channels`` and ``spatial_dims`` are filled in).
         task: ``segmentation`` or ``classification``.
+        layout: ``"default"``, ``"channels_last"`` or ``"auto"`` (both, the faster kept).
     """
     dev = torch.device(device)
     gen = torch.Generator().manual_seed(seed)
@@ -88,6 +95,18 @@ def probe_step(model: dict[str, Any], loss: dict[str, Any], optimizer: dict[str,
     y = torch.randint(0, out_channels, shape, generator=gen).to(dev)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
+    results = []
+    for form in (LAYOUTS if layout == "auto" else (layout,)):
+        set_conv_layout(net, form, opt)
+        result = _time_steps(net, loss_fn, opt, x, y, dtype, dev, steps, warmup)
+        if not result.fits:
+            return result
+        results.append(ProbeResult(**{**result.__dict__, "layout": form}))
+    return min(results, key=lambda r: r.seconds_per_step)
+
+
+def _time_steps(net, loss_fn, opt, x, y, dtype, dev, steps: int, warmup: int) -> ProbeResult:
+    """``warmup`` untimed then ``steps`` timed training steps."""
     times, cpu = [], []
     try:
         for i in range(warmup + max(1, steps)):

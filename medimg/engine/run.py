@@ -51,12 +51,13 @@ __all__ = ["train", "seed_everything", "model_params_for", "training_info"]
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
-    """Seed Python, numpy and torch; optionally ask torch for deterministic kernels."""
+    """Seed Python, numpy and torch; ask torch for deterministic kernels, or not (a run
+    after a deterministic one in the same process is not left deterministic)."""
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
     if deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
         if torch.backends.cudnn.is_available():
             torch.backends.cudnn.benchmark = False
 
@@ -190,6 +191,7 @@ def _trainer(cfg: ExperimentConfig, data: _Data, run_dir: Path, device: torch.de
         metrics=cfg.evaluation.metrics,
         select_by=cfg.evaluation.select_by,
         amp=tr.amp,
+        channels_last=tr.channels_last,
         dist=dist,
         progress=progress,
         data_info={"label": cfg.data.label, "split_counts": {"train": len(data.train_records),

@@ -45,6 +45,7 @@ from .callbacks import (
 from .checkpoint_writer import CheckpointWriter
 from .distributed import DistInfo
 from .ema import ema_model, refresh_batch_norm
+from .layout import LayoutTuner
 from .failures import is_out_of_memory, non_finite_error, out_of_memory_error
 from .optim import scheduler_callbacks, steps_per_epoch, steps_per_iteration
 from .resume import rng_state, set_rng_state
@@ -143,6 +144,8 @@ class Trainer:
             from the metrics registry (``hd95`` and ``loss``: lower is better).
         amp: mixed precision (:func:`amp_dtype`): ``True``, ``"bf16"`` (also on CPU) or
             ``"fp16"`` (CUDA, with a GradScaler).
+        channels_last: layout of the convolution weights (:mod:`medimg.engine.layout`):
+            ``"auto"`` times the first steps in each and keeps the faster.
         dist: distributed info; only rank 0 validates and writes.
         progress: show a progress bar and per-epoch lines.
         log: where per-epoch lines go (default: rich console on stderr).
@@ -178,6 +181,7 @@ class Trainer:
         metrics: Sequence[str] = ("dice",),
         select_by: str = "dice",
         amp: bool | str = False,
+        channels_last: bool | Literal["auto"] = "auto",
         dist: DistInfo | None = None,
         progress: bool = True,
         log: Callable[[str], None] | None = None,
@@ -188,6 +192,8 @@ class Trainer:
         self.device = device
         self.model = model
         self.net = model
+        self.layout = LayoutTuner(model, optimizer, channels_last, device, log=self.log,
+                                  fixed=self.dist.enabled or torch.are_deterministic_algorithms_enabled())
         if self.dist.enabled:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -291,6 +297,7 @@ class Trainer:
             "callbacks": {k: cb.state_dict() for k, cb in self._callback_keys()},
             "history": list(state.history) if state is not None else [],
             "rng": rng_state(),
+            "layout": self.layout.layout,
             # with ema the saved weights are the average: the raw ones continue training
             "raw_state_dict": self.model.state_dict() if self.ema is not None else None,
             "ema_state": self.ema.state_dict() if self.ema is not None else None,
@@ -324,6 +331,7 @@ class Trainer:
         if self.scaler is not None and r.get("scaler") is not None:
             self.scaler.load_state_dict(r["scaler"])
         self.spec = inference_spec(ckpt, source)  # e.g. the threshold chosen on validation
+        self.layout.load(r.get("layout"))
         self._resume = dict(r)
 
     def _restore(self, state: FitState) -> int:
@@ -517,7 +525,8 @@ class Trainer:
             if batch is None:
                 break
             try:
-                losses.append(self._train_step(batch, update=(state.step + 1) % self.accumulate == 0))
+                losses.append(self.layout.run(self._train_step, batch, update=(state.step + 1) % self.accumulate == 0,
+                                              group_start=self._accumulated == 0))
             except (FloatingPointError, RuntimeError) as exc:
                 failure = self._step_failure(state, batch, exc)
                 if failure is None:
