@@ -316,3 +316,13 @@ def report(name: str, title: str, results: list[Result], json_path: Path | None,
         write_json(json_path, name, machine_info(packages), results, ratios, extra)
         print(f"wrote {json_path}")
     return ratios
+
+
+def layout_note(trainer: Any) -> str:
+    """The layout of the convolution weights a medimg ``Trainer`` kept and the fastest timed
+    step of each (``trainer.channels_last: auto``), for a benchmark row's note."""
+    timed = {name: min(t) for name, t in trainer.layout.timings.items() if t}
+    figures = ", ".join(f"{name} {sec:.3f} s" for name, sec in timed.items())
+    kept = trainer.layout.layout
+    head = f"kept {kept} weights" if kept else "weights' layout still being timed when the run ended"
+    return head + (f" (per step: {figures})" if figures else "")

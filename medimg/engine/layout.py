@@ -15,6 +15,11 @@ and the rest of the run keeps the faster layout. Only the weights of plain
 subclass with its own ``forward`` may reshape its weight, so it is left alone), with
 their gradients and optimizer state; outputs agree up to float rounding.
 
+A choice is remembered for the rest of the process, keyed by the convolution layers, the
+batch shape, the device, the threads and the precision: another run of the same network
+on the same batches in this process (the folds of ``medimg cv``, a notebook's second
+run) starts in that layout without timing again.
+
 The timed choice is skipped (the default layout kept) where runs must repeat bit for
 bit (``trainer.deterministic``) and in a distributed run, whose processes must all hold
 the same layout; ``true`` or ``false`` fixes the layout instead. The choice is stored in
@@ -24,18 +29,20 @@ the resume state, so a resumed run continues in the layout it had.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from typing import Any, Literal
 
 import torch
 from torch import nn
 
-__all__ = ["LayoutTuner", "set_conv_layout", "LAYOUTS"]
+__all__ = ["LAYOUTS", "LayoutTuner", "set_conv_layout"]
 
 LAYOUTS = ("default", "channels_last")
 _CONVS = (nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 #: Optimizer steps of each layout in the timed choice: the first warms up, the rest are timed.
 STEPS_PER_LAYOUT = 3
+#: Layouts chosen in this process, by :meth:`LayoutTuner._make_key`.
+_CHOSEN: dict[tuple, str] = {}
 
 
 def _conv_weights(model: nn.Module) -> Iterator[nn.Parameter]:
@@ -80,11 +87,16 @@ class LayoutTuner:
         device: the training device (CUDA steps are synchronised while timed).
         fixed: keep the default layout under ``"auto"`` (deterministic or distributed runs).
         log: where the decision is reported.
+        context: what else decides the speed of a step (the autocast dtype), part of the
+            key a choice is remembered under.
     """
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, mode: bool | Literal["auto"],
-                 device: torch.device, *, fixed: bool = False, log: Callable[[str], None] | None = None) -> None:
+                 device: torch.device, *, fixed: bool = False, log: Callable[[str], None] | None = None,
+                 context: Hashable = None) -> None:
         self.model, self.optimizer, self.device, self._log = model, optimizer, device, log
+        self._context = context
+        self._key: tuple | None = None
         self.mode = mode
         self.layout: str | None = None  # decided layout; None while timing
         self.timings: dict[str, list[float]] = {name: [] for name in LAYOUTS}
@@ -113,6 +125,12 @@ class LayoutTuner:
         """
         if self.layout is not None:
             return step(batch, update=update)
+        if self._key is None:
+            self._key = self._make_key(batch)
+            if self._key in _CHOSEN:
+                self._decide(_CHOSEN[self._key])
+                self._report("as timed earlier in this process for this network and batch shape")
+                return step(batch, update=update)
         if group_start:
             self._group += 1
             self._group_seconds = 0.0
@@ -134,11 +152,22 @@ class LayoutTuner:
             self.timings[self._plan[self._group]].append(self._group_seconds)
         return value
 
+    def _make_key(self, batch: Any) -> tuple:
+        image = batch.get("image") if isinstance(batch, Mapping) else None
+        convs = tuple((type(m).__name__, tuple(m.weight.shape), m.stride, m.padding, m.dilation, m.groups)
+                      for m in self.model.modules() if isinstance(m, _CONVS))
+        return (str(self.device), torch.get_num_threads(), self._context, convs,
+                tuple(getattr(image, "shape", ())), str(getattr(image, "dtype", "")))
+
+    def _report(self, why: str) -> None:
+        if self._log is not None:
+            self._log(f"convolution weights: {self.layout.replace('_', '-')} layout, {why}")
+
     def _finish(self, step: Callable[..., float], batch: Any, update: bool) -> float:
         best = {name: min(times) for name, times in self.timings.items() if times}
         layout = min(best, key=best.get) if len(best) == len(LAYOUTS) else "default"
         self._decide(layout)
-        if self._log is not None and len(best) == len(LAYOUTS):
-            figures = ", ".join(f"{name} {seconds:.3f} s" for name, seconds in best.items())
-            self._log(f"convolution weights: {layout.replace('_', '-')} layout, the faster per step ({figures})")
+        if len(best) == len(LAYOUTS):
+            _CHOSEN[self._key] = layout
+            self._report("the faster per step (" + ", ".join(f"{n} {sec:.3f} s" for n, sec in best.items()) + ")")
         return step(batch, update=update)

@@ -193,7 +193,8 @@ class Trainer:
         self.model = model
         self.net = model
         self.layout = LayoutTuner(model, optimizer, channels_last, device, log=self.log,
-                                  fixed=self.dist.enabled or torch.are_deterministic_algorithms_enabled())
+                                  fixed=self.dist.enabled or torch.are_deterministic_algorithms_enabled(),
+                                  context=str(amp_dtype(amp, device)))
         if self.dist.enabled:
             from torch.nn.parallel import DistributedDataParallel as DDP
 

@@ -24,7 +24,7 @@ BENCHMARKS = {
     "predict_folder.py": {"monai", "monai_default"},
     "train_cls.py": {"plain torchvision loop"},
     "augment.py": {"monai", "torchio"},
-    "train.py": {"plain MONAI loop"},
+    "train.py": {"plain MONAI loop", "MONAI loop, channels-last"},
 }
 
 

@@ -14,6 +14,7 @@ from torch import nn
 from medimg.core.errors import ConfigError
 from medimg.core.spec import InferenceSpec, TrainerSection
 from medimg.engine import Trainer
+from medimg.engine import layout as layout_module
 from medimg.engine.layout import STEPS_PER_LAYOUT, LayoutTuner, set_conv_layout
 
 
@@ -22,8 +23,10 @@ def _not_deterministic():
     """These tests choose layouts; a deterministic run before them must not fix the layout."""
     was = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(False)
+    layout_module._CHOSEN.clear()  # each test times its own choice
     yield
     torch.use_deterministic_algorithms(was, warn_only=True)
+    layout_module._CHOSEN.clear()
 
 
 class OwnForwardConv(nn.Conv3d):
@@ -92,6 +95,29 @@ def test_auto_times_the_run_own_steps_and_keeps_the_faster_layout(slow, chosen):
     assert tuner.layout == chosen
     assert all(len(t) == n - 1 for t in tuner.timings.values())  # the first step of each layout is not timed
     assert len(logged) == 1 and chosen.replace("_", "-") in logged[0]
+
+
+def test_a_choice_is_reused_in_the_process_for_the_same_network_and_batch_shape():
+    batch = {"image": torch.zeros(2, 2, 4, 4, 4)}
+    logged: list[str] = []
+
+    def tuner_run(net, batch, calls):
+        tuner = LayoutTuner(net, torch.optim.SGD(net.parameters(), lr=0.1), "auto", torch.device("cpu"),
+                            log=logged.append)
+        step = _fake_step(net, "default", calls)
+        for _ in range(2 * STEPS_PER_LAYOUT + 1):
+            tuner.run(step, batch, update=True, group_start=True)
+        return tuner
+
+    first = tuner_run(_net(), batch, [])
+    assert first.layout == "channels_last" and all(first.timings.values())
+    calls: list[str] = []
+    again = tuner_run(_net(), batch, calls)  # a new run: same layers, same batches
+    assert set(calls) == {"channels_last"} and not any(again.timings.values())
+    assert "earlier in this process" in logged[-1]
+    calls.clear()
+    other = tuner_run(_net(), {"image": torch.zeros(4, 2, 4, 4, 4)}, calls)  # another batch shape: timed again
+    assert calls[0] == "default" and all(other.timings.values())
 
 
 def test_auto_changes_layout_only_between_accumulation_groups():
