@@ -265,7 +265,7 @@ def fit_classification(cfg: ExperimentConfig, config_path: str | os.PathLike | N
         {"name": cfg.model.name, **params}, run_dir, device,
         scheduler=scheduler, max_epochs=tr.max_epochs, val_every=tr.val_every, patience=tr.patience,
         max_minutes=tr.max_minutes, grad_clip=tr.grad_clip, accumulate=tr.accumulate, ema=tr.ema, metrics=cfg.evaluation.metrics,
-        select_by=cfg.evaluation.select_by, amp=tr.amp, dist=dist, progress=progress,
+        select_by=cfg.evaluation.select_by, amp=tr.amp, channels_last=tr.channels_last, dist=dist, progress=progress,
         data_info={"source": data.source, "class_names": data.class_names, **_split_counts(data)},
         training_info=training_info(cfg),
         val_split=data.splits.get("validation"), target_sensitivity=cfg.evaluation.target_sensitivity,

@@ -3,9 +3,10 @@
 A convolution runs on the same numbers in either layout of its weight: the default one
 (channels before the spatial axes) or channels-last (channels innermost). Which is faster
 depends on the network, the input size and the machine. On this project's 2-core CPU,
-one training step of the benchmark's 3D UNet (two 64^3 patches, Adam) took 0.21 s with
-the default layout and 0.16 s with channels-last weights, while a 2D ResNet-18 on a
-batch of 128 images of 28 px took 0.50 s and 0.60 s: no layout is right for every run.
+one training step of the benchmark's 3D UNet (two 64^3 patches, Adam) took 0.208 s with
+the default layout and 0.157 s with channels-last weights, while a 2D ResNet-18 on a
+batch of 128 images of 28 px took 0.535 s and 0.617 s (``benchmarks/train.py --steps 48``
+and ``benchmarks/train_cls.py`` print these): no layout is right for every run.
 
 :class:`LayoutTuner` therefore decides by timing the run's own training steps, none of
 them wasted: the first optimizer steps run with the default layout, the next ones with
@@ -20,10 +21,15 @@ batch shape, the device, the threads and the precision: another run of the same 
 on the same batches in this process (the folds of ``medimg cv``, a notebook's second
 run) starts in that layout without timing again.
 
-The timed choice is skipped (the default layout kept) where runs must repeat bit for
-bit (``trainer.deterministic``) and in a distributed run, whose processes must all hold
-the same layout; ``true`` or ``false`` fixes the layout instead. The choice is stored in
-the resume state, so a resumed run continues in the layout it had.
+Under ``auto`` the timed choice is skipped (the default layout kept) where runs must
+repeat bit for bit (``trainer.deterministic``) and in a distributed run, whose processes
+must all hold the same layout; ``true`` or ``false`` fixes the layout. Elsewhere ``auto``
+makes the exact numbers of a seeded run depend on the choice (a timing) and on whether it
+was remembered (the trial steps run in both layouts): results agree between runs up to
+float rounding, not bit for bit. A choice made is stored in the resume state, so a
+resumed run continues in it (one saved during the trial times again). Channels-last weights
+that run out of memory in a trial step are dropped for the default layout and the step is
+run again.
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ from typing import Any, Literal
 
 import torch
 from torch import nn
+
+from .failures import is_out_of_memory
 
 __all__ = ["LAYOUTS", "LayoutTuner", "set_conv_layout"]
 
@@ -113,9 +121,12 @@ class LayoutTuner:
         set_conv_layout(self.model, layout, self.optimizer)
 
     def load(self, layout: Any) -> None:
-        """Continue in the layout a resumed run had chosen (``"auto"`` only)."""
+        """After a resume: continue in the layout the run had chosen (``"auto"``), and put
+        the loaded optimizer state in the weights' layout."""
         if self.mode == "auto" and self.layout is None and layout in LAYOUTS:
             self._decide(layout)
+        elif self.layout is not None:
+            set_conv_layout(self.model, self.layout, self.optimizer)
 
     def run(self, step: Callable[..., float], batch: Any, *, update: bool, group_start: bool) -> float:
         """``step(batch, update=update)``, timed while the layout is being chosen.
@@ -143,7 +154,12 @@ class LayoutTuner:
         if cuda:
             torch.cuda.synchronize(self.device)
         t0 = time.perf_counter()
-        value = step(batch, update=update)
+        try:
+            value = step(batch, update=update)
+        except RuntimeError as exc:
+            if not self._fallback(exc, group_start):
+                raise
+            return step(batch, update=update)
         if cuda:
             torch.cuda.synchronize(self.device)
         self._group_seconds += time.perf_counter() - t0
@@ -151,6 +167,17 @@ class LayoutTuner:
         if update and not first_of_layout:
             self.timings[self._plan[self._group]].append(self._group_seconds)
         return value
+
+    def _fallback(self, exc: RuntimeError, group_start: bool) -> bool:
+        """Out of memory in a channels-last trial step that began its group (no gradients
+        of earlier batches to keep): settle on the default layout, to run the step again."""
+        if not (group_start and self._plan[self._group] == "channels_last" and is_out_of_memory(exc)):
+            return False
+        self._decide("default")
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        self._report("channels-last weights ran out of memory in their trial step")
+        return True
 
     def _make_key(self, batch: Any) -> tuple:
         image = batch.get("image") if isinstance(batch, Mapping) else None

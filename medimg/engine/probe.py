@@ -93,16 +93,15 @@ def probe_step(model: dict[str, Any], loss: dict[str, Any], optimizer: dict[str,
     x = torch.randn((batch_size, in_channels, *size), generator=gen).to(dev)
     shape = (batch_size, 1, *size) if task == "segmentation" else (batch_size,)
     y = torch.randint(0, out_channels, shape, generator=gen).to(dev)
-    if dev.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(dev)
     results = []
     for form in (LAYOUTS if layout == "auto" else (layout,)):
         set_conv_layout(net, form, opt)
-        result = _time_steps(net, loss_fn, opt, x, y, dtype, dev, steps, warmup)
-        if not result.fits:
-            return result
-        results.append(ProbeResult(**{**result.__dict__, "layout": form}))
-    return min(results, key=lambda r: r.seconds_per_step)
+        if dev.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(dev)  # each layout's own peak
+        results.append(ProbeResult(**{**_time_steps(net, loss_fn, opt, x, y, dtype, dev, steps, warmup).__dict__,
+                                      "layout": form}))
+    fitting = [r for r in results if r.fits]  # a layout that runs out of memory is not the one training keeps
+    return min(fitting, key=lambda r: r.seconds_per_step) if fitting else results[0]
 
 
 def _time_steps(net, loss_fn, opt, x, y, dtype, dev, steps: int, warmup: int) -> ProbeResult:

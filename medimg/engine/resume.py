@@ -51,7 +51,10 @@ LAST = "last.pt"
 #: one: cosine, poly and one-cycle schedules are stretched over it.)
 RESULT_NEUTRAL_KEYS = frozenset(
     {"trainer.max_minutes", "trainer.num_threads", "data.num_workers", "experiment.output_dir",
-     "trainer.tensorboard", "data.cache", "data.cache_dir"}
+     "trainer.tensorboard", "data.cache", "data.cache_dir",
+     # the weights' memory layout: float rounding only, as the thread count (the run's own
+     # choice is in its resume state)
+     "trainer.channels_last"}
 )
 
 

@@ -276,6 +276,12 @@ def _finish(cfg: ExperimentConfig, data: _Data, result: TrainResult, trainer: Tr
     result.test_summary = _score_test(cfg, data.test_records, result, trainer, device)
 
 
+def _restore_globals(threads: int, deterministic: bool) -> None:
+    """Leave torch's thread count and deterministic setting as :func:`train` found them."""
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+
+
 def train(
     config: ExperimentConfig,
     output_dir: str | os.PathLike | None = None,
@@ -332,8 +338,8 @@ def train(
     ckpt = _resume_checks(cfg, resume, output_dir, allow_config_change)
     if resume is not None:
         output_dir = Path(resume)
+    threads_before, deterministic_before = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     seed_everything(cfg.experiment.seed, tr.deterministic)
-    threads_before = torch.get_num_threads()
     if tr.num_threads:
         torch.set_num_threads(tr.num_threads)  # restored on return: no lasting global change
     dist, device = setup(device)
@@ -355,4 +361,4 @@ def train(
         return result
     finally:
         cleanup(dist)
-        torch.set_num_threads(threads_before)
+        _restore_globals(threads_before, deterministic_before)

@@ -12,8 +12,11 @@ import torch
 from torch import nn
 
 from medimg.core.errors import ConfigError
-from medimg.core.spec import InferenceSpec, TrainerSection
-from medimg.engine import Trainer
+from medimg.core.spec import ExperimentConfig, InferenceSpec, TrainerSection
+from medimg.engine import Trainer, train
+from medimg.engine import probe as probe_module
+from medimg.engine.probe import ProbeResult, probe_step
+from medimg.engine.resume import check_resume_config
 from medimg.engine import layout as layout_module
 from medimg.engine.layout import STEPS_PER_LAYOUT, LayoutTuner, set_conv_layout
 
@@ -200,3 +203,80 @@ def test_the_config_key_takes_auto_or_a_boolean():
     assert TrainerSection(channels_last=True).channels_last is True
     with pytest.raises((ConfigError, ValueError), match="channels_last"):
         TrainerSection(channels_last="fast")
+
+
+def test_channels_last_out_of_memory_in_its_trial_falls_back_to_the_default_layout():
+    net = _net()
+    logged: list[str] = []
+    tuner = LayoutTuner(net, torch.optim.SGD(net.parameters(), lr=0.1), "auto", torch.device("cpu"), log=logged.append)
+    calls: list[str] = []
+
+    def step(batch, update: bool) -> float:
+        layout = "channels_last" if _is_channels_last(net[0].weight) else "default"
+        calls.append(layout)
+        if layout == "channels_last":
+            raise RuntimeError("DefaultCPUAllocator: not enough memory: you tried to allocate 1 GB")
+        return 0.0
+
+    for _ in range(STEPS_PER_LAYOUT + 2):
+        tuner.run(step, None, update=True, group_start=True)
+    n = STEPS_PER_LAYOUT
+    assert calls == ["default"] * n + ["channels_last", "default", "default"]  # the failed step ran again
+    assert tuner.layout == "default" and "ran out of memory" in logged[-1]
+
+
+def test_an_error_that_is_not_out_of_memory_is_raised():
+    net = _net()
+    tuner = LayoutTuner(net, torch.optim.SGD(net.parameters(), lr=0.1), "auto", torch.device("cpu"))
+
+    def step(batch, update: bool) -> float:
+        if _is_channels_last(net[0].weight):
+            raise RuntimeError("shape mismatch")
+        return 0.0
+
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        for _ in range(STEPS_PER_LAYOUT + 1):
+            tuner.run(step, None, update=True, group_start=True)
+
+
+def test_the_probe_keeps_the_layout_that_fits(monkeypatch):
+    def fake(net, loss_fn, opt, x, y, dtype, dev, steps, warmup):
+        if _is_channels_last(next(m.weight for m in net.modules() if isinstance(m, nn.Conv3d) and m.in_channels > 1)):
+            return ProbeResult(float("nan"), 0, None, fits=False)
+        return ProbeResult(0.5, steps, None)
+
+    monkeypatch.setattr(probe_module, "_time_steps", fake)
+    result = probe_step({"name": "unet", "channels": [4, 8], "strides": [2]}, {"name": "dice_ce"},
+                        {"name": "adam", "lr": 1e-3}, batch_size=1, in_channels=2, out_channels=2, size=[8, 8, 8],
+                        task="segmentation")
+    assert result.fits and result.layout == "default" and result.seconds_per_step == 0.5
+
+
+def _cls_config(npz: Path, **trainer) -> ExperimentConfig:
+    return ExperimentConfig.model_validate({
+        "experiment": {"task": "classification", "seed": 0},
+        "data": {"npz": str(npz), "class_names": ["normal", "lesion"]},
+        "model": {"name": "cnn3d", "channels": [4, 8], "dropout": 0.0},
+        "evaluation": {"test": False},
+        "trainer": {"max_epochs": 1, "batch_size": 8, "device": "cpu", **trainer},
+    })
+
+
+def test_a_classification_run_honours_the_config_key_and_resumes_across_it(tmp_path: Path):
+    from test_classification import make_npz  # this folder is on sys.path (pytest rootdir import)
+
+    npz = make_npz(tmp_path / "toy.npz", n=(16, 8, 8))
+    run = tmp_path / "run"
+    train(_cls_config(npz, channels_last=True), run, progress=False)
+    ckpt = torch.load(run / "last.pt", weights_only=False)
+    assert ckpt["resume"]["layout"] == "channels_last"
+    # the layout is float rounding only: a resume may change it without --allow-config-change
+    assert check_resume_config(run, _cls_config(npz, channels_last=False)) == [("trainer.channels_last", True, False)]
+
+
+def test_train_leaves_the_deterministic_setting_as_it_found_it(tmp_path: Path):
+    from test_classification import make_npz
+
+    npz = make_npz(tmp_path / "toy.npz", n=(16, 8, 8))
+    train(_cls_config(npz, deterministic=True), tmp_path / "run", progress=False)
+    assert not torch.are_deterministic_algorithms_enabled()
