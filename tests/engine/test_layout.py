@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_budget import _cls  # this folder is on sys.path (pytest rootdir import)
+from test_classification import make_npz
 from torch import nn
 
 from medimg.core.errors import ConfigError
-from medimg.core.spec import ExperimentConfig, InferenceSpec, TrainerSection
+from medimg.core.spec import InferenceSpec, TrainerSection
 from medimg.engine import Trainer, train
 from medimg.engine import probe as probe_module
 from medimg.engine.probe import ProbeResult, probe_step
@@ -252,19 +254,7 @@ def test_the_probe_keeps_the_layout_that_fits(monkeypatch):
     assert result.fits and result.layout == "default" and result.seconds_per_step == 0.5
 
 
-def _cls_config(npz: Path, **trainer) -> ExperimentConfig:
-    return ExperimentConfig.model_validate({
-        "experiment": {"task": "classification", "seed": 0},
-        "data": {"npz": str(npz), "class_names": ["normal", "lesion"]},
-        "model": {"name": "cnn3d", "channels": [4, 8], "dropout": 0.0},
-        "evaluation": {"test": False},
-        "trainer": {"max_epochs": 1, "batch_size": 8, "device": "cpu", **trainer},
-    })
-
-
 def test_a_classification_run_honours_the_config_key_and_resumes_across_it(tmp_path: Path):
-    from test_classification import make_npz  # this folder is on sys.path (pytest rootdir import)
-
     npz = make_npz(tmp_path / "toy.npz", n=(16, 8, 8))
     run = tmp_path / "run"
     train(_cls_config(npz, channels_last=True), run, progress=False)
@@ -275,8 +265,11 @@ def test_a_classification_run_honours_the_config_key_and_resumes_across_it(tmp_p
 
 
 def test_train_leaves_the_deterministic_setting_as_it_found_it(tmp_path: Path):
-    from test_classification import make_npz
-
     npz = make_npz(tmp_path / "toy.npz", n=(16, 8, 8))
     train(_cls_config(npz, deterministic=True), tmp_path / "run", progress=False)
     assert not torch.are_deterministic_algorithms_enabled()
+
+
+def _cls_config(npz: Path, **trainer):
+    """test_budget's classification config, one epoch, not deterministic unless asked."""
+    return _cls(npz, **{"max_epochs": 1, "deterministic": False, **trainer})
