@@ -41,12 +41,12 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from ..inference.layer_tuning import CHANNELS_LAST, CONVOLUTIONS
 from .failures import is_out_of_memory
 
 __all__ = ["LAYOUTS", "LayoutTuner", "set_conv_layout"]
 
 LAYOUTS = ("default", "channels_last")
-_CONVS = (nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 #: Optimizer steps of each layout in the timed choice: the first warms up, the rest are timed.
 STEPS_PER_LAYOUT = 3
 #: Layouts chosen in this process, by :meth:`LayoutTuner._make_key`.
@@ -56,15 +56,9 @@ _CHOSEN: dict[tuple, str] = {}
 def _conv_weights(model: nn.Module) -> Iterator[nn.Parameter]:
     """The weights of the plain 2D/3D convolutions of ``model`` (own ``forward`` excluded)."""
     for module in model.modules():
-        base = next((c for c in _CONVS if isinstance(module, c)), None)
+        base = next((c for c in CONVOLUTIONS if isinstance(module, c)), None)
         if base is not None and type(module).forward is base.forward and module.weight.dim() in (4, 5):
             yield module.weight
-
-
-def _format(tensor: torch.Tensor, layout: str) -> torch.memory_format:
-    if layout == "default":
-        return torch.contiguous_format
-    return torch.channels_last_3d if tensor.dim() == 5 else torch.channels_last
 
 
 def set_conv_layout(model: nn.Module, layout: str, optimizer: torch.optim.Optimizer | None = None) -> int:
@@ -73,7 +67,7 @@ def set_conv_layout(model: nn.Module, layout: str, optimizer: torch.optim.Optimi
     the parameters stay the same objects. Returns how many weights were converted."""
     count = 0
     for weight in _conv_weights(model):
-        fmt = _format(weight, layout)
+        fmt = torch.contiguous_format if layout == "default" else CHANNELS_LAST[weight.dim() - 2]
         weight.data = weight.data.contiguous(memory_format=fmt)
         if weight.grad is not None:
             weight.grad = weight.grad.contiguous(memory_format=fmt)
@@ -111,6 +105,7 @@ class LayoutTuner:
         self._plan = [name for name in LAYOUTS for _ in range(STEPS_PER_LAYOUT)]
         self._group = -1  # optimizer-step group being run (index into the plan)
         self._group_seconds = 0.0
+        self._warm_up = True  # the group being run is its layout's first (not timed)
         if mode is True:
             self._decide("channels_last")
         elif mode is False or fixed or next(_conv_weights(model), None) is None:
@@ -147,9 +142,9 @@ class LayoutTuner:
             self._group_seconds = 0.0
             if self._group == len(self._plan):
                 return self._finish(step, batch, update)
-            current = self._plan[self._group]
-            if self._group == 0 or current != self._plan[self._group - 1]:
-                set_conv_layout(self.model, current, self.optimizer)
+            self._warm_up = self._group == 0 or self._plan[self._group] != self._plan[self._group - 1]
+            if self._warm_up:  # a layout's first group: change to it, and leave the group untimed
+                set_conv_layout(self.model, self._plan[self._group], self.optimizer)
         cuda = self.device.type == "cuda"
         if cuda:
             torch.cuda.synchronize(self.device)
@@ -163,8 +158,7 @@ class LayoutTuner:
         if cuda:
             torch.cuda.synchronize(self.device)
         self._group_seconds += time.perf_counter() - t0
-        first_of_layout = self._group == 0 or self._plan[self._group] != self._plan[self._group - 1]
-        if update and not first_of_layout:
+        if update and not self._warm_up:
             self.timings[self._plan[self._group]].append(self._group_seconds)
         return value
 
@@ -182,7 +176,7 @@ class LayoutTuner:
     def _make_key(self, batch: Any) -> tuple:
         image = batch.get("image") if isinstance(batch, Mapping) else None
         convs = tuple((type(m).__name__, tuple(m.weight.shape), m.stride, m.padding, m.dilation, m.groups)
-                      for m in self.model.modules() if isinstance(m, _CONVS))
+                      for m in self.model.modules() if isinstance(m, CONVOLUTIONS))
         return (str(self.device), torch.get_num_threads(), self._context, convs,
                 tuple(getattr(image, "shape", ())), str(getattr(image, "dtype", "")))
 

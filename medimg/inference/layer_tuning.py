@@ -42,10 +42,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["SubPixelConvTranspose", "TunedConv", "tune_convolutions"]
+__all__ = ["CHANNELS_LAST", "CONVOLUTIONS", "SubPixelConvTranspose", "TunedConv", "tune_convolutions"]
 
-_CONVS = (nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.ConvTranspose3d)
-_LAYOUT = {2: torch.channels_last, 3: torch.channels_last_3d}
+#: The layers whose layout and form are tuned (here, and in training by ``medimg.engine.layout``).
+CONVOLUTIONS = (nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+#: Channels-last memory format by number of spatial axes.
+CHANNELS_LAST = {2: torch.channels_last, 3: torch.channels_last_3d}
 
 
 class SubPixelConvTranspose(nn.Module):
@@ -132,7 +134,7 @@ class TunedConv(nn.Module):
         super().__init__()
         self.layer = layer
         nd = layer.weight.ndim - 2
-        layout = _LAYOUT[nd]
+        layout = CHANNELS_LAST[nd]
         self.channels_last = copy.deepcopy(layer).to(memory_format=layout)
         self._layout = layout
         self.sub_pixel: nn.Module | None = None
@@ -192,13 +194,13 @@ def tune_convolutions(model: nn.Module) -> nn.Module:
     :class:`TunedConv` layers (for inference on CPU; ``model`` itself is not changed).
     A model without such layers (a TorchScript or ONNX network among them) is returned
     as it is, not copied."""
-    if isinstance(model, torch.jit.ScriptModule) or not any(isinstance(m, _CONVS) for m in model.modules()):
+    if isinstance(model, torch.jit.ScriptModule) or not any(isinstance(m, CONVOLUTIONS) for m in model.modules()):
         return model
     tuned = copy.deepcopy(model)
-    if isinstance(tuned, _CONVS):
+    if isinstance(tuned, CONVOLUTIONS):
         return TunedConv(tuned)
     for module in list(tuned.modules()):
         for name, child in list(module.named_children()):
-            if isinstance(child, _CONVS):
+            if isinstance(child, CONVOLUTIONS):
                 setattr(module, name, TunedConv(child))
     return tuned
