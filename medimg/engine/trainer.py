@@ -192,9 +192,11 @@ class Trainer:
         self.device = device
         self.model = model
         self.net = model
+        self.amp = amp
+        self.amp_dtype = amp_dtype(amp, device)
         self.layout = LayoutTuner(model, optimizer, channels_last, device, log=self.log,
                                   fixed=self.dist.enabled or torch.are_deterministic_algorithms_enabled(),
-                                  context=str(amp_dtype(amp, device)))
+                                  context=str(self.amp_dtype))
         if self.dist.enabled:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -227,8 +229,6 @@ class Trainer:
         self.select_by = self.selection.key  # as the validation metrics name it
         self.select_mode = self.selection.mode
         self.metrics = list(dict.fromkeys([*(m.lower() for m in metrics), self.selection.metric]))
-        self.amp = amp
-        self.amp_dtype = amp_dtype(amp, device)
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
 
     #: ``"max"`` when a higher ``select_by`` is better, ``"min"`` when a lower one is
