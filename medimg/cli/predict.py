@@ -99,7 +99,8 @@ KeepLargestOpt = Annotated[
 NoPostprocessOpt = Annotated[
     bool,
     typer.Option("--no-postprocess", help="Leave out the checkpoint's post-processing (inference.postprocess, e.g. "
-                 "learned on validation by `medimg train`); --keep-largest / --min-size still apply."),
+                 "learned on validation by `medimg train`); --keep-largest / --min-size / --min-probability "
+                 "still apply."),
 ]
 RoiSizeOpt = Annotated[
     Optional[str],
@@ -117,8 +118,15 @@ MinSizeOpt = Annotated[
     typer.Option(metavar="CLASS=ML,...", help="Remove connected components smaller than a size in mL, per class, "
                  "e.g. 1=0.5,2=3 (default: the checkpoint's inference.postprocess)."),
 ]
+MinProbabilityOpt = Annotated[
+    Optional[str],
+    typer.Option(metavar="CLASS=P,...", help="Label a voxel with a class only where that class's probability "
+                 "reaches P (else background), per class, e.g. 1=0.8 (default: the checkpoint's "
+                 "inference.postprocess)."),
+]
 
 
+_CHECKPOINT_HELP = "A medimg checkpoint (.pt), or an ONNX or TorchScript file from `medimg export`."
 _INPUT_HELP = (
     "A NIfTI file or DICOM series folder (one case), a folder of NIfTI files (one case each), "
     "a folder of case folders (one file per channel, as in training, or chosen by --channel), or a DICOM "
@@ -150,9 +158,7 @@ def _is_pacs_input(input_path: str, push: bool, server: Optional[Path]) -> bool:
 
 @app.command()
 def predict(
-    checkpoint: Annotated[
-        Path, typer.Argument(help="A medimg checkpoint (.pt), or an ONNX or TorchScript file from `medimg export`.")
-    ],
+    checkpoint: Annotated[Path, typer.Argument(help=_CHECKPOINT_HELP)],
     input_path: Annotated[str, typer.Argument(metavar="INPUT", help=_INPUT_HELP)],
     output_dir: Annotated[
         Path,
@@ -198,6 +204,7 @@ def predict(
     shard: ShardOpt = None,
     keep_largest: KeepLargestOpt = None,
     min_size: MinSizeOpt = None,
+    min_probability: MinProbabilityOpt = None,
     no_postprocess: NoPostprocessOpt = False,
     push: PushOpt = False,
     server: PacsServerOpt = None,
@@ -210,7 +217,7 @@ def predict(
     _check_run_inputs(checkpoint, Path("." if from_pacs else input_path), device,
                       "give a NIfTI file or a folder of cases")
     shard_value = _check_shard(shard)
-    post = _postprocess_option(keep_largest, min_size, no_postprocess)
+    post = _postprocess_option(keep_largest, min_size, no_postprocess, min_probability)
     from ..inference import predict_folder
 
     predictor = _load_predictor(checkpoint, device, overlap, sw_batch_size, tta, channels, post, backend, roi_size)
@@ -276,25 +283,30 @@ def _check_shard(value: str | None) -> tuple[int, int] | None:
         raise typer.BadParameter(exc.message.removeprefix(f"--shard {value!r}: "), param_hint="--shard") from None
 
 
-def _postprocess_option(keep_largest: str | None, min_size: str | None, none: bool = False) -> dict:
-    """``--keep-largest`` and ``--min-size`` as fields of ``inference.postprocess``; with
-    ``--no-postprocess`` (``none``) every field is given, empty unless those options set it."""
-    from ..inference.postprocess import parse_class_list, parse_class_sizes
+def _postprocess_option(keep_largest: str | None, min_size: str | None, none: bool = False,
+                        min_probability: str | None = None) -> dict:
+    """``--keep-largest``, ``--min-size`` and ``--min-probability`` as fields of
+    ``inference.postprocess``; with ``--no-postprocess`` (``none``) every field is given,
+    empty unless those options set it."""
+    from ..inference.postprocess import parse_class_list, parse_class_probabilities, parse_class_sizes
 
-    post: dict = {"keep_largest": [], "min_size_ml": {}} if none else {}
+    post: dict = {"keep_largest": [], "min_size_ml": {}, "min_probability": {}} if none else {}
     try:
         if keep_largest is not None:
             post["keep_largest"] = parse_class_list(keep_largest)
         if min_size is not None:
             post["min_size_ml"] = parse_class_sizes(min_size)
+        if min_probability is not None:
+            post["min_probability"] = parse_class_probabilities(min_probability)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     return post
 
 
 def _check_post_classes(post: dict, names: list[str] | None, num_classes: int | None) -> None:
-    """A usage error where --keep-largest / --min-size name a class the model does not have."""
-    for option, key in (("--keep-largest", "keep_largest"), ("--min-size", "min_size_ml")):
+    """A usage error where --keep-largest / --min-size / --min-probability name a class the model does not have."""
+    for option, key in (("--keep-largest", "keep_largest"), ("--min-size", "min_size_ml"),
+                        ("--min-probability", "min_probability")):
         values = list(post.get(key, []))
         bad = [c for c in values if c < 1 or (num_classes is not None and c >= num_classes)]
         if bad:

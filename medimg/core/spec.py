@@ -215,10 +215,15 @@ class PostprocessSpec(Strict):
             component is kept; the other voxels of the class become background.
         min_size_ml: class value -> size in mL; connected components of that class smaller
             than it become background.
+        min_probability: class value -> probability in (0, 1); a voxel whose most probable
+            class this is keeps it only where its probability reaches this, else becomes
+            background (for two classes: foreground where P >= t instead of P > 0.5).
+            Applied where probabilities become labels, before the component rules.
     """
 
     keep_largest: list[int] = Field(default_factory=list)
     min_size_ml: dict[int, float] = Field(default_factory=dict)
+    min_probability: dict[int, float] = Field(default_factory=dict)
 
     @field_validator("keep_largest")
     @classmethod
@@ -239,9 +244,25 @@ class PostprocessSpec(Strict):
             raise ValueError(f"sizes {neg} must be volumes in mL >= 0")
         return v
 
+    @field_validator("min_probability")
+    @classmethod
+    def _probabilities(cls, v: dict[int, float]) -> dict[int, float]:
+        bad = [c for c in v if int(c) < 1]
+        if bad:
+            raise ValueError(f"class values {bad} are not foreground classes (1, 2, ...); background 0 has none")
+        out = {c: p for c, p in v.items() if not 0.0 < p < 1.0}
+        if out:
+            raise ValueError(f"probabilities {out} must lie strictly between 0 and 1")
+        return v
+
     @property
     def classes(self) -> list[int]:
-        """Every class value named by either rule."""
+        """Every class value named by any rule."""
+        return sorted(set(self.keep_largest) | set(self.min_size_ml) | set(self.min_probability))
+
+    @property
+    def component_classes(self) -> list[int]:
+        """The class values of the connected-component rules (``keep_largest``, ``min_size_ml``)."""
         return sorted(set(self.keep_largest) | set(self.min_size_ml))
 
 

@@ -153,6 +153,8 @@ def _postprocess_text(post: dict[str, Any], names: list[Any], run_dir: Path) -> 
         return str(names[int(c)]) if int(c) < len(names) else f"class {c}"
 
     rules = [f"largest component of {name(c)}" for c in post.get("keep_largest") or []]
+    rules = [f"{name(c)} only where its probability >= {float(p):g}"
+             for c, p in (post.get("min_probability") or {}).items()] + rules
     rules += [f"{name(c)} components under {float(ml):g} mL removed" for c, ml in (post.get("min_size_ml") or {}).items()]
     learned = (_json(run_dir / "postprocess.json") or {}).get("learned")
     return ("; ".join(rules) or "none") + (" (chosen on validation Dice, postprocess.json)" if learned else "")

@@ -8,12 +8,20 @@ candidate rule of :func:`candidate_rules`, one foreground class at a time:
 - ``none``: the prediction as it is;
 - ``min_size_ml=T`` for T in :data:`MIN_SIZE_CANDIDATES_ML` (0.1, 0.5, 1 mL): connected
   components of the class under T mL become background;
-- ``keep_largest``: only the largest component of the class is kept.
+- ``keep_largest``: only the largest component of the class is kept;
+- each of these after ``min_probability=P`` for P in :data:`MIN_PROBABILITY_CANDIDATES`
+  (0.6 to 0.9): a voxel keeps the class only where the class's probability reaches P, else
+  it becomes background. A network trained on few cases, with a Dice loss and patches
+  drawn around the foreground, often labels a rim of low-probability voxels around what
+  the references hold (over-segmentation); validation decides whether a stricter rule
+  pays. Tried where the validation probabilities are at hand: the trainer keeps each
+  case's foreground voxels under 0.9 (the largest candidate), not the whole maps.
 
 A class's Dice depends only on that class's voxels, so the classes are decided
 independently. A rule is kept only where it raises the class's mean validation Dice over
 the cases above that of ``none`` (a tie keeps ``none``; between equal rules the one that
-removes less, earlier in the list, wins). Dice is validation's (``history.csv``): a class
+removes less, earlier in the list, wins: every rule without a minimum probability comes
+before those with one). Dice is validation's (``history.csv``): a class
 absent from both prediction and reference scores 1. nnU-Net also tries the largest
 component of all foreground classes merged; for a single foreground class that is
 ``keep_largest`` itself, and for several it is not something ``inference.postprocess``
@@ -41,12 +49,14 @@ from ..core.plain import to_plain
 from ..core.sample import Sample
 from ..core.spec import ExperimentConfig, PostprocessSpec
 from ..inference.checkpoint import inference_spec, load_checkpoint
-from ..inference.postprocess import kept_components, label_components, voxel_volume_ml
+from ..inference.postprocess import kept_components, label_components, low_probability_voxels, voxel_volume_ml
 from ..inference.predictor import Predictor
 from ..inference.runlog import atomic_path
 from .callbacks import Callback, FitState
+from .validation import MAX_MIN_PROBABILITY
 
 __all__ = [
+    "MIN_PROBABILITY_CANDIDATES",
     "MIN_SIZE_CANDIDATES_ML",
     "POSTPROCESS_FILE",
     "BestValidationPredictions",
@@ -60,20 +70,48 @@ __all__ = [
 POSTPROCESS_FILE = "postprocess.json"
 #: Component sizes (mL) tried as ``min_size_ml`` for each class.
 MIN_SIZE_CANDIDATES_ML = (0.1, 0.5, 1.0)
+#: Class probabilities tried as ``min_probability`` for each class.
+MIN_PROBABILITY_CANDIDATES = (0.6, 0.7, 0.8, MAX_MIN_PROBABILITY)
 
 #: One validation case: ``(case_id, predicted label map, reference label map, voxel mL)``,
 #: both maps ``(*spatial)`` class values on the reference's grid.
 ValidationCase = tuple[str, np.ndarray, np.ndarray, float]
+#: One validation case's foreground voxels of low probability: ``(flat indices, probabilities)``
+#: (:func:`~medimg.inference.postprocess.low_probability_voxels`).
+LowProbability = tuple[np.ndarray, np.ndarray]
 
 
-def candidate_rules(cls: int, sizes_ml: Sequence[float] = MIN_SIZE_CANDIDATES_ML) -> list[tuple[str, PostprocessSpec]]:
+def candidate_rules(cls: int, sizes_ml: Sequence[float] = MIN_SIZE_CANDIDATES_ML,
+                    probabilities: Sequence[float] = ()) -> list[tuple[str, PostprocessSpec]]:
     """The rules tried for class ``cls``, named, least removal first: ``none``, then
-    ``min_size_ml=T`` for each size (ascending), then ``keep_largest``."""
-    return [
+    ``min_size_ml=T`` for each size (ascending), then ``keep_largest``; then, for each
+    minimum probability P (ascending), ``min_probability=P`` alone and before each of those."""
+    components = [
         ("none", PostprocessSpec()),
         *((f"min_size_ml={t:g}", PostprocessSpec(min_size_ml={cls: float(t)})) for t in sorted(sizes_ml)),
         ("keep_largest", PostprocessSpec(keep_largest=[cls])),
     ]
+    with_probability = [
+        (f"min_probability={p:g}" + ("" if name == "none" else f"+{name}"),
+         rule.model_copy(update={"min_probability": {cls: float(p)}}))
+        for p in sorted(probabilities) for name, rule in components
+    ]
+    return components + with_probability
+
+
+def _below_minimum(pred: np.ndarray, low: Mapping[str, LowProbability] | None, case_id: str, cls: int,
+                   minimum: float | None) -> np.ndarray:
+    """Case ``case_id``'s ``pred`` with class ``cls`` set to background where its probability
+    is under ``minimum`` (``pred`` itself for None), as
+    :func:`~medimg.inference.postprocess.apply_min_probability` does."""
+    if minimum is None or low is None:
+        return pred
+    idx, prob = low[case_id]
+    out = pred.copy()
+    flat = out.reshape(-1)
+    drop = idx[prob < minimum]
+    flat[drop[flat[drop] == cls]] = 0
+    return out
 
 
 @dataclass
@@ -102,6 +140,8 @@ def learn_postprocess(
     cases: Sequence[ValidationCase],
     label_names: Sequence[str],
     sizes_ml: Sequence[float] = MIN_SIZE_CANDIDATES_ML,
+    low_probability: Mapping[str, LowProbability] | None = None,
+    probabilities: Sequence[float] = MIN_PROBABILITY_CANDIDATES,
 ) -> tuple[PostprocessSpec, dict[str, Any]]:
     """Choose each foreground class's rule on ``cases`` (module docstring).
 
@@ -109,6 +149,10 @@ def learn_postprocess(
         cases: the validation cases' raw predictions and references (:data:`ValidationCase`).
         label_names: class names, background first (classes 1.. are decided).
         sizes_ml: the ``min_size_ml`` sizes tried.
+        low_probability: case id -> its foreground voxels of probability under the largest
+            of ``probabilities``; without it (or without a case in it) no minimum
+            probability is tried.
+        probabilities: the ``min_probability`` values tried.
 
     Returns:
         ``(spec, record)``: the chosen rules, and per class name ``{"class", "chosen",
@@ -122,28 +166,39 @@ def learn_postprocess(
         if pred.shape != ref.shape:
             raise DataError(f"validation case '{case_id}': prediction grid {tuple(pred.shape)} differs from its "
                             f"label's {tuple(ref.shape)}", hint="predict the case on its label's grid")
+    if low_probability is not None and probabilities and max(probabilities) > MAX_MIN_PROBABILITY:
+        raise ValueError(f"minimum probabilities up to {MAX_MIN_PROBABILITY} can be learned, got {max(probabilities)}")
+    if low_probability is None or any(c[0] not in low_probability for c in cases):
+        probabilities = ()
     keep_largest: list[int] = []
     min_size: dict[int, float] = {}
+    min_probability: dict[int, float] = {}
     classes: dict[str, Any] = {}
     for cls in range(1, len(label_names)):
-        views = [_view(pred, ref, cls, ml) for _, pred, ref, ml in cases]
-        rules = candidate_rules(cls, sizes_ml)
-        tried = {
-            name: float(np.mean([v.dice(kept_components(v.sizes, v.voxel_ml, cls, rule)) for v in views]))
-            for name, rule in rules
-        }
+        rules = candidate_rules(cls, sizes_ml, probabilities)
+        views: dict[float | None, list[_ClassView]] = {}
+        tried = {}
+        for name, rule in rules:
+            minimum = rule.min_probability.get(cls)
+            if minimum not in views:
+                views[minimum] = [_view(_below_minimum(pred, low_probability, i, cls, minimum), ref, cls, ml)
+                                  for i, pred, ref, ml in cases]
+            tried[name] = float(np.mean([v.dice(kept_components(v.sizes, v.voxel_ml, cls, rule))
+                                         for v in views[minimum]]))
         best = max(tried, key=lambda name: tried[name])  # the first of equal ones: "none", then less removal
         chosen = best if tried[best] > tried["none"] else "none"
         rule = dict(rules)[chosen]
         keep_largest += rule.keep_largest
         min_size.update(rule.min_size_ml)
+        min_probability.update(rule.min_probability)
         classes[str(label_names[cls])] = {
             "class": cls, "chosen": chosen, "dice_before": tried["none"], "dice_after": tried[chosen], "tried": tried,
         }
-    spec = PostprocessSpec(keep_largest=keep_largest, min_size_ml=min_size)
+    spec = PostprocessSpec(keep_largest=keep_largest, min_size_ml=min_size, min_probability=min_probability)
     before = [c["dice_before"] for c in classes.values()]
     after = [c["dice_after"] for c in classes.values()]
     record = {
+        "candidates": [name for name, _ in candidate_rules(1, sizes_ml, probabilities)],
         "classes": classes,
         "mean_dice_before": float(np.mean(before)) if before else None,
         "mean_dice_after": float(np.mean(after)) if after else None,
@@ -166,6 +221,7 @@ class BestValidationPredictions(Callback):
         self.trainer = trainer
         self.epoch: int | None = None
         self.predictions: dict[str, torch.Tensor] | None = None
+        self.low_probability: dict[str, LowProbability] | None = None
         self._validated: int | None = None
 
     def on_validation_end(self, state: FitState, metrics: Mapping[str, float]) -> None:
@@ -175,23 +231,30 @@ class BestValidationPredictions(Callback):
         best = self.trainer._best_model()
         if best is not None and best.best_epoch == state.epoch == self._validated:
             self.epoch, self.predictions = state.epoch, getattr(self.trainer, "val_predictions", None)
+            self.low_probability = getattr(self.trainer, "val_uncertain", None)
 
 
 def _validation_cases(
-    checkpoint: Path, samples: Sequence[Sample], kept: Mapping[str, torch.Tensor] | None, device: torch.device
-) -> tuple[list[ValidationCase], str]:
-    """The cases' raw predictions (``kept`` when it has them all, else predicted with
-    ``checkpoint``) with their references; and where the predictions came from."""
+    checkpoint: Path, samples: Sequence[Sample], keeper: BestValidationPredictions | None, device: torch.device
+) -> tuple[list[ValidationCase], dict[str, LowProbability], str]:
+    """The cases' raw predictions and low-probability voxels (the ``keeper``'s when it has
+    them all, else predicted with ``checkpoint``) with their references; and where the
+    predictions came from."""
     ids = [str(s.case_id) for s in samples]
-    if kept is not None and all(i in kept for i in ids):
+    kept = keeper.predictions if keeper is not None and keeper.epoch is not None else None
+    low = keeper.low_probability if keeper is not None and keeper.epoch is not None else None
+    if kept is not None and low is not None and all(i in kept and i in low for i in ids):
         preds, source = {i: kept[i].numpy() for i in ids}, "validation of the best epoch"
     else:
         predictor = Predictor.from_checkpoint(checkpoint, device)
-        preds = {str(s.case_id): predictor.predict_probabilities(s, case_id=s.case_id).data.argmax(0).cpu().numpy()
-                 for s in samples}
+        preds, low = {}, {}
+        for s in samples:
+            top, pred = torch.max(predictor.predict_probabilities(s, case_id=s.case_id).data, 0)
+            preds[str(s.case_id)] = pred.cpu().numpy()
+            low[str(s.case_id)] = low_probability_voxels(pred, top, MAX_MIN_PROBABILITY)
         source = f"predicted again with {checkpoint.name}"
     cases = [(i, preds[i], s["label"].data[0].cpu().numpy(), voxel_volume_ml(s["label"])) for i, s in zip(ids, samples)]
-    return cases, source
+    return cases, low, source
 
 
 def store_postprocess(checkpoint: str | Path, spec: PostprocessSpec) -> None:
@@ -252,17 +315,15 @@ def learn_run_postprocess(
     if reason is None:
         assert checkpoint is not None
         try:
-            kept = keeper.predictions if keeper is not None and keeper.epoch is not None else None
-            cases, source = _validation_cases(checkpoint, samples, kept, device)
-            spec, learned = learn_postprocess(cases, cfg.data.label_names)
+            cases, low, source = _validation_cases(checkpoint, samples, keeper, device)
+            spec, learned = learn_postprocess(cases, cfg.data.label_names, low_probability=low)
             store_postprocess(checkpoint, spec)
         except (DataError, ValueError, OSError, RuntimeError) as exc:
             reason = record["reason"] = f"failed: {exception_reason(exc)}"
         else:
             record = {
                 "learned": True, "reason": None, "postprocess": to_plain(spec), "checkpoint": checkpoint.name,
-                "validation_cases": [c[0] for c in cases], "predictions": source,
-                "candidates": [name for name, _ in candidate_rules(1)], **learned,
+                "validation_cases": [c[0] for c in cases], "predictions": source, **learned,
             }
             log(f"post-processing learned on {len(cases)} validation cases ({source}): {_describe(learned)}")
     if reason is not None:

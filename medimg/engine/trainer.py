@@ -268,8 +268,9 @@ class Trainer:
         """Score the current weights on the validation cases (rank 0), label maps kept in ``val_predictions``."""
         self.eval_model.eval()
         self.val_predictions: dict[str, torch.Tensor] = {}
+        self.val_uncertain: dict[str, Any] = {}  # low-probability foreground voxels (postlearn)
         return validation_metrics(self._predictor(), self.val_samples, self.label_names, self.metrics,
-                                  loss_fn=self.loss_fn, predictions=self.val_predictions)
+                                  loss_fn=self.loss_fn, predictions=self.val_predictions, uncertain=self.val_uncertain)
 
     def _save(self, name: str, epoch: int, metrics: Mapping[str, float], best: float | None) -> Path:
         """Hand one checkpoint to :attr:`checkpoints` (copied now, written in the background)."""

@@ -13,11 +13,16 @@ import torch
 
 from ..core.errors import ConfigError
 from ..core.sample import Sample
+from ..inference.postprocess import low_probability_voxels
 from ..inference.predictor import Predictor
 from ..metrics import METRICS
 from .selection import LOSS
 
-__all__ = ["validation_metrics"]
+__all__ = ["MAX_MIN_PROBABILITY", "validation_metrics"]
+
+#: Probabilities above this are never kept for learning ``postprocess.min_probability``
+#: (the largest candidate minimum of :mod:`medimg.engine.postlearn`).
+MAX_MIN_PROBABILITY = 0.9
 
 
 def _nanmean(values: np.ndarray, axis: int | None = None) -> np.ndarray | float:
@@ -35,6 +40,7 @@ def validation_metrics(
     *,
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     predictions: dict[str, torch.Tensor] | None = None,
+    uncertain: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> dict[str, float]:
     """Predict each sample whole and score it against its ``"label"`` on the native grid.
 
@@ -51,6 +57,10 @@ def validation_metrics(
         predictions: when given, filled with each case's predicted label map (case id ->
             ``(*spatial)`` uint8 tensor on the CPU, on the label's grid, before any
             post-processing), e.g. to learn post-processing without predicting again.
+        uncertain: when given, filled with each case's foreground voxels of probability
+            under :data:`~medimg.engine.postlearn.MAX_MIN_PROBABILITY`
+            (:func:`~medimg.inference.postprocess.low_probability_voxels`), what learning
+            a class's minimum probability needs.
 
     Returns:
         For each metric ``m``: ``m`` (mean over foreground classes of each class's mean
@@ -75,9 +85,11 @@ def validation_metrics(
     losses: list[float] = []
     for s in samples:
         probs = predictor.predict_probabilities(s, case_id=s.case_id).data
-        pred = probs.argmax(0)
+        top, pred = torch.max(probs, 0)  # argmax's indices (the first maximum), with the values
         if predictions is not None:
             predictions[str(s.case_id)] = pred.to(torch.uint8 if k <= 256 else torch.int16).cpu()
+        if uncertain is not None:
+            uncertain[str(s.case_id)] = low_probability_voxels(pred, top, MAX_MIN_PROBABILITY)
         ref_image = s["label"]
         ref = ref_image.data[0]
         for m in names:

@@ -270,7 +270,7 @@ def predict_cases(
         if save_probabilities:
             probs = predictor.predict_probabilities(prepared[0])
             _save_probabilities(probs, outputs(e.case_id)[1], names)
-            label = label_map_of(probs)
+            label = label_map_of(probs, predictor.spec.postprocess.min_probability)
             del probs
         else:  # a few classes at a time back to the input's grid: less memory
             label = predictor.predict(prepared[0])

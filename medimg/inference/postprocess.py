@@ -1,5 +1,6 @@
-"""Per-class post-processing of predicted label maps: keep the largest connected component,
-remove components under a size in mL.
+"""Per-class post-processing of predicted label maps: a minimum probability for a class
+(applied where probabilities become labels, :func:`apply_min_probability`), then keep the
+largest connected component, remove components under a size in mL.
 
 Components are found by :func:`scipy.ndimage.label` (face connectivity) on the label map
 as written, on the input's own grid, so sizes are physical: voxel volume = ``|det|`` of
@@ -15,9 +16,12 @@ from ..core import Image
 from ..core.spec import PostprocessSpec
 
 __all__ = [
+    "apply_min_probability",
+    "low_probability_voxels",
     "kept_components",
     "label_components",
     "parse_class_list",
+    "parse_class_probabilities",
     "parse_class_sizes",
     "postprocess_labels",
     "voxel_volume_ml",
@@ -58,22 +62,41 @@ def kept_components(sizes: np.ndarray, voxel_ml: float, cls: int, spec: Postproc
     return keep
 
 
+def apply_min_probability(labels: torch.Tensor, top: torch.Tensor, min_probability: dict[int, float]) -> torch.Tensor:
+    """``labels`` (class values) with each class ``c`` of ``min_probability`` set to
+    background where its probability ``top`` (that of the labelled class, same shape) is
+    under ``min_probability[c]``; in place, and returned."""
+    for cls, t in min_probability.items():
+        labels[(labels == int(cls)) & (top < float(t))] = 0
+    return labels
+
+
+def low_probability_voxels(labels: torch.Tensor, top: torch.Tensor, below: float) -> tuple[np.ndarray, np.ndarray]:
+    """The foreground voxels of ``labels`` whose probability ``top`` (of the labelled class)
+    is under ``below``: ``(flat indices int64, probabilities float32)``. All that
+    :func:`apply_min_probability` with minimums up to ``below`` can change, at a fraction
+    of the memory of the whole probability map."""
+    flat = ((labels > 0) & (top < below)).reshape(-1).nonzero().squeeze(1)
+    return flat.cpu().numpy().astype(np.int64), top.reshape(-1)[flat].float().cpu().numpy()
+
+
 def postprocess_labels(label: Image, spec: PostprocessSpec | None) -> Image:
     """``label`` (``(1, *spatial)`` class values) with ``spec``'s rules applied per class.
 
     For each class in ``spec.min_size_ml``, components smaller than the size become
     background; then for each class in ``spec.keep_largest``, only its largest remaining
     component is kept (:func:`kept_components`). A class absent from the map is left as it
-    is (nothing to do).
+    is (nothing to do). ``spec.min_probability`` needs the probabilities and is applied
+    before, where they become labels (:func:`apply_min_probability`), not here.
 
     Returns:
         ``label`` itself when there is nothing to do, else a new Image on the same grid.
     """
-    if spec is None or not spec.classes:
+    if spec is None or not spec.component_classes:
         return label
     data = label.data[0].cpu().numpy().copy()
     vox_ml = voxel_volume_ml(label)
-    for cls in spec.classes:
+    for cls in spec.component_classes:
         mask = data == cls
         if not mask.any():
             continue
@@ -98,8 +121,24 @@ def parse_class_list(text: str, option: str = "--keep-largest") -> list[int]:
         raise ValueError(f"{option} {text!r}: expected class values separated by commas, e.g. 1,2") from None
 
 
-def parse_class_sizes(text: str, option: str = "--min-size") -> dict[int, float]:
-    """``"1=0.5,2=3"`` -> ``{1: 0.5, 2: 3.0}`` (class value = size in mL).
+def parse_class_probabilities(text: str, option: str = "--min-probability") -> dict[int, float]:
+    """``"1=0.8,2=0.6"`` -> ``{1: 0.8, 2: 0.6}`` (class value = probability in (0, 1)).
+
+    Raises:
+        ValueError: not ``CLASS=P`` pairs separated by commas, or a P outside (0, 1) (the
+            message names ``option``).
+    """
+    out = parse_class_sizes(text, option, unit="P", example="1=0.8,2=0.6")
+    bad = {c: p for c, p in out.items() if not 0.0 < p < 1.0}
+    if bad:
+        raise ValueError(f"{option} {text!r}: each probability must lie strictly between 0 and 1, got "
+                         + ", ".join(f"{c}={p:g}" for c, p in bad.items()))
+    return out
+
+
+def parse_class_sizes(text: str, option: str = "--min-size", unit: str = "ML",
+                      example: str = "1=0.5,2=3") -> dict[int, float]:
+    """``"1=0.5,2=3"`` -> ``{1: 0.5, 2: 3.0}`` (class value = size in mL, or the number ``unit`` names).
 
     Raises:
         ValueError: not ``CLASS=ML`` pairs separated by commas (the message names ``option``).
@@ -115,6 +154,6 @@ def parse_class_sizes(text: str, option: str = "--min-size") -> dict[int, float]
             out[int(cls)] = float(size)
         except ValueError:
             raise ValueError(
-                f"{option} {text!r}: expected CLASS=ML pairs separated by commas, e.g. 1=0.5,2=3"
+                f"{option} {text!r}: expected CLASS={unit} pairs separated by commas, e.g. {example}"
             ) from None
     return out

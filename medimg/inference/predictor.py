@@ -27,11 +27,20 @@ from ..core.image import Image
 from ..core.sample import Sample
 from ..core.spec import InferenceSpec
 from ..data.classification import unit_scaled
-from ..transforms import Compose, Transform, invert_history
+from ..transforms import Compose, Transform
 from ..transforms.build import build_transforms
-from .checkpoint import build_model, inference_spec, load_checkpoint, model_in_channels, model_out_channels
+from .checkpoint import (
+    build_model,
+    inference_spec,
+    load_checkpoint,
+    model_in_channels,
+    model_out_channels,
+)
+from .labelmaps import inverted as _inverted
+from .labelmaps import label_map_of
+from .labelmaps import labels_by_class_chunks as _labels_by_class_chunks
 from .layer_tuning import tune_convolutions
-from .memory import INVERT_CLASS_CHUNK, CaseSize, activation_bytes_per_voxel, check_case_memory
+from .memory import CaseSize, activation_bytes_per_voxel, check_case_memory
 from .sliding import add_flipped_, sliding_window, softmax_
 
 __all__ = ["Predictor", "PreparedCase", "label_map_of", "resolve_device"]
@@ -393,11 +402,15 @@ class Predictor:
         The returned image has the input's spatial shape and affine exactly. The same
         labels as ``label_map_of(predict_probabilities(...))`` (up to float rounding at
         exact ties) with less memory: the probabilities go back to the input's grid a few
-        classes at a time (:func:`_labels_by_class_chunks`), never all at once.
+        classes at a time (:func:`_labels_by_class_chunks`), never all at once. The spec's
+        ``postprocess.min_probability`` applies here, where probabilities become labels
+        (``label_map_of`` likewise); its component rules are the caller's
+        (:func:`~medimg.inference.postprocess.postprocess_labels`).
         """
         case_id, source, pre, prob_img = self._preprocessed_probabilities(inputs, case_id)
         with torch.inference_mode():
-            labels = _labels_by_class_chunks(prob_img, pre.history, source, case_id)
+            labels = _labels_by_class_chunks(prob_img, pre.history, source, case_id,
+                                             self.spec.postprocess.min_probability)
         labels = labels.clone()  # a plain tensor (not an inference one) that callers may change in place
         meta = {"case_id": case_id, "label_names": self.label_names}
         return Image(labels[None], source.affine.copy(), kind="label", meta=meta)
@@ -498,15 +511,6 @@ class Predictor:
         )
 
 
-def label_map_of(probs: Image) -> Image:
-    """The argmax of class probabilities ``(K, *spatial)``: ``(1, *spatial)`` uint8 (int16
-    over 256 classes), same grid and meta."""
-    k = probs.num_channels
-    labels = _argmax_classes(probs.data)[1][None]
-    labels = labels.to(torch.uint8 if k <= 256 else torch.int16)
-    return Image(labels, probs.affine.copy(), kind="label", meta=dict(probs.meta))
-
-
 def _read_input(item: Any) -> Image:
     """An input channel as an Image: itself, a file or folder read by ``read_image``, or a
     DICOM series found by ``medimg.io.dicom.find_series`` (a channel chosen by pattern)."""
@@ -530,69 +534,3 @@ def _input_name(item: Any) -> str:
     if hasattr(item, "series_instance_uid"):
         return f"DICOM series '{getattr(item, 'description', '') or item.series_instance_uid}'"
     return str(item)
-
-
-def _inverted(image: Image, history: Any, source: Image, case_id: str | None) -> Image:
-    """``image`` taken back through the preprocessing ``history`` onto ``source``'s grid."""
-    back = invert_history(image, history)
-    if not back.same_grid(source):
-        raise GeometryError(
-            f"case '{case_id or '?'}': inverting the preprocessing gave grid "
-            f"{back.spatial_shape} (affine off by {np.abs(back.affine - source.affine).max():.3g} mm), "
-            f"expected the input's {source.spatial_shape}",
-            hint="a preprocessing transform does not invert exactly; report this as a bug",
-        )
-    return back
-
-
-def _labels_by_class_chunks(probs: Image, history: Any, source: Image, case_id: str | None) -> torch.Tensor:
-    """The argmax over classes of ``probs`` taken back to ``source``'s grid, inverted
-    :data:`INVERT_CLASS_CHUNK` classes at a time with a running maximum.
-
-    Inverting probabilities pads with background and renormalises each voxel over all
-    classes (``fill_missing_background``), which couples the classes; the chunks are
-    inverted as plain linear maps (zero padding) instead, the sum of all classes is kept,
-    and the mass missing outside the field of view goes to the background at the end,
-    as ``fill_missing_background`` does. Dividing every class by the same sum does not
-    change the argmax, so it is left out.
-    """
-    k = probs.num_channels
-    best = labels = total = background = None
-    for k0 in range(0, k, INVERT_CLASS_CHUNK):
-        part = Image(probs.data[k0 : k0 + INVERT_CLASS_CHUNK], probs.affine, kind="intensity")
-        back = _inverted(part, history, source, case_id).data.float()
-        total = back.sum(0) if total is None else total.add_(back.sum(0))
-        first = 0
-        if k0 == 0:  # class 0 is decided at the end
-            background, first = back[0].clone(), 1
-            if back.shape[0] == 1:
-                continue
-        top, idx = _argmax_classes(back[first:])
-        idx += k0 + first
-        del back
-        if best is None or labels is None:
-            best, labels = top, idx.to(torch.uint8 if k <= 256 else torch.int16)
-            continue
-        better = top > best  # ties keep the lower class, as argmax does
-        best[better] = top[better]
-        labels[better] = idx[better].to(labels.dtype)
-        del top, idx, better
-    assert total is not None and background is not None
-    if labels is None or best is None:  # one class only
-        return torch.zeros(background.shape, dtype=torch.uint8)
-    background.add_((1.0 - total).clamp_min_(0.0))
-    labels[background >= best] = 0
-    return labels
-
-
-def _argmax_classes(data: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(max, argmax)`` over the class axis 0 of ``(K, *spatial)``, ties going to the
-    lower class, as ``torch.argmax`` (both documented to return the first maximum).
-
-    ``torch.max(data, 0)`` gives the same indices as ``torch.argmax(data, 0)`` and the
-    values with them, and on CPU it is much faster over axis 0 of a volume (PyTorch 2.x's
-    argmax reduces along a strided axis slowly): ``benchmarks/predict_folder.py`` went from
-    42.7 to 27.0 s with it (docs/performance.md).
-    """
-    top, idx = torch.max(data, dim=0)
-    return top, idx

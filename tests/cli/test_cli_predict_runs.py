@@ -80,6 +80,12 @@ def test_postprocess_options(setup, tmp_path: Path):
             assert ndimage.label(lab == cls)[1] <= 1  # one component per class at most
     res = run("predict", ckpt, inp, tmp_path / "o2", "--device", "cpu", "--min-size", "1:0.5")
     assert res.exit_code == 2 and "expected CLASS=ML pairs" in res.output
+    res = run("predict", ckpt, inp, tmp_path / "o4", "--device", "cpu", "--min-probability", "1=1.5")
+    assert res.exit_code == 2 and "each probability must lie strictly between 0 and 1, got 1=1.5" in res.output
+    res = run("predict", ckpt, inp, tmp_path / "o5", "--device", "cpu", "--min-probability", "3=0.8")
+    assert res.exit_code == 2 and "--min-probability" in res.output and "[3] are not foreground classes" in res.output
+    res = run("predict", ckpt, inp, tmp_path / "o6", "--device", "cpu", "--min-probability", "1=0.8,2=0.8")
+    assert res.exit_code == 0, res.output
     res = run("predict", ckpt, inp, tmp_path / "o3", "--device", "cpu", "--keep-largest", "5")
     assert res.exit_code == 2 and "Traceback" not in res.output
     assert "error: invalid value for --keep-largest: class value(s) [5] are not foreground classes of this model; use 1..2 (1=a, 2=b)" in res.output

@@ -156,7 +156,7 @@ def test_a_run_learns_into_best_pt_and_postprocess_json(run):
     assert PostprocessSpec.model_validate(stored) == PostprocessSpec.model_validate(record["postprocess"])
     assert Predictor.from_checkpoint(out / "best.pt", "cpu").spec.postprocess == PostprocessSpec.model_validate(stored)
     # last.pt (what a resume continues from) is left as training wrote it
-    assert load_checkpoint(out / "last.pt")["inference"]["postprocess"] == {"keep_largest": [], "min_size_ml": {}}
+    assert load_checkpoint(out / "last.pt")["inference"]["postprocess"] == {"keep_largest": [], "min_size_ml": {}, "min_probability": {}}
 
 
 def test_predicting_again_with_best_pt_gives_the_same_decision(run, data, tmp_path):
@@ -223,7 +223,7 @@ def test_a_given_postprocess_is_kept_and_learning_can_be_switched_off(data, tmp_
     off = train(_cfg(data, evaluation={"learn_postprocess": False}, trainer={"max_epochs": 1}),
                 output_dir=tmp_path / "off", progress=False)
     assert not (tmp_path / "off" / POSTPROCESS_FILE).exists()
-    assert load_checkpoint(off.best_checkpoint)["inference"]["postprocess"] == {"keep_largest": [], "min_size_ml": {}}
+    assert load_checkpoint(off.best_checkpoint)["inference"]["postprocess"] == {"keep_largest": [], "min_size_ml": {}, "min_probability": {}}
 
 
 def test_one_validation_case_is_not_enough(data, tmp_path):
@@ -255,7 +255,7 @@ def test_the_test_split_is_scored_with_the_learned_rule(data, tmp_path, monkeypa
     from medimg.inference.postprocess import label_components
 
     chosen = PostprocessSpec(keep_largest=[1, 2])
-    monkeypatch.setattr(postlearn, "learn_postprocess", lambda cases, names: (chosen, {"classes": {}}))
+    monkeypatch.setattr(postlearn, "learn_postprocess", lambda cases, names, **_: (chosen, {"classes": {}}))
     res = train(_cfg(data, trainer={"max_epochs": 1}), output_dir=tmp_path / "run", progress=False)
     assert load_checkpoint(res.best_checkpoint)["inference"]["postprocess"]["keep_largest"] == [1, 2]
     assert res.test_summary is not None
@@ -263,3 +263,73 @@ def test_the_test_split_is_scored_with_the_learned_rule(data, tmp_path, monkeypa
         labels = read_image(path).numpy()[0]
         for cls in (1, 2):
             assert len(label_components(labels == cls)[1]) <= 1, (path.name, cls)
+
+
+# -- a minimum probability per class -------------------------------------------------------
+def _rimmed_case(seed: int, rim_is_true: bool):
+    """(case, low-probability voxels, probabilities): class 1 is a 10^3 cube predicted with a
+    one-voxel rim of probability 0.65 around it; the rim is background in the reference
+    (over-segmentation) unless ``rim_is_true``."""
+    from scipy import ndimage
+
+    from medimg.inference.postprocess import low_probability_voxels
+
+    ref = np.zeros((30, 30, 20), np.uint8)
+    ref[5 + seed:15 + seed, 5:15, 5:15] = 1
+    pred = ndimage.binary_dilation(ref).astype(np.uint8)
+    rim = (pred == 1) & (ref == 0)
+    top = np.where(pred == 1, 0.97, 0.99).astype(np.float32)
+    top[rim] = 0.65
+    if rim_is_true:
+        ref = pred.copy()
+    low = low_probability_voxels(torch.from_numpy(pred), torch.from_numpy(top), 0.9)
+    return (f"case_{seed}", pred, ref, VOXEL_ML), low, top
+
+
+@pytest.mark.parametrize("rim_is_true", [False, True])
+def test_a_minimum_probability_is_learned_only_where_it_raises_dice(rim_is_true):
+    made = [_rimmed_case(i, rim_is_true) for i in range(2)]
+    cases = [c for c, _, _ in made]
+    low = {c[0]: lp for c, lp, _ in made}
+    spec, record = learn_postprocess(cases, ["background", "organ"], low_probability=low)
+    organ = record["classes"]["organ"]
+    assert "min_probability=0.6" in organ["tried"] and "min_probability=0.9+keep_largest" in organ["tried"]
+    if rim_is_true:  # the rim is right: removing it would cost Dice
+        assert spec.min_probability == {} and organ["chosen"] == "none"
+        return
+    # 0.6 keeps the rim (0.65 >= 0.6); 0.7 is the least minimum that removes it exactly
+    assert organ["tried"]["min_probability=0.6"] == pytest.approx(organ["tried"]["none"])
+    assert organ["chosen"] == "min_probability=0.7" and spec.min_probability == {1: 0.7}
+    assert organ["dice_after"] == pytest.approx(1.0) and organ["dice_before"] < 0.9
+    # what the learner measured is what prediction does: label_map_of with the learned minimum
+    from medimg.inference.predictor import label_map_of
+
+    for (cid, pred, ref, _), _, top in made:
+        probs = torch.from_numpy(np.stack([1 - top * (pred == 1), np.where(pred == 1, top, 1 - top)]))
+        labels = label_map_of(Image(probs, make_affine((2.0, 2.0, 2.0)), kind="probabilities"), spec.min_probability)
+        assert np.array_equal(labels.numpy()[0], ref)
+
+
+def test_without_probabilities_no_minimum_is_tried():
+    spec, record = learn_postprocess(_cases(), NAMES)
+    assert not any("min_probability" in name for name in record["candidates"]) and spec.min_probability == {}
+
+
+def test_predict_applies_a_minimum_probability_where_probabilities_become_labels(run, data, tmp_path):
+    out, _ = run
+    ckpt = tmp_path / "best.pt"
+    shutil.copy2(out / "best.pt", ckpt)
+    store_postprocess(ckpt, PostprocessSpec(min_probability={1: 0.8, 2: 0.7}))
+    predictor = Predictor.from_checkpoint(ckpt, "cpu")
+    case = sorted((data / "test").iterdir())[0]
+    probs = predictor.predict_probabilities([case / "t1.nii.gz", case / "t2.nii.gz"]).data
+    top, expected = torch.max(probs, 0)
+    expected[(expected == 1) & (top < 0.8)] = 0
+    expected[(expected == 2) & (top < 0.7)] = 0
+    assert int(((torch.argmax(probs, 0) > 0) & (expected == 0)).sum()) > 0  # the rule changes something here
+    labels = predictor.predict([case / "t1.nii.gz", case / "t2.nii.gz"]).data[0]
+    assert int((labels != expected).sum()) == 0
+    # predict_folder, with and without the probabilities saved, writes the same labels
+    for name, save in (("a", False), ("b", True)):
+        predict_folder(predictor, data / "test", tmp_path / name, progress=False, save_probabilities=save)
+        assert np.array_equal(read_image(tmp_path / name / f"{case.name}.nii.gz").numpy()[0], expected.numpy())

@@ -105,7 +105,7 @@ def test_labels_by_class_chunks_break_exact_ties_towards_the_lower_class_as_argm
     # probabilities in eighths (exact in float32, summing to exactly 1): many exact ties,
     # across the class chunks and with the background; the labels must be argmax's
     # (first maximum), voxel for voxel, on the label path and in label_map_of
-    from medimg.inference.predictor import _labels_by_class_chunks
+    from medimg.inference.labelmaps import labels_by_class_chunks as _labels_by_class_chunks
 
     rng = np.random.default_rng(0)
     counts = rng.multinomial(8, [1 / 6] * 6, size=(12, 10, 9)).transpose(3, 0, 1, 2)
