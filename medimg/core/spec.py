@@ -281,7 +281,8 @@ class InferenceSection(Strict):
     #: SeriesDescription in study folders, e.g. ``{flair: "*FLAIR*", t1: "*T1*"}``
     #: (``medimg predict --channel`` adds to or replaces these).
     channels: dict[str, str] | None = None
-    #: Per-class post-processing of label maps (largest component, minimum size in mL).
+    #: Per-class post-processing of label maps (minimum probability, largest component,
+    #: minimum size in mL).
     postprocess: PostprocessSpec = Field(default_factory=PostprocessSpec)
     #: On CPU, run each convolution in the fastest of its equivalent forms, timed on the
     #: first tile batch (outputs equal up to float rounding; false for runs that must

@@ -64,6 +64,7 @@ __all__ = [
     "learn_postprocess",
     "learn_run_postprocess",
     "store_postprocess",
+    "will_learn",
 ]
 
 #: The run folder's record of the post-processing learned (or why none was).
@@ -208,8 +209,9 @@ def learn_postprocess(
 
 class BestValidationPredictions(Callback):
     """Keeps the validation label maps of the epoch ``best.pt`` holds (rank 0), from the
-    trainer's ``val_predictions``, so that post-processing is learned without predicting
-    the validation cases again. Nothing of it goes into checkpoints: a resumed run whose
+    trainer's ``val_predictions`` (and, with ``low_probability``, the voxels of
+    ``val_uncertain``, which the trainer then collects), so that post-processing is
+    learned without predicting the validation cases again. Nothing of it goes into checkpoints: a resumed run whose
     best epoch came before the resume predicts them once more with ``best.pt``.
 
     Attributes:
@@ -217,8 +219,9 @@ class BestValidationPredictions(Callback):
         predictions: case id -> label map tensor.
     """
 
-    def __init__(self, trainer: Any) -> None:
+    def __init__(self, trainer: Any, low_probability: bool = True) -> None:
         self.trainer = trainer
+        trainer.keep_low_probability = low_probability  # what a minimum probability is learned from
         self.epoch: int | None = None
         self.predictions: dict[str, torch.Tensor] | None = None
         self.low_probability: dict[str, LowProbability] | None = None
@@ -281,6 +284,12 @@ def _write(run_dir: Path, record: Mapping[str, Any]) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(to_plain(dict(record)), indent=2))
     return path
+
+
+def will_learn(cfg: ExperimentConfig) -> bool:
+    """Whether :func:`learn_run_postprocess` learns anything for ``cfg`` (it is on, and the
+    config does not give ``inference.postprocess`` itself)."""
+    return bool(cfg.evaluation.learn_postprocess and not cfg.inference.postprocess.classes)
 
 
 def learn_run_postprocess(

@@ -106,6 +106,16 @@ def config_differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[t
     return [(k, a.get(k, absent), b.get(k, absent)) for k in dict.fromkeys([*a, *b]) if a.get(k, absent) != b.get(k, absent)]
 
 
+def _with_defaults(old: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A resolved config as the current schema writes it: keys added since the run started
+    appear with their defaults (a key the run never had is not a change), and ``old``
+    itself where it no longer validates (every difference is then reported)."""
+    try:
+        return yaml.safe_load(dump_config(ExperimentConfig.model_validate(dict(old))))
+    except (ValueError, TypeError):  # pydantic.ValidationError is a ValueError: compared as written
+        return old
+
+
 def check_resume_config(run_dir: Path, cfg: ExperimentConfig, allow_change: bool = False) -> list[tuple[str, Any, Any]]:
     """Compare ``cfg`` with ``run_dir/config.resolved.yaml``.
 
@@ -129,7 +139,7 @@ def check_resume_config(run_dir: Path, cfg: ExperimentConfig, allow_change: bool
             hint="resume with allow_config_change=True if this is the run's config, or start a new run",
             cli_hint="add --allow-config-change if CONFIG is the run's config, or start a new run without --resume",
         ) from None
-    diffs = config_differences(old if isinstance(old, Mapping) else {}, new)
+    diffs = config_differences(_with_defaults(old) if isinstance(old, Mapping) else {}, new)
     refused = [d for d in diffs if d[0] not in RESULT_NEUTRAL_KEYS]
     if refused and not allow_change:
         listed = "; ".join(f"{k}: {o!r} -> {n!r}" for k, o, n in refused[:8])

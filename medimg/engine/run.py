@@ -40,7 +40,7 @@ from ..transforms.build import build_transforms
 from .callbacks import training_info
 from .distributed import DistInfo, cleanup, setup
 from .optim import OPTIMIZERS, build_scheduler
-from .postlearn import BestValidationPredictions, learn_run_postprocess
+from .postlearn import BestValidationPredictions, learn_run_postprocess, will_learn
 from .resume import check_resume_config, load_resume_checkpoint
 from .rundir import prepare_run_dir, run_dir_for
 from .testsplit import TEST_DIR, evaluate_segmentation_test, mean_dice
@@ -262,9 +262,10 @@ def _score_test(cfg: ExperimentConfig, test: list[CaseRecord], result: TrainResu
     return summary
 
 
-def _fit(trainer: Trainer, tensorboard: bool) -> tuple[TrainResult, BestValidationPredictions]:
-    """Fit with the tracking callbacks and one keeping the best epoch's validation predictions."""
-    keeper = BestValidationPredictions(trainer)
+def _fit(trainer: Trainer, tensorboard: bool, learn: bool) -> tuple[TrainResult, BestValidationPredictions]:
+    """Fit with the tracking callbacks and one keeping the best epoch's validation predictions
+    (with their low-probability voxels where post-processing will be learned: ``learn``)."""
+    keeper = BestValidationPredictions(trainer, low_probability=learn)
     return trainer.fit([*tracking_callbacks(trainer, tensorboard, images=True), keeper]), keeper
 
 
@@ -355,7 +356,7 @@ def train(
             trainer.resume_from(ckpt, str(run_dir / "last.pt"))
         if dist.is_main and progress:
             _log_start(cfg, data, trainer, device, run_dir)
-        result, keeper = _fit(trainer, tr.tensorboard)
+        result, keeper = _fit(trainer, tr.tensorboard, will_learn(cfg))
         if dist.is_main:
             _finish(cfg, data, result, trainer, keeper, device)
         return result

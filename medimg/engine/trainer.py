@@ -208,6 +208,7 @@ class Trainer:
         self.iterations_per_epoch = int(iterations_per_epoch)
         self.val_samples = list(val_samples)
         self.spec = spec
+        self.keep_low_probability = False  # validation keeps low-probability voxels (postlearn sets it)
         self.model_spec = as_spec(model_spec)
         self.label_names = list(spec.label_names or [])
         self.data_info = dict(data_info or {})
@@ -268,7 +269,7 @@ class Trainer:
         """Score the current weights on the validation cases (rank 0), label maps kept in ``val_predictions``."""
         self.eval_model.eval()
         self.val_predictions: dict[str, torch.Tensor] = {}
-        self.val_uncertain: dict[str, Any] = {}  # low-probability foreground voxels (postlearn)
+        self.val_uncertain: dict[str, Any] | None = {} if self.keep_low_probability else None
         return validation_metrics(self._predictor(), self.val_samples, self.label_names, self.metrics,
                                   loss_fn=self.loss_fn, predictions=self.val_predictions, uncertain=self.val_uncertain)
 

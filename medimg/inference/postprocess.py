@@ -73,11 +73,12 @@ def apply_min_probability(labels: torch.Tensor, top: torch.Tensor, min_probabili
 
 def low_probability_voxels(labels: torch.Tensor, top: torch.Tensor, below: float) -> tuple[np.ndarray, np.ndarray]:
     """The foreground voxels of ``labels`` whose probability ``top`` (of the labelled class)
-    is under ``below``: ``(flat indices int64, probabilities float32)``. All that
+    is under ``below``: ``(flat indices, int32 where they fit, else int64; probabilities float32)``. All that
     :func:`apply_min_probability` with minimums up to ``below`` can change, at a fraction
     of the memory of the whole probability map."""
     flat = ((labels > 0) & (top < below)).reshape(-1).nonzero().squeeze(1)
-    return flat.cpu().numpy().astype(np.int64), top.reshape(-1)[flat].float().cpu().numpy()
+    index_type = np.int32 if labels.numel() < 2**31 else np.int64  # 8 bytes a voxel, not 12
+    return flat.cpu().numpy().astype(index_type), top.reshape(-1)[flat].float().cpu().numpy()
 
 
 def postprocess_labels(label: Image, spec: PostprocessSpec | None) -> Image:

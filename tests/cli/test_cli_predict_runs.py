@@ -1,4 +1,4 @@
-"""`medimg predict` at scale: --overwrite, --shard, --keep-largest, --min-size, the log."""
+"""`medimg predict` at scale: --overwrite, --shard, --keep-largest, --min-size, --min-probability, the log."""
 
 from __future__ import annotations
 
@@ -84,11 +84,42 @@ def test_postprocess_options(setup, tmp_path: Path):
     assert res.exit_code == 2 and "each probability must lie strictly between 0 and 1, got 1=1.5" in res.output
     res = run("predict", ckpt, inp, tmp_path / "o5", "--device", "cpu", "--min-probability", "3=0.8")
     assert res.exit_code == 2 and "--min-probability" in res.output and "[3] are not foreground classes" in res.output
-    res = run("predict", ckpt, inp, tmp_path / "o6", "--device", "cpu", "--min-probability", "1=0.8,2=0.8")
-    assert res.exit_code == 0, res.output
     res = run("predict", ckpt, inp, tmp_path / "o3", "--device", "cpu", "--keep-largest", "5")
     assert res.exit_code == 2 and "Traceback" not in res.output
     assert "error: invalid value for --keep-largest: class value(s) [5] are not foreground classes of this model; use 1..2 (1=a, 2=b)" in res.output
+
+
+def test_min_probability_option_and_the_checkpoint_s_rule(setup, tmp_path: Path):
+    import shutil
+
+    from medimg.core.spec import PostprocessSpec
+    from medimg.engine.postlearn import store_postprocess
+
+    ckpt, inp = setup
+    res = run("predict", ckpt, inp, tmp_path / "raw", "--device", "cpu", "--save-probabilities")
+    assert res.exit_code == 0, res.output
+    probs = np.load(tmp_path / "raw" / "c0.probabilities.npz")["probabilities"]
+    top, arg = probs.max(0), probs.argmax(0)
+    t = round(float(np.median(top[arg == 1])), 3)  # a minimum that drops about half of class 1
+    expected = np.where((arg == 1) & (top < t), 0, arg)
+    near = np.abs(top - t) < 1e-5  # the label path and the saved probabilities may round apart there
+
+    def labels(name: str) -> np.ndarray:
+        return np.asarray(nib.load(str(tmp_path / name / "c0.nii.gz")).dataobj)
+
+    res = run("predict", ckpt, inp, tmp_path / "opt", "--device", "cpu", "--min-probability", f"1={t}")
+    assert res.exit_code == 0, res.output
+    assert np.array_equal(labels("raw"), arg)
+    assert int(((arg == 1) & (expected == 0)).sum()) > 10  # the rule removes voxels: the test can fail
+    assert np.array_equal(labels("opt")[~near], expected[~near])
+    # stored in the checkpoint: applied by default, left out by --no-postprocess
+    stored = tmp_path / "stored.pt"
+    shutil.copy2(ckpt, stored)
+    store_postprocess(stored, PostprocessSpec(min_probability={1: t}))
+    for name, extra in (("st", []), ("st_off", ["--no-postprocess"])):
+        res = run("predict", stored, inp, tmp_path / name, "--device", "cpu", *extra)
+        assert res.exit_code == 0, res.output
+    assert np.array_equal(labels("st")[~near], expected[~near]) and np.array_equal(labels("st_off"), arg)
 
 
 def test_failed_case_points_to_the_log(setup, tmp_path: Path):

@@ -30,7 +30,7 @@ def test_inference_defaults_live_in_one_place():
     window = InferenceSection().model_dump()
     assert {k: v for k, v in InferenceSpec().model_dump().items() if k in window} == window
     assert window == {"roi_size": [96, 96, 96], "overlap": 0.25, "sw_batch_size": 4, "blend": "gaussian",
-                      "tta_flips": [], "channels": None, "postprocess": {"keep_largest": [], "min_size_ml": {}},
+                      "tta_flips": [], "channels": None, "postprocess": {"keep_largest": [], "min_size_ml": {}, "min_probability": {}},
                       "tune_layers": True}
 
 

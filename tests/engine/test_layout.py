@@ -273,3 +273,29 @@ def test_train_leaves_the_deterministic_setting_as_it_found_it(tmp_path: Path):
 def _cls_config(npz: Path, **trainer):
     """test_budget's classification config, one epoch, not deterministic unless asked."""
     return _cls(npz, **{"max_epochs": 1, "deterministic": False, **trainer})
+
+
+def test_a_run_written_before_a_key_existed_resumes_without_a_difference(tmp_path: Path):
+    import yaml
+
+    from medimg.core.errors import ConfigError
+    from medimg.engine.resume import RESOLVED_CONFIG
+
+    npz = make_npz(tmp_path / "toy.npz", n=(16, 8, 8))
+    run = tmp_path / "run"
+    train(_cls_config(npz), run, progress=False)
+    resolved = run / RESOLVED_CONFIG
+    old = yaml.safe_load(resolved.read_text())
+    # as a run started before inference.postprocess.min_probability existed wrote it
+    del old["inference"]["postprocess"]["min_probability"]
+    resolved.write_text(yaml.safe_dump(old))
+    assert check_resume_config(run, _cls_config(npz)) == []
+    # a real change is still refused, and an old file the schema no longer takes is compared as written
+    old["inference"]["postprocess"]["min_size_ml"] = {1: 0.5}
+    resolved.write_text(yaml.safe_dump(old))
+    with pytest.raises(ConfigError, match=r"inference.postprocess.min_size_ml.1: 0.5 -> .<absent>."):
+        check_resume_config(run, _cls_config(npz))
+    old["inference"]["retired_key"] = 1
+    resolved.write_text(yaml.safe_dump(old))
+    with pytest.raises(ConfigError, match=r"inference.retired_key: 1 -> '<absent>'"):
+        check_resume_config(run, _cls_config(npz))

@@ -83,6 +83,19 @@ def test_labels_by_class_chunks_equal_argmax_of_probabilities():
     assert bool(((top2[0] - top2[1])[differ[0]] < 1e-5).all())
     assert int(differ.sum()) <= ref.numel() // 1000
     assert len(torch.unique(labels.data)) > 1  # the comparison can fail
+    # with a minimum probability per class: the same rule on both paths, normalised alike
+    # (the crop pads the background outside the field of view, where the chunks sum to < 1)
+    minimum = {1: 0.3, 4: 0.35, 5: 0.25}
+    strict = pred.with_options(postprocess={"min_probability": minimum}).predict(img).data
+    ref = label_map_of(probs, minimum).data
+    top = probs.data.max(0).values[None]
+    near = (top - torch.tensor(list(minimum.values())).view(-1, 1, 1, 1)).abs().min(0).values[None] < 1e-5
+    differ = (strict != ref) & ~near
+    assert bool(((top2[0] - top2[1])[None][differ] < 1e-5).all())
+    for cls, t in minimum.items():
+        dropped = (labels.data == cls) & (strict == 0)
+        assert int(dropped.sum()) > 0  # each minimum changes something here: the test can fail
+        assert bool((top[dropped] < t + 1e-5).all()) and bool((top[(strict == cls)] >= t - 1e-5).all())
     # the in-place TTA sum is the plain one: softmax per flip, flipped back, averaged
     x = pred.prepare(img).sample["image"].data
     with torch.inference_mode():
