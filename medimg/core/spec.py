@@ -225,20 +225,17 @@ class PostprocessSpec(Strict):
     min_size_ml: dict[int, float] = Field(default_factory=dict)
     min_probability: dict[int, float] = Field(default_factory=dict)
 
-    @field_validator("keep_largest")
+    @field_validator("keep_largest", "min_size_ml", "min_probability")
     @classmethod
-    def _classes(cls, v: list[int]) -> list[int]:
+    def _foreground(cls, v: Any) -> Any:
         bad = [c for c in v if int(c) < 1]
         if bad:
             raise ValueError(f"class values {bad} are not foreground classes (1, 2, ...); background 0 has none")
-        return sorted(set(v))
+        return sorted(set(v)) if isinstance(v, list) else v
 
     @field_validator("min_size_ml")
     @classmethod
     def _sizes(cls, v: dict[int, float]) -> dict[int, float]:
-        bad = [c for c in v if int(c) < 1]
-        if bad:
-            raise ValueError(f"class values {bad} are not foreground classes (1, 2, ...); background 0 has none")
         neg = {c: s for c, s in v.items() if not s >= 0}
         if neg:
             raise ValueError(f"sizes {neg} must be volumes in mL >= 0")
@@ -247,9 +244,6 @@ class PostprocessSpec(Strict):
     @field_validator("min_probability")
     @classmethod
     def _probabilities(cls, v: dict[int, float]) -> dict[int, float]:
-        bad = [c for c in v if int(c) < 1]
-        if bad:
-            raise ValueError(f"class values {bad} are not foreground classes (1, 2, ...); background 0 has none")
         out = {c: p for c, p in v.items() if not 0.0 < p < 1.0}
         if out:
             raise ValueError(f"probabilities {out} must lie strictly between 0 and 1")

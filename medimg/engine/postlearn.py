@@ -49,11 +49,11 @@ from ..core.plain import to_plain
 from ..core.sample import Sample
 from ..core.spec import ExperimentConfig, PostprocessSpec
 from ..inference.checkpoint import inference_spec, load_checkpoint
-from ..inference.postprocess import kept_components, label_components, low_probability_voxels, voxel_volume_ml
+from ..inference.postprocess import kept_components, label_components, voxel_volume_ml
 from ..inference.predictor import Predictor
 from ..inference.runlog import atomic_path
 from .callbacks import Callback, FitState
-from .validation import MAX_MIN_PROBABILITY
+from .validation import MAX_MIN_PROBABILITY, validation_metrics
 
 __all__ = [
     "MIN_PROBABILITY_CANDIDATES",
@@ -249,13 +249,11 @@ def _validation_cases(
     if kept is not None and low is not None and all(i in kept and i in low for i in ids):
         preds, source = {i: kept[i].numpy() for i in ids}, "validation of the best epoch"
     else:
-        predictor = Predictor.from_checkpoint(checkpoint, device)
-        preds, low = {}, {}
-        for s in samples:
-            top, pred = torch.max(predictor.predict_probabilities(s, case_id=s.case_id).data, 0)
-            preds[str(s.case_id)] = pred.cpu().numpy()
-            low[str(s.case_id)] = low_probability_voxels(pred, top, MAX_MIN_PROBABILITY)
-        source = f"predicted again with {checkpoint.name}"
+        again: dict[str, torch.Tensor] = {}
+        low = {}
+        validation_metrics(Predictor.from_checkpoint(checkpoint, device), samples, metrics=(),
+                           predictions=again, uncertain=low)  # what validation keeps, with best.pt
+        preds, source = {i: again[i].numpy() for i in ids}, f"predicted again with {checkpoint.name}"
     cases = [(i, preds[i], s["label"].data[0].cpu().numpy(), voxel_volume_ml(s["label"])) for i, s in zip(ids, samples)]
     return cases, low, source
 
