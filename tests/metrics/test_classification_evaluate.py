@@ -105,6 +105,47 @@ def test_multiclass_labels_by_index_and_multilabel(tmp_path):
     assert (tmp_path / "ml" / "confusion_matrix.png").is_file()
 
 
+def _roc_rows(path: Path) -> list[dict]:
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_roc_csv_lists_every_operating_point_with_its_accuracy(tmp_path):
+    preds, labels, y, p = _binary_files(tmp_path, n=40, seed=3)
+    p = np.round(p, 1)  # ties: one operating point per distinct score
+    preds = _write(tmp_path / "tied.csv", ["case_id", "prob_normal", "prob_pneumonia"],
+                   [[f"c{i}", 1 - p[i], p[i]] for i in range(40)])
+    evaluate_classification(preds, labels, tmp_path / "out", bootstrap=0)
+    rows = _roc_rows(tmp_path / "out" / "roc_curve.csv")
+    assert tuple(rows[0]) == ("class", "threshold", "false_positive_rate", "sensitivity", "specificity", "accuracy",
+                              "predicted_positive")
+    assert rows[0]["threshold"] == "inf" and float(rows[0]["accuracy"]) == pytest.approx((y == 0).mean())
+    assert [float(r["threshold"]) for r in rows[1:]] == sorted(set(p.tolist()), reverse=True)
+    for r in rows[1:]:
+        called = p >= float(r["threshold"])
+        assert r["class"] == "pneumonia" and int(r["predicted_positive"]) == called.sum()
+        assert float(r["accuracy"]) == pytest.approx((called == (y == 1)).mean())
+        assert float(r["sensitivity"]) == pytest.approx(called[y == 1].mean())
+        assert float(r["specificity"]) == pytest.approx((~called[y == 0]).mean())
+
+
+def test_roc_csv_has_one_curve_per_class_of_a_multiclass_task(tmp_path):
+    rng = np.random.default_rng(4)
+    names = ["glioma", "meningioma", "pituitary"]
+    y = np.arange(30) % 3
+    p = rng.dirichlet(np.ones(3), 30)
+    preds = _write(tmp_path / "p.csv", ["case_id"] + [f"prob_{c}" for c in names], [[f"c{i}", *p[i]] for i in range(30)])
+    labels = _write(tmp_path / "l.csv", ["case_id", "label"], [[f"c{i}", names[y[i]]] for i in range(30)])
+    evaluate_classification(preds, labels, tmp_path / "out", bootstrap=0)
+    rows = _roc_rows(tmp_path / "out" / "roc_curve.csv")
+    assert [r["class"] for r in rows] == [n for n in names for _ in range(31)]
+    last_pituitary = rows[-1]  # the lowest threshold calls every case pituitary
+    assert float(last_pituitary["accuracy"]) == pytest.approx((y == 2).mean())
+    mid = rows[31 + 10]
+    called = p[:, 1] >= float(mid["threshold"])
+    assert float(mid["accuracy"]) == pytest.approx((called == (y == 1)).mean())
+
+
 def test_unmatched_cases_are_listed_not_dropped(tmp_path):
     extra = [["x1", "img/x1.png", "normal", "train"]]
     preds, labels, _, _ = _binary_files(tmp_path, n=40, extra_label=extra)

@@ -9,7 +9,7 @@ Pure functions on numpy arrays (or tensors), for binary, multi-class and multi-l
 validates on), :func:`choose_threshold` picks a binary operating threshold on validation
 data. :func:`evaluate_classification` scores a predictions CSV against a label CSV or
 manifest and writes ``metrics.csv``, ``summary.json``, ``confusion_matrix.csv``,
-``roc_curve.png``, ``confusion_matrix.png`` and ``reliability_diagram.png``, and with
+``roc_curve.csv``, ``roc_curve.png``, ``confusion_matrix.png`` and ``reliability_diagram.png``, and with
 metadata :func:`subgroup_analysis` (every metric per group of patients, the gaps between
 groups, equal opportunity and equalised odds) into ``subgroups.csv``; the CSV formats are
 in :mod:`medimg.metrics.classification.evaluate`. :func:`fit_temperature` fits

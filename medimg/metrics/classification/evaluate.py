@@ -40,7 +40,10 @@ bootstrap intervals (:mod:`.bootstrap`).
 Outputs, in ``output_dir``: ``metrics.csv`` (``metric, class, value, ci_low, ci_high,
 n``; class ``overall`` is the task's value: the positive class for binary tasks, the
 macro average over classes otherwise), ``summary.json``, ``confusion_matrix.csv``,
-``roc_curve.png``, ``confusion_matrix.png`` and ``reliability_diagram.png`` (the
+``roc_curve.csv`` (``class, threshold, false_positive_rate, sensitivity, specificity,
+accuracy, predicted_positive``: every operating point of each ROC curve, one-vs-rest for
+multi-class and multi-label tasks; the first row of a class, at ``inf``, calls nothing
+positive), ``roc_curve.png``, ``confusion_matrix.png`` and ``reliability_diagram.png`` (the
 figures need ``medimg[plots]``); with subgroups, ``subgroups.csv`` (:mod:`.subgroups`).
 """
 

@@ -1,4 +1,4 @@
-"""Writing a :class:`~.report.ClassificationReport`: ``metrics.csv``, ``summary.json``,
+"""Writing a :class:`~.report.ClassificationReport`: ``metrics.csv``, ``summary.json``, ``roc_curve.csv``,
 ``confusion_matrix.csv`` and the figures of :mod:`.plots` and :mod:`.reliability`."""
 
 from __future__ import annotations
@@ -17,9 +17,15 @@ from .plots import confusion_figure, roc_figure
 from .reliability import ece_note, reliability_figure
 from .report import METRICS_CSV_COLUMNS, ClassificationReport
 from .report_page import write_classification_pages
+from .roc import binary_roc
 from .subgroups import SUBGROUPS_CSV_COLUMNS
 
-__all__ = ["write_confusion_csv", "write_metrics_csv", "write_report", "write_subgroups_csv"]
+__all__ = ["ROC_CSV_COLUMNS", "write_confusion_csv", "write_metrics_csv", "write_report", "write_roc_csv",
+           "write_subgroups_csv"]
+
+#: Columns of ``roc_curve.csv``: one row per operating point of each ROC curve.
+ROC_CSV_COLUMNS = ("class", "threshold", "false_positive_rate", "sensitivity", "specificity", "accuracy",
+                   "predicted_positive")
 
 
 def _fmt(x: float) -> str:
@@ -89,11 +95,38 @@ def write_confusion_csv(report: ClassificationReport, path: Path) -> Path:
     return path
 
 
+def write_roc_csv(report: ClassificationReport, truth: np.ndarray, scores: np.ndarray, path: Path) -> Path:
+    """``roc_curve.csv``: every operating point of the curves in ``roc_curve.png``.
+
+    Row ``k`` of a class is the rule "positive when ``p >= threshold``" (the first row, at
+    ``inf``, calls nothing positive). ``accuracy`` is the fraction of cases that rule
+    classifies correctly (binary: the task's accuracy at that threshold; multi-class and
+    multi-label: the one-vs-rest accuracy of that class or label), so the best accuracy
+    any threshold reaches can be read off, not guessed.
+
+    Args:
+        truth, scores: ``(n, C)`` one-vs-rest columns (binary: the positive class only).
+    """
+    names = [report.positive_class or ""] if report.task == "binary" else report.classes
+    n = truth.shape[0]
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(ROC_CSV_COLUMNS)
+        for k, name in enumerate(names):
+            fpr, tpr, thresholds = binary_roc(truth[:, k], scores[:, k])
+            npos = int(truth[:, k].sum())
+            correct = tpr * npos + (1.0 - fpr) * (n - npos)
+            called = tpr * npos + fpr * (n - npos)
+            for t, fp, tp, c, m in zip(thresholds, fpr, tpr, correct, called):
+                w.writerow([name, "inf" if t == np.inf else _fmt(t), _fmt(fp), _fmt(tp), _fmt(1.0 - fp), _fmt(c / n), int(round(m))])
+    return path
+
+
 def write_report(
     report: ClassificationReport, output_dir: str | Path, figures: dict[str, Any] | None = None
 ) -> None:
-    """Write ``metrics.csv``, ``summary.json``, ``confusion_matrix.csv`` and, with
-    matplotlib, ``roc_curve.png`` and ``confusion_matrix.png``; then ``report.html`` and
+    """Write ``metrics.csv``, ``summary.json``, ``confusion_matrix.csv``, ``roc_curve.csv``
+    (where the AUC was scored) and, with matplotlib, ``roc_curve.png`` and ``confusion_matrix.png``; then ``report.html`` and
     ``report.md`` (:mod:`.report_page`) showing them; record their paths in
     ``report.paths``.
 
@@ -112,6 +145,7 @@ def write_report(
     path.write_text(json.dumps(report.summary(), indent=2, allow_nan=False) + "\n")
     report.paths["summary_json"] = path
     if figures is not None and ("auc", None) in report.values:
+        report.paths["roc_csv"] = write_roc_csv(report, figures["truth"], figures["scores"], out / "roc_curve.csv")
         png = roc_figure(report, figures["truth"], figures["scores"], out / "roc_curve.png")
         if png is not None:
             report.paths["roc_curve"] = png
