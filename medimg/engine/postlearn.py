@@ -49,7 +49,12 @@ from ..core.plain import to_plain
 from ..core.sample import Sample
 from ..core.spec import ExperimentConfig, PostprocessSpec
 from ..inference.checkpoint import inference_spec, load_checkpoint
-from ..inference.postprocess import kept_components, label_components, voxel_volume_ml
+from ..inference.postprocess import (
+    apply_min_probability,
+    kept_components,
+    label_components,
+    voxel_volume_ml,
+)
 from ..inference.predictor import Predictor
 from ..inference.runlog import atomic_path
 from .callbacks import Callback, FitState
@@ -103,15 +108,14 @@ def candidate_rules(cls: int, sizes_ml: Sequence[float] = MIN_SIZE_CANDIDATES_ML
 def _below_minimum(pred: np.ndarray, low: Mapping[str, LowProbability] | None, case_id: str, cls: int,
                    minimum: float | None) -> np.ndarray:
     """Case ``case_id``'s ``pred`` with class ``cls`` set to background where its probability
-    is under ``minimum`` (``pred`` itself for None), as
-    :func:`~medimg.inference.postprocess.apply_min_probability` does."""
+    is under ``minimum`` (``pred`` itself for None): :func:`apply_min_probability` on the
+    kept low-probability voxels, the only ones it can change."""
     if minimum is None or low is None:
         return pred
     idx, prob = low[case_id]
     out = pred.copy()
     flat = out.reshape(-1)
-    drop = idx[prob < minimum]
-    flat[drop[flat[drop] == cls]] = 0
+    flat[idx] = apply_min_probability(torch.from_numpy(flat[idx]), torch.from_numpy(prob), {cls: minimum}).numpy()
     return out
 
 
